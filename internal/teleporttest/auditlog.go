@@ -1,0 +1,65 @@
+package teleporttest
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gravitational/trace"
+
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+	"github.com/gravitational/teleport/api/types"
+)
+
+// auditLogService implements Teleport's AuditLogService.
+type auditLogService struct {
+	auditlogpb.UnimplementedAuditLogServiceServer
+	s *Server
+}
+
+// GetUnstructuredEvents answers SearchUnstructuredEvents: one page of the
+// audit log, with the key of the next page.
+func (a *auditLogService) GetUnstructuredEvents(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*auditlogpb.EventsUnstructured, error) {
+	a.s.calls.Add(1)
+	plan := a.s.Faults.planSearch()
+	if err := sleepCtx(ctx, plan.delay); err != nil {
+		return nil, err
+	}
+	if plan.fail {
+		return nil, errInjected
+	}
+	if a.s.isDenied("event") {
+		return nil, trace.AccessDenied("access denied to perform action %q on %q", "list", "event")
+	}
+	events, lastKey, err := a.s.Store.Search(SearchRequest{
+		From:       req.GetStartDate().AsTime(),
+		To:         req.GetEndDate().AsTime(),
+		EventTypes: req.GetEventTypes(),
+		Limit:      int(req.GetLimit()),
+		// Teleport's server reads the wire value as types.EventOrder, where
+		// 0 is ascending, whatever the proto enum's names say.
+		Descending: types.EventOrder(req.GetOrder()) == types.EventOrderDescending,
+		StartKey:   req.GetStartKey(),
+	})
+	if err != nil {
+		if errors.Is(err, ErrBadParameter) {
+			return nil, trace.BadParameter("%s", err.Error())
+		}
+		return nil, trace.Wrap(err)
+	}
+	if plan.cut {
+		// The page was read; the connection goes away before the answer
+		// reaches the client.
+		go func() {
+			time.Sleep(5 * time.Millisecond)
+			a.s.CutConnections()
+		}()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	items := make([]*auditlogpb.EventUnstructured, len(events))
+	for i, e := range events {
+		items[i] = e.pb
+	}
+	return &auditlogpb.EventsUnstructured{Items: items, LastKey: lastKey}, nil
+}

@@ -1,0 +1,112 @@
+package teleporttest
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Faults injects the failures a real cluster shows: slow pages, errors on
+// some calls, connections cut in the middle of a response. The zero value
+// injects nothing; every setter takes effect on the next call.
+type Faults struct {
+	mu sync.Mutex
+
+	searchLatency time.Duration // added to every audit search
+	failEvery     int           // every Nth search fails with Unavailable
+	failNext      int           // the next N searches fail
+	cutEvery      int           // every Nth search loses its connection mid-response
+	slowNext      int           // the next N searches take slowFor longer
+	slowFor       time.Duration
+	searches      int
+}
+
+// SetSearchLatency adds d to every audit search, like a remote Auth
+// Service or a slow backend (Athena queries take seconds).
+func (f *Faults) SetSearchLatency(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.searchLatency = d
+}
+
+// FailEvery makes every nth search fail with Unavailable (0 turns it off).
+func (f *Faults) FailEvery(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failEvery = n
+}
+
+// FailNext makes the next n searches fail with Unavailable.
+func (f *Faults) FailNext(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failNext = n
+}
+
+// CutEvery makes every nth search lose its connection after the page was
+// read from the backend but before the response arrived (0 turns it off).
+func (f *Faults) CutEvery(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cutEvery = n
+}
+
+// SlowNext makes the next n searches take d longer.
+func (f *Faults) SlowNext(n int, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.slowNext, f.slowFor = n, d
+}
+
+// Reset removes every injected fault.
+func (f *Faults) Reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.searchLatency, f.failEvery, f.failNext, f.cutEvery, f.slowNext, f.slowFor = 0, 0, 0, 0, 0, 0
+}
+
+type searchPlan struct {
+	delay time.Duration
+	fail  bool
+	cut   bool
+}
+
+func (f *Faults) planSearch() searchPlan {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.searches++
+	p := searchPlan{delay: f.searchLatency}
+	if f.slowNext > 0 {
+		f.slowNext--
+		p.delay += f.slowFor
+	}
+	switch {
+	case f.failNext > 0:
+		f.failNext--
+		p.fail = true
+	case f.failEvery > 0 && f.searches%f.failEvery == 0:
+		p.fail = true
+	case f.cutEvery > 0 && f.searches%f.cutEvery == 0:
+		p.cut = true
+	}
+	return p
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errInjected = status.Error(codes.Unavailable, "teleporttest: injected failure: auth service unavailable")

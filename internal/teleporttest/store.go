@@ -1,0 +1,270 @@
+package teleporttest
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+)
+
+// Paging limits of a Teleport Auth Service (lib/defaults): a request
+// without a limit gets 500 events, a request above 10,000 is refused, and
+// the file and DynamoDB backends cut a page once it holds about 1 MiB.
+const (
+	DefaultPageLimit = 500
+	MaxPageLimit     = 10000
+	MaxPageBytes     = 1 << 20
+)
+
+// ErrBadParameter marks a request Teleport would refuse as malformed.
+var ErrBadParameter = errors.New("bad parameter")
+
+// Event is one stored audit event.
+type Event struct {
+	seq   uint64
+	Time  time.Time
+	Type  string
+	ID    string // the uid, or the SHA-256 of the payload as Teleport computes it
+	Index int64
+	size  int
+	pb    *auditlogpb.EventUnstructured
+}
+
+// Proto returns the event as the audit-log API sends it.
+func (e *Event) Proto() *auditlogpb.EventUnstructured { return e.pb }
+
+// NewEvent builds a stored event from the JSON fields of a Teleport audit
+// event ("event", "uid", "time", "ei", ... as in Teleport's JSON log). The
+// API's id is the uid, or the SHA-256 of the JSON payload when the event
+// has none, which is what Teleport's ToUnstructured does.
+func NewEvent(fields map[string]any) (*Event, error) {
+	payload, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	st := &structpb.Struct{}
+	if err := st.UnmarshalJSON(payload); err != nil {
+		return nil, fmt.Errorf("convert event to a protobuf Struct: %w", err)
+	}
+	typ, _ := fields["event"].(string)
+	id, _ := fields["uid"].(string)
+	if id == "" {
+		sum := sha256.Sum256(payload)
+		id = hex.EncodeToString(sum[:])
+	}
+	var t time.Time
+	if ts, ok := fields["time"].(string); ok {
+		t, err = time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: bad time %q: %w", id, ts, err)
+		}
+	}
+	var index int64
+	switch v := fields["ei"].(type) {
+	case float64:
+		index = int64(v)
+	case int:
+		index = int64(v)
+	case int64:
+		index = v
+	case json.Number:
+		index, _ = v.Int64()
+	}
+	pb := &auditlogpb.EventUnstructured{
+		Type:         typ,
+		Id:           id,
+		Time:         timestamppb.New(t),
+		Index:        index,
+		Unstructured: st,
+	}
+	return &Event{Time: t.UTC(), Type: typ, ID: id, Index: index, size: proto.Size(pb), pb: pb}, nil
+}
+
+// Store holds the cluster's audit log, ordered by time (and, among events
+// of the same time, by insertion order).
+type Store struct {
+	mu     sync.RWMutex
+	events []*Event
+	seq    uint64
+}
+
+// Add appends events to the log. Events may arrive out of time order, as
+// they do in a real cluster (late-arriving events are inserted at their
+// time).
+func (s *Store) Add(evs ...*Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sorted := true
+	for _, e := range evs {
+		s.seq++
+		e.seq = s.seq
+		if n := len(s.events); n > 0 && less(e, s.events[n-1]) {
+			sorted = false
+		}
+		s.events = append(s.events, e)
+	}
+	if !sorted {
+		sort.SliceStable(s.events, func(i, j int) bool { return less(s.events[i], s.events[j]) })
+	}
+}
+
+// Len returns the number of stored events.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.events)
+}
+
+// All returns a copy of the stored events in log order.
+func (s *Store) All() []*Event {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.events)
+}
+
+func less(a, b *Event) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.Before(b.Time)
+	}
+	return a.seq < b.seq
+}
+
+// pageKey is the position after the last event of a page. Teleport's keys
+// are opaque to clients (a JSON DynamoDB checkpoint, an Athena keyset, a
+// uid for the file log); this one is base64 so that clients cannot rely on
+// its shape either.
+type pageKey struct {
+	T int64  `json:"t"`
+	S uint64 `json:"s"`
+}
+
+func encodeKey(e *Event) string {
+	b, _ := json.Marshal(pageKey{T: e.Time.UnixNano(), S: e.seq})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeKey(s string) (pageKey, error) {
+	var k pageKey
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return k, fmt.Errorf("%w: malformed start key %q", ErrBadParameter, s)
+	}
+	if err := json.Unmarshal(b, &k); err != nil {
+		return k, fmt.Errorf("%w: malformed start key %q", ErrBadParameter, s)
+	}
+	return k, nil
+}
+
+// SearchRequest mirrors GetUnstructuredEventsRequest.
+type SearchRequest struct {
+	From, To   time.Time
+	EventTypes []string
+	Limit      int
+	Descending bool
+	StartKey   string
+}
+
+// Search returns one page of events and the key of the next page, "" when
+// the search is complete. Like Teleport, it returns a key whenever the
+// page was cut (by the limit or the size cap), even if nothing follows.
+func (s *Store) Search(req SearchRequest) ([]*Event, string, error) {
+	limit := req.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultPageLimit
+	case limit > MaxPageLimit:
+		return nil, "", fmt.Errorf("%w: limit %d exceeds %d", ErrBadParameter, limit, MaxPageLimit)
+	}
+	if req.From.After(req.To) {
+		return nil, "", fmt.Errorf("%w: from date is after to date", ErrBadParameter)
+	}
+	var after *pageKey
+	if req.StartKey != "" {
+		k, err := decodeKey(req.StartKey)
+		if err != nil {
+			return nil, "", err
+		}
+		after = &k
+	}
+	var types map[string]struct{}
+	if len(req.EventTypes) > 0 {
+		types = make(map[string]struct{}, len(req.EventTypes))
+		for _, t := range req.EventTypes {
+			types[t] = struct{}{}
+		}
+	}
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+
+	var (
+		out  []*Event
+		size int
+	)
+	accept := func(e *Event) (stop bool) {
+		if types != nil {
+			if _, ok := types[e.Type]; !ok {
+				return false
+			}
+		}
+		if len(out) > 0 && size+e.size > MaxPageBytes {
+			return true
+		}
+		out = append(out, e)
+		size += e.size
+		return len(out) >= limit
+	}
+	keyOf := func(e *Event) pageKey { return pageKey{T: e.Time.UnixNano(), S: e.seq} }
+	keyLess := func(a, b pageKey) bool { return a.T < b.T || (a.T == b.T && a.S < b.S) }
+
+	cut := false
+	if !req.Descending {
+		i := sort.Search(len(s.events), func(i int) bool { return !s.events[i].Time.Before(req.From) })
+		if after != nil {
+			j := sort.Search(len(s.events), func(i int) bool { return keyLess(*after, keyOf(s.events[i])) })
+			i = max(i, j)
+		}
+		for ; i < len(s.events); i++ {
+			e := s.events[i]
+			if e.Time.After(req.To) {
+				break
+			}
+			if accept(e) {
+				cut = true
+				break
+			}
+		}
+	} else {
+		i := sort.Search(len(s.events), func(i int) bool { return s.events[i].Time.After(req.To) }) - 1
+		if after != nil {
+			j := sort.Search(len(s.events), func(i int) bool { return !keyLess(keyOf(s.events[i]), *after) }) - 1
+			i = min(i, j)
+		}
+		for ; i >= 0; i-- {
+			e := s.events[i]
+			if e.Time.Before(req.From) {
+				break
+			}
+			if accept(e) {
+				cut = true
+				break
+			}
+		}
+	}
+	if cut && len(out) > 0 {
+		return out, encodeKey(out[len(out)-1]), nil
+	}
+	return out, "", nil
+}
