@@ -1,0 +1,215 @@
+// Package config holds teleportbeat's configuration: the teleportbeat.*
+// section of teleportbeat.yml, its defaults and its validation. Errors name
+// the key (teleportbeat.audit.batch_size, ...) and the problem.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	conf "github.com/elastic/elastic-agent-libs/config"
+)
+
+// Namespace is the configuration section of the beat.
+const Namespace = "teleportbeat"
+
+// MaxBatchSize is the largest page Teleport serves (lib/defaults
+// EventsMaxIterationLimit).
+const MaxBatchSize = 10000
+
+// Config is the teleportbeat section.
+type Config struct {
+	Teleport Teleport `config:"teleport"`
+	Audit    Audit    `config:"audit"`
+	Registry Registry `config:"registry"`
+}
+
+// Teleport configures the connection to the Teleport cluster.
+type Teleport struct {
+	// Addr lists Proxy or Auth Service addresses, host:port.
+	Addr []string `config:"addr"`
+	// IdentityFile is an identity file from `tctl auth sign` or Machine ID.
+	IdentityFile string `config:"identity_file"`
+	// SSL is a TLS key pair and CA from `tctl auth sign --format=tls`.
+	SSL SSL `config:"ssl"`
+	// DialTimeout bounds one connection attempt.
+	DialTimeout time.Duration `config:"dial_timeout"`
+	// Backoff bounds the wait between retries when Teleport fails.
+	Backoff Backoff `config:"backoff"`
+}
+
+// SSL is the TLS client key pair and the CAs to trust, in the same key
+// names as libbeat's outputs.
+type SSL struct {
+	CertificateAuthorities []string `config:"certificate_authorities"`
+	Certificate            string   `config:"certificate"`
+	Key                    string   `config:"key"`
+}
+
+// Backoff is a capped exponential backoff.
+type Backoff struct {
+	Init time.Duration `config:"init"`
+	Max  time.Duration `config:"max"`
+}
+
+// Audit configures how the audit log is read.
+type Audit struct {
+	// StartTime is where reading starts on the very first run (RFC 3339;
+	// default: the time of that first run).
+	StartTime string `config:"start_time"`
+	// BatchSize is the page size asked of Teleport.
+	BatchSize int `config:"batch_size"`
+	// PollInterval is the wait between searches once caught up.
+	PollInterval time.Duration `config:"poll_interval"`
+	// EventTypes, when set, is the list of event types to read (filtered by
+	// Teleport).
+	EventTypes []string `config:"event_types"`
+	// ExcludeEventTypes lists event types to drop.
+	ExcludeEventTypes []string `config:"exclude_event_types"`
+	// Window bounds one search's time range.
+	Window time.Duration `config:"window"`
+	// SafetyMargin keeps the read window this far behind now: audit
+	// backends make some events searchable only after their time.
+	SafetyMargin time.Duration `config:"safety_margin"`
+	// Prefetch is the number of pages read ahead of the publisher.
+	Prefetch int `config:"prefetch"`
+
+	startTime time.Time
+}
+
+// Registry configures where the audit position is kept.
+type Registry struct {
+	// Path is the registry directory, relative to path.data.
+	Path string `config:"path"`
+	// Flush is the longest a newly acknowledged position waits before it
+	// is written (0: written on every acknowledgement).
+	Flush time.Duration `config:"flush"`
+	// FilePermissions of the registry files.
+	FilePermissions os.FileMode `config:"file_permissions"`
+}
+
+// Default returns the configuration before the user's settings apply.
+func Default() Config {
+	return Config{
+		Teleport: Teleport{
+			DialTimeout: 15 * time.Second,
+			Backoff:     Backoff{Init: time.Second, Max: 30 * time.Second},
+		},
+		Audit: Audit{
+			BatchSize:    500,
+			PollInterval: 5 * time.Second,
+			Window:       24 * time.Hour,
+			SafetyMargin: 15 * time.Second,
+			Prefetch:     2,
+		},
+		Registry: Registry{
+			Path:            "registry",
+			Flush:           time.Second,
+			FilePermissions: 0o600,
+		},
+	}
+}
+
+// Start returns the parsed teleportbeat.audit.start_time, zero when unset.
+func (a *Audit) Start() time.Time { return a.startTime }
+
+// Load reads and validates the teleportbeat section. Unknown keys are
+// errors: a misspelt key would otherwise be silently ignored.
+func Load(section *conf.C) (Config, error) {
+	cfg := Default()
+	if section == nil {
+		section = conf.NewConfig()
+	}
+	if err := CheckKeys(section, cfg, Namespace); err != nil {
+		return cfg, err
+	}
+	if err := section.Unpack(&cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", Namespace, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func key(path string) string { return Namespace + "." + path }
+
+// Validate checks values and files. It reports every problem found.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key(path), fmt.Sprintf(format, args...)))
+	}
+
+	t := &c.Teleport
+	if len(t.Addr) == 0 {
+		add("teleport.addr", "is required: the host:port of a Teleport Proxy or Auth Service (for example teleport.example.com:443 or auth.example.com:3025)")
+	}
+	for i, a := range t.Addr {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "" {
+			add(fmt.Sprintf("teleport.addr.%d", i), "%q is not a host:port address", a)
+		}
+	}
+	errs = append(errs, validateCredentials(t)...)
+	if t.DialTimeout <= 0 {
+		add("teleport.dial_timeout", "must be positive, got %s", t.DialTimeout)
+	}
+	if t.Backoff.Init <= 0 {
+		add("teleport.backoff.init", "must be positive, got %s", t.Backoff.Init)
+	}
+	if t.Backoff.Max < t.Backoff.Init {
+		add("teleport.backoff.max", "must be at least teleportbeat.teleport.backoff.init (%s), got %s", t.Backoff.Init, t.Backoff.Max)
+	}
+
+	a := &c.Audit
+	if a.StartTime != "" {
+		st, err := time.Parse(time.RFC3339Nano, a.StartTime)
+		if err != nil {
+			add("audit.start_time", "%q is not an RFC 3339 time such as 2025-01-31T00:00:00Z", a.StartTime)
+		} else {
+			a.startTime = st.UTC()
+		}
+	}
+	if a.BatchSize < 1 || a.BatchSize > MaxBatchSize {
+		add("audit.batch_size", "must be between 1 and %d (the most Teleport serves in a page), got %d", MaxBatchSize, a.BatchSize)
+	}
+	if a.PollInterval <= 0 {
+		add("audit.poll_interval", "must be positive, got %s", a.PollInterval)
+	}
+	if a.Window < time.Minute {
+		add("audit.window", "must be at least 1m, got %s", a.Window)
+	}
+	if a.SafetyMargin < 0 {
+		add("audit.safety_margin", "must not be negative, got %s", a.SafetyMargin)
+	}
+	if a.Prefetch < 1 || a.Prefetch > 64 {
+		add("audit.prefetch", "must be between 1 and 64, got %d", a.Prefetch)
+	}
+	for i, typ := range a.EventTypes {
+		if strings.TrimSpace(typ) == "" {
+			add(fmt.Sprintf("audit.event_types.%d", i), "is empty")
+		}
+	}
+	for i, typ := range a.ExcludeEventTypes {
+		if strings.TrimSpace(typ) == "" {
+			add(fmt.Sprintf("audit.exclude_event_types.%d", i), "is empty")
+		}
+	}
+
+	r := &c.Registry
+	if r.Path == "" {
+		add("registry.path", "must not be empty")
+	}
+	if r.Flush < 0 {
+		add("registry.flush", "must not be negative, got %s", r.Flush)
+	}
+	if r.FilePermissions&^0o777 != 0 || r.FilePermissions&0o600 != 0o600 {
+		add("registry.file_permissions", "must be a file mode that lets the beat read and write, such as 0600, got %#o", r.FilePermissions)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,216 @@
+package cursor
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/elastic/beats/v7/libbeat/statestore"
+	"github.com/elastic/beats/v7/libbeat/statestore/backend/memlog"
+	"github.com/elastic/elastic-agent-libs/logp"
+)
+
+// Registry is teleportbeat's registry: libbeat's statestore with the
+// memlog backend, the same store Filebeat keeps its file offsets in.
+type Registry struct {
+	reg   *statestore.Registry
+	store *statestore.Store
+	root  string
+}
+
+// OpenRegistry opens (creating it if needed) the registry under root, a
+// directory normally below path.data, with files created with fileMode.
+func OpenRegistry(logger *logp.Logger, root string, fileMode os.FileMode, storeName string) (*Registry, error) {
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return nil, fmt.Errorf("create registry directory %s: %w", root, err)
+	}
+	backend, err := memlog.New(logger.Named("registry"), memlog.Settings{Root: root, FileMode: fileMode})
+	if err != nil {
+		return nil, fmt.Errorf("open registry %s: %w", root, err)
+	}
+	reg := statestore.NewRegistry(backend)
+	st, err := reg.Get(storeName)
+	if err != nil {
+		reg.Close()
+		return nil, fmt.Errorf("open registry store %s/%s (delete the directory to start over from teleportbeat.audit.start_time): %w", root, storeName, err)
+	}
+	return &Registry{reg: reg, store: st, root: root}, nil
+}
+
+// Close closes the registry.
+func (r *Registry) Close() error {
+	err := r.store.Close()
+	r.reg.Close()
+	return err
+}
+
+// record is a Position as stored in the registry (statestore encodes
+// values with go-structform, which reads `struct` tags).
+type record struct {
+	WindowStart   string   `struct:"window_start"`
+	StartKey      string   `struct:"start_key"`
+	Done          []string `struct:"done"`
+	LastEventTime string   `struct:"last_event_time"`
+}
+
+// Load returns the position stored under key, or nil if there is none.
+func (r *Registry) Load(key string) (*Position, error) {
+	ok, err := r.store.Has(key)
+	if err != nil {
+		return nil, fmt.Errorf("read registry key %s: %w", key, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	var rec record
+	if err := r.store.Get(key, &rec); err != nil {
+		return nil, fmt.Errorf("read registry key %s: %w", key, err)
+	}
+	pos := &Position{StartKey: rec.StartKey, Done: rec.Done}
+	if pos.WindowStart, err = time.Parse(time.RFC3339Nano, rec.WindowStart); err != nil {
+		return nil, fmt.Errorf("registry key %s: bad window_start %q: %w", key, rec.WindowStart, err)
+	}
+	if rec.LastEventTime != "" {
+		if pos.LastEventTime, err = time.Parse(time.RFC3339Nano, rec.LastEventTime); err != nil {
+			return nil, fmt.Errorf("registry key %s: bad last_event_time %q: %w", key, rec.LastEventTime, err)
+		}
+	}
+	return pos, nil
+}
+
+// Save writes pos under key.
+func (r *Registry) Save(key string, pos *Position) error {
+	rec := record{WindowStart: pos.WindowStart.UTC().Format(time.RFC3339Nano), StartKey: pos.StartKey, Done: pos.Done}
+	if !pos.LastEventTime.IsZero() {
+		rec.LastEventTime = pos.LastEventTime.UTC().Format(time.RFC3339Nano)
+	}
+	if err := r.store.Set(key, rec); err != nil {
+		return fmt.Errorf("write registry key %s under %s: %w", key, r.root, err)
+	}
+	return nil
+}
+
+// Committer persists acknowledged positions under one key. Positions are
+// written at most once per flush interval (0: on every commit), the newest
+// one winning, and once more on Close: a crash replays at most what was
+// acknowledged within the last interval, plus what was in flight.
+type Committer struct {
+	reg   *Registry
+	key   string
+	flush time.Duration
+	log   *logp.Logger
+
+	mu      sync.Mutex
+	pending *Position // newest position not yet written
+	saved   *Position // newest position written
+	failing error     // the last write error, until a write succeeds
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// NewCommitter starts a committer writing under key.
+func NewCommitter(logger *logp.Logger, reg *Registry, key string, flush time.Duration) *Committer {
+	c := &Committer{
+		reg:   reg,
+		key:   key,
+		flush: flush,
+		log:   logger,
+		wake:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go c.loop()
+	return c
+}
+
+// Commit records pos as acknowledged. It never blocks on disk.
+func (c *Committer) Commit(pos *Position) {
+	c.mu.Lock()
+	c.pending = pos
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Saved returns the newest position written to the registry.
+func (c *Committer) Saved() *Position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.saved
+}
+
+// Err returns the last registry write error, nil once writes succeed.
+func (c *Committer) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failing
+}
+
+func (c *Committer) loop() {
+	defer close(c.done)
+	var last time.Time
+	for {
+		select {
+		case <-c.stop:
+			c.write()
+			return
+		case <-c.wake:
+		}
+		if wait := c.flush - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-c.stop:
+				t.Stop()
+				c.write()
+				return
+			case <-t.C:
+			}
+		}
+		c.write()
+		last = time.Now()
+	}
+}
+
+func (c *Committer) write() {
+	c.mu.Lock()
+	pos := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	if pos == nil {
+		return
+	}
+	err := c.reg.Save(c.key, pos)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		if c.failing == nil {
+			c.log.Errorw("Cannot persist the audit position; events keep flowing but a restart will replay them until the registry is writable again", "error", err)
+		}
+		c.failing = err
+		if c.pending == nil {
+			c.pending = pos // retry with the next commit or at close
+		}
+		return
+	}
+	if c.failing != nil {
+		c.log.Infow("The audit position is persisted again", "registry_key", c.key)
+	}
+	c.failing = nil
+	c.saved = pos
+}
+
+// Close writes the newest position and stops the committer.
+func (c *Committer) Close() error {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	<-c.done
+	return c.Err()
+}

@@ -1,0 +1,259 @@
+package teleport
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/elastic/elastic-agent-libs/logp"
+
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+	"github.com/gravitational/teleport/api/types"
+
+	"github.com/teleportbeat/teleportbeat/internal/cursor"
+)
+
+// Searcher is the audit search of teleport/api's client.
+type Searcher interface {
+	SearchUnstructuredEvents(ctx context.Context, fromUTC, toUTC time.Time, namespace string, eventTypes []string, limit int, order types.EventOrder, startKey string) ([]*auditlogpb.EventUnstructured, string, error)
+}
+
+// Batch is what the reader hands to the publisher: the new events of one
+// page with the position after each, and the position reached after the
+// page when it differs from the last event's (a new page or window, or
+// events dropped by the type filter).
+type Batch struct {
+	Events    []*auditlogpb.EventUnstructured
+	Positions []*cursor.Position
+	After     *cursor.Position
+}
+
+// AuditConfig configures the audit reader.
+type AuditConfig struct {
+	EventTypes        []string
+	ExcludeEventTypes []string
+	BatchSize         int
+	PollInterval      time.Duration
+	Window            time.Duration
+	SafetyMargin      time.Duration
+	BackoffInit       time.Duration
+	BackoffMax        time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// AuditStats are the reader's counters.
+type AuditStats struct {
+	Pages        atomic.Int64 // searches answered
+	Events       atomic.Int64 // new events read
+	Excluded     atomic.Int64 // events dropped by exclude_event_types
+	SearchErrors atomic.Int64 // failed searches
+	SearchNanos  atomic.Int64 // time spent in successful searches
+}
+
+// AuditReader pages through the audit log with SearchUnstructuredEvents.
+//
+// How it keeps its place, and why. Teleport's audit backends differ:
+// DynamoDB's start key is a query checkpoint (date, index key, sub-page
+// event hash) that is only valid while the search's `from` is not after
+// the checkpoint's time; Athena's is a keyset (event time, uid); the file
+// backend's is the uid of the last event, valid only while that event is
+// inside [from, to]. All of them return a next-page key only when a page
+// was cut (by the limit or at about 1 MiB), never for the last, partial
+// page. So, like Teleport's event handler, the reader:
+//   - searches one window [from, to] at a time, with from fixed while the
+//     window is read, so every start key stays valid;
+//   - re-reads the last page with the same start key when it polls, and
+//     skips the events of that page it already handled (by id, not by
+//     position: an event that lands late inside the page is still sent);
+//   - moves to the next window only when the current one is complete.
+//
+// Late events: a backend makes some events searchable after their time
+// (Athena batches events for up to a minute before they can be queried;
+// DynamoDB's time index is eventually consistent; events are emitted by
+// nodes through a buffered stream). An event that appears behind the
+// current page's start would never be read, so the window ends
+// SafetyMargin behind now.
+type AuditReader struct {
+	cfg      AuditConfig
+	search   func(ctx context.Context) (Searcher, error)
+	log      *logp.Logger
+	exclude  map[string]struct{}
+	Stats    AuditStats
+	caughtUp atomic.Bool
+}
+
+// NewAuditReader returns a reader that gets its Searcher from search
+// (which may fail while Teleport is unreachable; it is retried).
+func NewAuditReader(cfg AuditConfig, search func(ctx context.Context) (Searcher, error), log *logp.Logger) *AuditReader {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ex := make(map[string]struct{}, len(cfg.ExcludeEventTypes))
+	for _, t := range cfg.ExcludeEventTypes {
+		ex[t] = struct{}{}
+	}
+	return &AuditReader{cfg: cfg, search: search, log: log, exclude: ex}
+}
+
+// CaughtUp reports whether the last search found the reader at the end of
+// the log.
+func (r *AuditReader) CaughtUp() bool { return r.caughtUp.Load() }
+
+// Run reads from pos until ctx is done, sending batches to out.
+func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch) {
+	var (
+		from     = pos.WindowStart
+		key      = pos.StartKey
+		done     = slices.Clone(pos.Done)
+		seen     = make(map[string]struct{}, len(done))
+		lastTime = pos.LastEventTime
+	)
+	for _, id := range done {
+		seen[id] = struct{}{}
+	}
+	for ctx.Err() == nil {
+		now := r.cfg.Now().UTC()
+		to := from.Add(r.cfg.Window)
+		closed := true
+		if limit := now.Add(-r.cfg.SafetyMargin); limit.Before(to) {
+			to, closed = limit, false
+		}
+		if to.Before(from) {
+			// The window has not opened yet (a start time in the future,
+			// or the first run, within the safety margin).
+			r.caughtUp.Store(true)
+			if !sleep(ctx, r.cfg.PollInterval) {
+				return
+			}
+			continue
+		}
+		items, next, ok := r.fetch(ctx, from, to, key)
+		if !ok {
+			return
+		}
+
+		var b Batch
+		excluded := 0
+		for _, it := range items {
+			id := it.GetId()
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			seen[id] = struct{}{}
+			done = append(done, id)
+			if _, ex := r.exclude[it.GetType()]; ex {
+				excluded++
+				continue
+			}
+			if t := it.GetTime(); t != nil {
+				lastTime = t.AsTime()
+			}
+			b.Events = append(b.Events, it)
+			b.Positions = append(b.Positions, &cursor.Position{
+				WindowStart:   from,
+				StartKey:      key,
+				Done:          done[:len(done):len(done)],
+				LastEventTime: lastTime,
+			})
+		}
+		r.Stats.Events.Add(int64(len(b.Events)))
+		r.Stats.Excluded.Add(int64(excluded))
+
+		caughtUp := false
+		switch {
+		case next != "":
+			key, done, seen = next, nil, map[string]struct{}{}
+			b.After = &cursor.Position{WindowStart: from, StartKey: key, LastEventTime: lastTime}
+		case closed:
+			// The window is complete. Events at its very end may be read
+			// again by the next window (bounds are inclusive, and some
+			// backends compare whole seconds): carry their ids over.
+			carry := boundaryIDs(items, to.Add(-time.Second))
+			from, key, done = to, "", carry
+			seen = make(map[string]struct{}, len(carry))
+			for _, id := range carry {
+				seen[id] = struct{}{}
+			}
+			b.After = &cursor.Position{WindowStart: from, Done: slices.Clip(slices.Clone(done)), LastEventTime: lastTime}
+		default:
+			caughtUp = true
+			if excluded > 0 {
+				b.After = &cursor.Position{WindowStart: from, StartKey: key, Done: done[:len(done):len(done)], LastEventTime: lastTime}
+			}
+		}
+		r.caughtUp.Store(caughtUp)
+		r.log.Debugw("Read audit page", "from", from, "to", to, "new_events", len(b.Events), "excluded", excluded, "page_size", len(items), "next_page", next != "", "caught_up", caughtUp)
+
+		if len(b.Events) > 0 || b.After != nil {
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if caughtUp && !sleep(ctx, r.cfg.PollInterval) {
+			return
+		}
+	}
+}
+
+// boundaryIDs returns the ids of the events at or after t.
+func boundaryIDs(items []*auditlogpb.EventUnstructured, t time.Time) []string {
+	var ids []string
+	for _, it := range items {
+		if et := it.GetTime(); et != nil && !et.AsTime().Before(t) {
+			ids = append(ids, it.GetId())
+		}
+	}
+	return ids
+}
+
+// fetch runs one search, retrying with capped exponential backoff until it
+// succeeds or ctx is done. It never gives up: Teleport outages, expired
+// credentials and network faults are all waited out, and said in the log.
+func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string) ([]*auditlogpb.EventUnstructured, string, bool) {
+	bo := backoff{init: r.cfg.BackoffInit, max: r.cfg.BackoffMax}
+	failures := 0
+	for {
+		start := time.Now()
+		s, err := r.search(ctx)
+		var (
+			items []*auditlogpb.EventUnstructured
+			next  string
+		)
+		if err == nil {
+			items, next, err = s.SearchUnstructuredEvents(ctx, from, to, "default", r.cfg.EventTypes, r.cfg.BatchSize, types.EventOrderAscending, key)
+		}
+		if err == nil {
+			r.Stats.Pages.Add(1)
+			r.Stats.SearchNanos.Add(int64(time.Since(start)))
+			if failures > 0 {
+				r.log.Infow("Teleport audit search works again", "failed_attempts", failures)
+			}
+			return items, next, true
+		}
+		if ctx.Err() != nil {
+			return nil, "", false
+		}
+		failures++
+		r.Stats.SearchErrors.Add(1)
+		wait := bo.next()
+		r.log.Warnw("Teleport audit search failed; retrying", "error", err, "attempt", failures, "retry_in", wait.String(), "from", from, "to", to)
+		if !sleep(ctx, wait) {
+			return nil, "", false
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,240 @@
+package teleport
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/elastic/elastic-agent-libs/logp/logptest"
+
+	"github.com/teleportbeat/teleportbeat/config"
+	"github.com/teleportbeat/teleportbeat/internal/cursor"
+	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+)
+
+// harness runs an AuditReader against the Teleport test double over gRPC.
+type harness struct {
+	t    *testing.T
+	srv  *teleporttest.Server
+	conn *Conn
+
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	srv, err := teleporttest.New(teleporttest.Config{})
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	id, err := srv.NewIdentity(time.Hour)
+	require.NoError(t, err)
+	idPath := filepath.Join(t.TempDir(), "identity")
+	require.NoError(t, id.WriteIdentityFile(idPath))
+	cfg := config.Default().Teleport
+	cfg.Addr = []string{srv.Addr()}
+	cfg.IdentityFile = idPath
+	cfg.Backoff = config.Backoff{Init: 10 * time.Millisecond, Max: 100 * time.Millisecond}
+	cfg.DialTimeout = 5 * time.Second
+	creds, err := NewCredentials(cfg)
+	require.NoError(t, err)
+	conn := NewConn(cfg, creds, logptest.NewTestingLogger(t, ""))
+	t.Cleanup(conn.Close)
+	return &harness{t: t, srv: srv, conn: conn, now: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (h *harness) clock() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.now
+}
+
+func (h *harness) setNow(t time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.now = t
+}
+
+func (h *harness) config() AuditConfig {
+	return AuditConfig{
+		BatchSize:    100,
+		PollInterval: 10 * time.Millisecond,
+		Window:       24 * time.Hour,
+		SafetyMargin: 10 * time.Second,
+		BackoffInit:  10 * time.Millisecond,
+		BackoffMax:   50 * time.Millisecond,
+		Now:          h.clock,
+	}
+}
+
+// run starts a reader from pos and returns a function that collects
+// batches until want events were read, then stops the reader.
+func (h *harness) run(cfg AuditConfig, pos cursor.Position) (*AuditReader, func(want int) []Batch) {
+	r := NewAuditReader(cfg, func(ctx context.Context) (Searcher, error) { return h.conn.Client(ctx) }, logptest.NewTestingLogger(h.t, ""))
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan Batch, 2)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		r.Run(ctx, pos, out)
+	}()
+	h.t.Cleanup(func() { cancel(); <-stopped })
+	return r, func(want int) []Batch {
+		var got []Batch
+		n := 0
+		deadline := time.After(20 * time.Second)
+		for n < want {
+			select {
+			case b := <-out:
+				got = append(got, b)
+				n += len(b.Events)
+			case <-deadline:
+				h.t.Fatalf("read %d events, want %d", n, want)
+			}
+		}
+		return got
+	}
+}
+
+func ids(bs []Batch) []string {
+	var out []string
+	for _, b := range bs {
+		for _, e := range b.Events {
+			out = append(out, e.GetId())
+		}
+	}
+	return out
+}
+
+func storedIDs(s *teleporttest.Store) []string {
+	var out []string
+	for _, e := range s.All() {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func TestReaderReadsEveryEventOnceAcrossPagesAndWindows(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 28, 22, 0, 0, 0, time.UTC)
+	// 3,000 events over about three days: several windows, many pages.
+	h.srv.Store.Add(teleporttest.NewGenerator(1).Events(3000, start, 87*time.Second)...)
+	_, collect := h.run(h.config(), cursor.Position{WindowStart: start})
+	got := collect(3000)
+	require.Equal(t, storedIDs(h.srv.Store), ids(got))
+
+	// Every event's position names the page it came from and the events of
+	// that page done so far, ending with itself.
+	for _, b := range got {
+		for i, e := range b.Events {
+			p := b.Positions[i]
+			require.Equal(t, e.GetId(), p.Done[len(p.Done)-1])
+			require.Equal(t, e.GetTime().AsTime(), p.LastEventTime)
+		}
+	}
+}
+
+func TestReaderResumesInsideAPage(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 31, 0, 0, 0, 0, time.UTC)
+	h.srv.Store.Add(teleporttest.NewGenerator(2).Events(250, start, time.Second)...)
+	_, collect := h.run(h.config(), cursor.Position{WindowStart: start})
+	first := collect(250)
+	// Resume from the position after the 150th event: page 2, half done.
+	var positions []*cursor.Position
+	for _, b := range first {
+		positions = append(positions, b.Positions...)
+	}
+	resume := positions[149]
+	require.NotEmpty(t, resume.StartKey)
+	require.Len(t, resume.Done, 50)
+
+	h2 := &harness{t: t, srv: h.srv, conn: h.conn, now: h.now}
+	_, collect2 := h2.run(h2.config(), *resume)
+	rest := collect2(100)
+	require.Equal(t, storedIDs(h.srv.Store)[150:], ids(rest), "exactly the events after the position")
+}
+
+func TestReaderPicksUpLateEventsInsideTheOpenPage(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 31, 23, 0, 0, 0, time.UTC)
+	g := teleporttest.NewGenerator(3)
+	h.srv.Store.Add(g.Events(40, start, time.Second)...)
+	_, collect := h.run(h.config(), cursor.Position{WindowStart: start})
+	require.Len(t, ids(collect(40)), 40)
+
+	// An event lands late, with a time in the middle of what was read, and
+	// a newer one arrives too.
+	late := g.Events(1, start.Add(20500*time.Millisecond), 0)
+	newer := g.Events(1, start.Add(time.Minute), 0)
+	h.srv.Store.Add(late...)
+	h.srv.Store.Add(newer...)
+	got := ids(collect(2))
+	require.ElementsMatch(t, []string{late[0].ID, newer[0].ID}, got)
+}
+
+func TestReaderFiltersAndKeepsTheSafetyMargin(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 31, 23, 59, 0, 0, time.UTC)
+	evs := teleporttest.NewGenerator(4).Events(200, start, 500*time.Millisecond)
+	h.srv.Store.Add(evs...)
+	h.setNow(start.Add(60 * time.Second)) // with the 10 s margin, only events up to start+50s are readable
+	cfg := h.config()
+	cfg.ExcludeEventTypes = []string{"kube.request"}
+	r, collect := h.run(cfg, cursor.Position{WindowStart: start})
+
+	var want []string
+	for _, e := range evs {
+		if e.Time.After(start.Add(50*time.Second)) || e.Type == "kube.request" {
+			continue
+		}
+		want = append(want, e.ID)
+	}
+	got := collect(len(want))
+	require.Equal(t, want, ids(got))
+	require.Eventually(t, r.CaughtUp, 5*time.Second, 10*time.Millisecond)
+	require.Positive(t, r.Stats.Excluded.Load())
+
+	// Time passes: the rest becomes readable.
+	var rest []string
+	for _, e := range evs {
+		if e.Time.After(start.Add(50*time.Second)) && e.Type != "kube.request" {
+			rest = append(rest, e.ID)
+		}
+	}
+	h.setNow(start.Add(time.Hour))
+	require.Equal(t, rest, ids(collect(len(rest))))
+}
+
+func TestReaderServerSideTypeFilter(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 31, 0, 0, 0, 0, time.UTC)
+	evs := teleporttest.NewGenerator(5).Events(300, start, time.Second)
+	h.srv.Store.Add(evs...)
+	cfg := h.config()
+	cfg.EventTypes = []string{"user.login", "session.start"}
+	var want []string
+	for _, e := range evs {
+		if e.Type == "user.login" || e.Type == "session.start" {
+			want = append(want, e.ID)
+		}
+	}
+	_, collect := h.run(cfg, cursor.Position{WindowStart: start})
+	require.Equal(t, want, ids(collect(len(want))))
+}
+
+func TestReaderRetriesUntilTeleportAnswers(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 31, 0, 0, 0, 0, time.UTC)
+	h.srv.Store.Add(teleporttest.NewGenerator(6).Events(500, start, time.Second)...)
+	h.srv.Faults.FailEvery(3)
+	h.srv.Faults.CutEvery(5)
+	r, collect := h.run(h.config(), cursor.Position{WindowStart: start})
+	got := collect(500)
+	require.Equal(t, storedIDs(h.srv.Store), ids(got))
+	require.Positive(t, r.Stats.SearchErrors.Load())
+}
