@@ -14,7 +14,12 @@ import (
 // tags) does not define, naming each with its full path under prefix.
 func CheckKeys(section *conf.C, spec any, prefix string) error {
 	var unknown []string
+	// A child section's keys carry the section's own path.
+	base := section.Path()
 	for _, k := range section.FlattenedKeys() {
+		if base != "" {
+			k = strings.TrimPrefix(k, base+".")
+		}
 		if !knownPath(reflect.TypeOf(spec), strings.Split(k, ".")) {
 			unknown = append(unknown, prefix+"."+k)
 		}

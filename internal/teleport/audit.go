@@ -2,9 +2,13 @@ package teleport
 
 import (
 	"context"
+	"hash/fnv"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/elastic/elastic-agent-libs/logp"
 
@@ -103,16 +107,8 @@ func (r *AuditReader) CaughtUp() bool { return r.caughtUp.Load() }
 
 // Run reads from pos until ctx is done, sending batches to out.
 func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch) {
-	var (
-		from     = pos.WindowStart
-		key      = pos.StartKey
-		done     = slices.Clone(pos.Done)
-		seen     = make(map[string]struct{}, len(done))
-		lastTime = pos.LastEventTime
-	)
-	for _, id := range done {
-		seen[id] = struct{}{}
-	}
+	from, lastTime := pos.WindowStart, pos.LastEventTime
+	page := newPageState(pos.StartKey, pos.Done)
 	for ctx.Err() == nil {
 		now := r.cfg.Now().UTC()
 		to := from.Add(r.cfg.Window)
@@ -129,7 +125,7 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 			}
 			continue
 		}
-		items, next, ok := r.fetch(ctx, from, to, key)
+		items, next, ok := r.fetch(ctx, from, to, page.startKey)
 		if !ok {
 			return
 		}
@@ -137,12 +133,9 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 		var b Batch
 		excluded := 0
 		for _, it := range items {
-			id := it.GetId()
-			if _, dup := seen[id]; dup {
+			if !page.add(it) {
 				continue
 			}
-			seen[id] = struct{}{}
-			done = append(done, id)
 			if _, ex := r.exclude[it.GetType()]; ex {
 				excluded++
 				continue
@@ -151,12 +144,7 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 				lastTime = t.AsTime()
 			}
 			b.Events = append(b.Events, it)
-			b.Positions = append(b.Positions, &cursor.Position{
-				WindowStart:   from,
-				StartKey:      key,
-				Done:          done[:len(done):len(done)],
-				LastEventTime: lastTime,
-			})
+			b.Positions = append(b.Positions, page.position(from, lastTime))
 		}
 		r.Stats.Events.Add(int64(len(b.Events)))
 		r.Stats.Excluded.Add(int64(excluded))
@@ -164,23 +152,19 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 		caughtUp := false
 		switch {
 		case next != "":
-			key, done, seen = next, nil, map[string]struct{}{}
-			b.After = &cursor.Position{WindowStart: from, StartKey: key, LastEventTime: lastTime}
+			page = newPageState(next, nil)
+			b.After = page.position(from, lastTime)
 		case closed:
 			// The window is complete. Events at its very end may be read
 			// again by the next window (bounds are inclusive, and some
-			// backends compare whole seconds): carry their ids over.
-			carry := boundaryIDs(items, to.Add(-time.Second))
-			from, key, done = to, "", carry
-			seen = make(map[string]struct{}, len(carry))
-			for _, id := range carry {
-				seen[id] = struct{}{}
-			}
-			b.After = &cursor.Position{WindowStart: from, Done: slices.Clip(slices.Clone(done)), LastEventTime: lastTime}
+			// backends compare whole seconds): they stay marked done.
+			page = page.carry(to.Add(-time.Second))
+			from = to
+			b.After = page.position(from, lastTime)
 		default:
 			caughtUp = true
 			if excluded > 0 {
-				b.After = &cursor.Position{WindowStart: from, StartKey: key, Done: done[:len(done):len(done)], LastEventTime: lastTime}
+				b.After = page.position(from, lastTime)
 			}
 		}
 		r.caughtUp.Store(caughtUp)
@@ -199,15 +183,97 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 	}
 }
 
-// boundaryIDs returns the ids of the events at or after t.
-func boundaryIDs(items []*auditlogpb.EventUnstructured, t time.Time) []string {
-	var ids []string
-	for _, it := range items {
-		if et := it.GetTime(); et != nil && !et.AsTime().Before(t) {
-			ids = append(ids, it.GetId())
+// pageState is what the reader knows of the page it reads: its start key
+// and which of its events are done.
+//
+// An event is known by its id (the uid, or the hash Teleport computes for
+// events without one). Distinct events may share a uid (Teleport's own
+// fixtures do), so when a page holds a second, different event with an id
+// already seen, that one is known by its id and a hash of its content. The
+// events of the page are kept (until the page changes) to tell a re-read
+// of the same event from a different one.
+type pageState struct {
+	startKey string
+	done     []string
+	doneSet  map[string]struct{}
+	byID     map[string][]*auditlogpb.EventUnstructured
+}
+
+func newPageState(startKey string, done []string) *pageState {
+	p := &pageState{
+		startKey: startKey,
+		done:     slices.Clone(done),
+		doneSet:  make(map[string]struct{}, len(done)),
+		byID:     make(map[string][]*auditlogpb.EventUnstructured),
+	}
+	for _, k := range done {
+		p.doneSet[k] = struct{}{}
+	}
+	return p
+}
+
+// add records it and reports whether it is new (not done before).
+func (p *pageState) add(it *auditlogpb.EventUnstructured) bool {
+	id := it.GetId()
+	prev := p.byID[id]
+	for _, q := range prev {
+		if q == it || proto.Equal(q, it) {
+			return false // read again
 		}
 	}
-	return ids
+	key := id
+	if len(prev) > 0 {
+		key = id + "#" + contentHash(it)
+	}
+	p.byID[id] = append(prev, it)
+	if _, ok := p.doneSet[key]; ok {
+		return false // done before a restart
+	}
+	p.doneSet[key] = struct{}{}
+	p.done = append(p.done, key)
+	return true
+}
+
+// position is the position after the events done so far.
+func (p *pageState) position(from, lastTime time.Time) *cursor.Position {
+	return &cursor.Position{
+		WindowStart:   from,
+		StartKey:      p.startKey,
+		Done:          p.done[:len(p.done):len(p.done)],
+		LastEventTime: lastTime,
+	}
+}
+
+// carry starts the first page of the next window, keeping as done the
+// events of this page at or after t.
+func (p *pageState) carry(t time.Time) *pageState {
+	next := newPageState("", nil)
+	for id, evs := range p.byID {
+		for i, it := range evs {
+			if et := it.GetTime(); et == nil || et.AsTime().Before(t) {
+				continue
+			}
+			key := id
+			if i > 0 {
+				key = id + "#" + contentHash(it)
+			}
+			if _, ok := p.doneSet[key]; !ok {
+				continue
+			}
+			next.byID[id] = append(next.byID[id], it)
+			next.doneSet[key] = struct{}{}
+			next.done = append(next.done, key)
+		}
+	}
+	slices.Sort(next.done)
+	return next
+}
+
+func contentHash(it *auditlogpb.EventUnstructured) string {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(it)
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	return strconv.FormatUint(h.Sum64(), 36)
 }
 
 // fetch runs one search, retrying with capped exponential backoff until it

@@ -238,3 +238,38 @@ func TestReaderRetriesUntilTeleportAnswers(t *testing.T) {
 	require.Equal(t, storedIDs(h.srv.Store), ids(got))
 	require.Positive(t, r.Stats.SearchErrors.Load())
 }
+
+func TestReaderKeepsDistinctEventsThatShareAUid(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 31, 0, 0, 0, 0, time.UTC)
+	mk := func(sec int, code string) *teleporttest.Event {
+		e, err := teleporttest.NewEvent(map[string]any{
+			"event": "db.session.query", "code": code, "uid": "shared-uid",
+			"time": start.Add(time.Duration(sec) * time.Second).Format(time.RFC3339Nano),
+		})
+		require.NoError(t, err)
+		return e
+	}
+	a, b, c := mk(1, "TDB02I"), mk(2, "TDB02W"), mk(2, "TDB02E")
+	h.srv.Store.Add(a, b, c)
+	_, collect := h.run(h.config(), cursor.Position{WindowStart: start})
+	got := collect(3)
+	require.Len(t, ids(got), 3, "three distinct events, one uid")
+	var positions []*cursor.Position
+	for _, bt := range got {
+		positions = append(positions, bt.Positions...)
+	}
+	require.Len(t, positions[2].Done, 3)
+
+	// Resuming after the first one sends exactly the other two.
+	h2 := &harness{t: t, srv: h.srv, conn: h.conn, now: h.now}
+	_, collect2 := h2.run(h2.config(), *positions[0])
+	rest := collect2(2)
+	var codes []string
+	for _, bt := range rest {
+		for _, e := range bt.Events {
+			codes = append(codes, e.GetUnstructured().GetFields()["code"].GetStringValue())
+		}
+	}
+	require.Equal(t, []string{"TDB02W", "TDB02E"}, codes)
+}
