@@ -108,7 +108,7 @@ func Default() Config {
 		},
 		Registry: Registry{
 			Path:            "registry",
-			Flush:           time.Second,
+			Flush:           0,
 			FilePermissions: 0o600,
 		},
 	}
@@ -130,7 +130,7 @@ func Load(section *conf.C) (Config, error) {
 	if err := section.Unpack(&cfg); err != nil {
 		return cfg, fmt.Errorf("%s: %w", Namespace, err)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.check(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -138,8 +138,10 @@ func Load(section *conf.C) (Config, error) {
 
 func key(path string) string { return Namespace + "." + path }
 
-// Validate checks values and files. It reports every problem found.
-func (c *Config) Validate() error {
+// check validates values and files, reporting every problem found. (It is
+// not named Validate: go-ucfg would call that during Unpack and wrap its
+// errors.)
+func (c *Config) check() error {
 	var errs []error
 	add := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key(path), fmt.Sprintf(format, args...)))

@@ -44,12 +44,12 @@ type Server struct {
 	clusterName string
 	serverCert  tls.Certificate
 
-	mu       sync.Mutex
-	addr     string
-	grpcSrv  *grpc.Server
-	lis      *trackingListener
-	revoked  map[string]bool // certificate serials the cluster rejects
-	denied   map[string]bool // resource kinds ("event", "session", "lock") reads are refused for
+	mu      sync.Mutex
+	addr    string
+	grpcSrv *grpc.Server
+	lis     *trackingListener
+	revoked map[string]bool // certificate serials the cluster rejects
+	denied  map[string]bool // resource kinds ("event", "session", "lock") reads are refused for
 
 	calls atomic.Int64 // audit search calls served
 }

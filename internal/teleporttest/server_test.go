@@ -2,6 +2,7 @@ package teleporttest
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -229,4 +230,20 @@ func TestFaults(t *testing.T) {
 
 	srv.DenyRead("event", true)
 	require.True(t, trace.IsAccessDenied(search()))
+}
+
+// TestEmbeddedCorpusMatchesSharedTestdata checks that the embedded copy of
+// the sample events is the workplace's, when that is present.
+func TestEmbeddedCorpusMatchesSharedTestdata(t *testing.T) {
+	shared := filepath.Join("..", "..", "..", "shared", "testdata", "teleport-events")
+	if _, err := os.Stat(shared); err != nil {
+		t.Skip("no shared testdata beside the repository")
+	}
+	for _, name := range CorpusFiles() {
+		want, err := os.ReadFile(filepath.Join(shared, filepath.Base(name)))
+		require.NoError(t, err)
+		got, err := CorpusBytes(name)
+		require.NoError(t, err)
+		require.Equal(t, want, got, name)
+	}
 }

@@ -1,0 +1,119 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	conf "github.com/elastic/elastic-agent-libs/config"
+
+	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+)
+
+type creds struct {
+	identity, cert, key, ca string
+}
+
+func writeCreds(t *testing.T) creds {
+	t.Helper()
+	pki, err := teleporttest.NewPKI("c")
+	require.NoError(t, err)
+	id, err := pki.IssueIdentity("teleportbeat", []string{"teleportbeat"}, time.Hour)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	c := creds{identity: filepath.Join(dir, "identity")}
+	require.NoError(t, id.WriteIdentityFile(c.identity))
+	kp, err := id.WriteKeyPair(filepath.Join(dir, "tls"))
+	require.NoError(t, err)
+	c.cert, c.key, c.ca = kp.Cert, kp.Key, kp.CA
+	return c
+}
+
+func load(t *testing.T, m map[string]any) (Config, error) {
+	t.Helper()
+	c, err := conf.NewConfigFrom(m)
+	require.NoError(t, err)
+	return Load(c)
+}
+
+func TestDefaultsAndAValidConfig(t *testing.T) {
+	c := writeCreds(t)
+	cfg, err := load(t, map[string]any{
+		"teleport": map[string]any{"addr": "teleport.example.com:443", "identity_file": c.identity},
+		"audit":    map[string]any{"start_time": "2025-01-31T12:00:00+01:00"},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"teleport.example.com:443"}, cfg.Teleport.Addr, "a single address is a list of one")
+	require.Equal(t, 500, cfg.Audit.BatchSize)
+	require.Equal(t, 5*time.Second, cfg.Audit.PollInterval)
+	require.Equal(t, 24*time.Hour, cfg.Audit.Window)
+	require.Equal(t, time.Date(2025, 1, 31, 11, 0, 0, 0, time.UTC), cfg.Audit.Start())
+	require.Equal(t, os.FileMode(0o600), cfg.Registry.FilePermissions)
+
+	_, err = load(t, map[string]any{
+		"teleport": map[string]any{"addr": []string{"a:3025", "b:443"}, "ssl": map[string]any{
+			"certificate": c.cert, "key": c.key, "certificate_authorities": []string{c.ca}}},
+	})
+	require.NoError(t, err, "a TLS key pair is the other kind of credentials")
+}
+
+func TestValidationNamesEveryBadKey(t *testing.T) {
+	c := writeCreds(t)
+	other := writeCreds(t)
+	cases := []struct {
+		name string
+		m    map[string]any
+		want []string
+	}{
+		{"no address", map[string]any{"teleport": map[string]any{"identity_file": c.identity}},
+			[]string{"teleportbeat.teleport.addr: is required"}},
+		{"bad address", map[string]any{"teleport": map[string]any{"addr": "no-port", "identity_file": c.identity}},
+			[]string{`teleportbeat.teleport.addr.0: "no-port" is not a host:port address`}},
+		{"both credentials", map[string]any{"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity, "ssl": map[string]any{"certificate": c.cert}}},
+			[]string{"teleportbeat.teleport.identity_file: set either an identity file or teleportbeat.teleport.ssl"}},
+		{"key of another certificate", map[string]any{"teleport": map[string]any{"addr": "a:1", "ssl": map[string]any{
+			"certificate": c.cert, "key": other.key, "certificate_authorities": []string{c.ca}}}},
+			[]string{"teleportbeat.teleport.ssl.key: does not match teleportbeat.teleport.ssl.certificate"}},
+		{"no CA", map[string]any{"teleport": map[string]any{"addr": "a:1", "ssl": map[string]any{"certificate": c.cert, "key": c.key}}},
+			[]string{"teleportbeat.teleport.ssl.certificate_authorities: is required"}},
+		{"CA not PEM", map[string]any{"teleport": map[string]any{"addr": "a:1", "ssl": map[string]any{
+			"certificate": c.cert, "key": c.key, "certificate_authorities": []string{"/etc/hostname"}}}},
+			[]string{"teleportbeat.teleport.ssl.certificate_authorities.0:"}},
+		{"several bad values", map[string]any{
+			"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity, "backoff": map[string]any{"init": "10s", "max": "1s"}},
+			"audit":    map[string]any{"batch_size": 0, "window": "10s", "safety_margin": "-1s", "prefetch": 0, "exclude_event_types": []string{" "}},
+			"registry": map[string]any{"path": "", "file_permissions": 0o200},
+		}, []string{
+			"teleportbeat.teleport.backoff.max: must be at least",
+			"teleportbeat.audit.batch_size: must be between 1 and 10000",
+			"teleportbeat.audit.window: must be at least 1m",
+			"teleportbeat.audit.safety_margin: must not be negative",
+			"teleportbeat.audit.prefetch: must be between 1 and 64",
+			"teleportbeat.audit.exclude_event_types.0: is empty",
+			"teleportbeat.registry.path: must not be empty",
+			"teleportbeat.registry.file_permissions:",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.m)
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestUnknownKeysAreRefused(t *testing.T) {
+	c := writeCreds(t)
+	_, err := load(t, map[string]any{
+		"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity, "ssl": map[string]any{"verify": true}},
+		"audit":    map[string]any{"batchsize": 5},
+		"sesions":  map[string]any{"enabled": true},
+	})
+	require.EqualError(t, err, "unknown settings: teleportbeat.audit.batchsize, teleportbeat.sesions.enabled, teleportbeat.teleport.ssl.verify (see teleportbeat.reference.yml for the settings that exist)")
+}

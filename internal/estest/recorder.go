@@ -1,0 +1,274 @@
+// Package estest is an Elasticsearch stand-in that records what it is
+// sent: the documents of _bulk requests (answering like Elasticsearch, with
+// 409 for a `create` whose _id exists) and every other request (index
+// templates, ILM policies, ...). Tests use it where they must see the
+// documents; where only acceptance matters they use github.com/elastic/mock-es.
+package estest
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+)
+
+// Doc is one stored document.
+type Doc struct {
+	ID     string
+	Index  string
+	Source map[string]any
+}
+
+// Request is a recorded non-bulk request.
+type Request struct {
+	Method string
+	Path   string
+	Query  string
+	Body   []byte
+}
+
+// Recorder is the stand-in. Its zero value is not usable; use New.
+type Recorder struct {
+	// Version is the Elasticsearch version it reports.
+	Version string
+
+	mu         sync.Mutex
+	docs       map[string]Doc
+	order      []string
+	received   int // create/index actions received, including duplicates
+	duplicates int // actions answered 409
+	rejected   int // actions answered with a 4xx other than 409
+	requests   []Request
+	bulkFault  func() int                         // a whole-request status to answer instead (0: none)
+	itemFault  func(id string, source []byte) int // an item status to answer instead (0: none)
+	bulkCalls  int
+}
+
+// New returns a recorder that reports Elasticsearch 9.3.0.
+func New() *Recorder {
+	return &Recorder{Version: "9.3.0", docs: map[string]Doc{}}
+}
+
+// Server starts an HTTP server for the recorder.
+func (r *Recorder) Server() *httptest.Server { return httptest.NewServer(r) }
+
+// SetBulkFault makes every _bulk request answer f()'s status when it is
+// not 0 (503 for an outage, for example).
+func (r *Recorder) SetBulkFault(f func() int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bulkFault = f
+}
+
+// SetItemFault makes bulk items answer f(id, source)'s status when it is
+// not 0 (429, or 400 for a mapping error).
+func (r *Recorder) SetItemFault(f func(id string, source []byte) int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.itemFault = f
+}
+
+// Docs returns the stored documents in arrival order.
+func (r *Recorder) Docs() []Doc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Doc, 0, len(r.order))
+	for _, id := range r.order {
+		out = append(out, r.docs[id])
+	}
+	return out
+}
+
+// Doc returns the document with the given _id.
+func (r *Recorder) Doc(id string) (Doc, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.docs[id]
+	return d, ok
+}
+
+// Count returns the number of stored documents.
+func (r *Recorder) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.docs)
+}
+
+// Stats returns how many actions were received, answered 409 (replays of
+// a stored _id) and rejected.
+func (r *Recorder) Stats() (received, duplicates, rejected int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.received, r.duplicates, r.rejected
+}
+
+// BulkCalls returns the number of _bulk requests served.
+func (r *Recorder) BulkCalls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bulkCalls
+}
+
+// Requests returns the recorded non-bulk requests.
+func (r *Recorder) Requests() []Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Request(nil), r.requests...)
+}
+
+func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	w.Header().Set("Content-Type", "application/json")
+	path := req.URL.Path
+	switch {
+	case path == "/" && (req.Method == http.MethodGet || req.Method == http.MethodHead):
+		fmt.Fprintf(w, `{"name":"estest","cluster_name":"estest","cluster_uuid":"estest-cluster-uuid","version":{"number":%q,"build_flavor":"default"},"tagline":"You Know, for Search"}`, r.Version)
+	case path == "/_license" && req.Method == http.MethodGet:
+		io.WriteString(w, `{"license":{"status":"active","uid":"estest","type":"basic"}}`)
+	case strings.HasSuffix(path, "/_bulk") && req.Method == http.MethodPost:
+		r.bulk(w, req)
+	default:
+		body, _ := readBody(req)
+		r.mu.Lock()
+		r.requests = append(r.requests, Request{Method: req.Method, Path: path, Query: req.URL.RawQuery, Body: body})
+		r.mu.Unlock()
+		switch req.Method {
+		case http.MethodGet, http.MethodHead:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"error":{"type":"resource_not_found_exception","reason":"%s not found"},"status":404}`, path)
+		default:
+			io.WriteString(w, `{"acknowledged":true}`)
+		}
+	}
+}
+
+func readBody(req *http.Request) ([]byte, error) {
+	var rd io.Reader = req.Body
+	if req.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		rd = zr
+	}
+	return io.ReadAll(rd)
+}
+
+func (r *Recorder) bulk(w http.ResponseWriter, req *http.Request) {
+	body, err := readBody(req)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":{"type":"parse_exception","reason":%q},"status":400}`, err.Error())
+		return
+	}
+	r.mu.Lock()
+	r.bulkCalls++
+	fault := r.bulkFault
+	itemFault := r.itemFault
+	r.mu.Unlock()
+	if fault != nil {
+		if status := fault(); status != 0 {
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"error":{"type":"injected","reason":"estest: injected status %d"},"status":%d}`, status, status)
+			return
+		}
+	}
+
+	type itemResult map[string]map[string]any
+	var (
+		items     []itemResult
+		hasErrors bool
+	)
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 1<<20), 256<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var action map[string]struct {
+			Index string `json:"_index"`
+			ID    string `json:"_id"`
+		}
+		if err := json.Unmarshal(line, &action); err != nil || len(action) != 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"error":{"type":"illegal_argument_exception","reason":"malformed action line"},"status":400}`)
+			return
+		}
+		var op string
+		for k := range action {
+			op = k
+		}
+		meta := action[op]
+		if !sc.Scan() {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":{"type":"illegal_argument_exception","reason":"action without a document"},"status":400}`)
+			return
+		}
+		src := append([]byte(nil), sc.Bytes()...)
+		status := r.store(op, meta.Index, meta.ID, src, itemFault)
+		res := map[string]any{"_index": meta.Index, "_id": meta.ID, "status": status}
+		switch {
+		case status == http.StatusConflict:
+			res["error"] = map[string]any{"type": "version_conflict_engine_exception", "reason": fmt.Sprintf("[%s]: version conflict, document already exists", meta.ID)}
+		case status >= 300:
+			res["error"] = map[string]any{"type": "injected_exception", "reason": fmt.Sprintf("estest: injected status %d", status)}
+		}
+		if status >= 300 {
+			hasErrors = true
+		}
+		items = append(items, itemResult{op: res})
+	}
+	if err := sc.Err(); err != nil {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		fmt.Fprintf(w, `{"error":{"type":"parse_exception","reason":%q},"status":413}`, err.Error())
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"took": 1, "errors": hasErrors, "items": items})
+}
+
+func (r *Recorder) store(op, index, id string, src []byte, itemFault func(string, []byte) int) int {
+	if itemFault != nil {
+		if st := itemFault(id, src); st != 0 {
+			r.mu.Lock()
+			r.received++
+			if st >= 400 && st < 500 && st != http.StatusTooManyRequests {
+				r.rejected++
+			}
+			r.mu.Unlock()
+			return st
+		}
+	}
+	var source map[string]any
+	if err := json.Unmarshal(src, &source); err != nil {
+		r.mu.Lock()
+		r.received++
+		r.rejected++
+		r.mu.Unlock()
+		return http.StatusBadRequest
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.received++
+	if id == "" {
+		id = fmt.Sprintf("auto-%d", r.received)
+	}
+	if _, exists := r.docs[id]; exists {
+		if op == "create" {
+			r.duplicates++
+			return http.StatusConflict
+		}
+		r.docs[id] = Doc{ID: id, Index: index, Source: source}
+		return http.StatusOK
+	}
+	r.docs[id] = Doc{ID: id, Index: index, Source: source}
+	r.order = append(r.order, id)
+	return http.StatusCreated
+}

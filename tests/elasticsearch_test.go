@@ -1,0 +1,179 @@
+package tests
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teleportbeat/teleportbeat/internal/estest"
+	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+)
+
+const e2eEvents = 20000
+
+// esSetup starts a recording Elasticsearch and returns the output config.
+func esSetup(t *testing.T) (*estest.Recorder, string) {
+	t.Helper()
+	es := estest.New()
+	srv := es.Server()
+	t.Cleanup(srv.Close)
+	return es, fmt.Sprintf("output.elasticsearch:\n  hosts: [%q]\n", srv.URL)
+}
+
+// servedEvents serves the sample events plus generated ones, n in all.
+func (e *env) servedEvents(n int) []*teleporttest.Event {
+	corpus := e.addCorpus()
+	return append(corpus, e.addGenerated(n-len(corpus))...)
+}
+
+// settle waits until the beat has searched Teleport a few more times
+// after the condition held, so that anything still to come would have come.
+func (e *env) settle() {
+	e.t.Helper()
+	start := e.tp.SearchCalls()
+	waitFor(e.t, 30*time.Second, "three more polls of Teleport", func() bool { return e.tp.SearchCalls() >= start+3 })
+}
+
+// checkDocs verifies every served event is stored under its _id, with the
+// right @timestamp and ECS fields, and that nothing else is stored.
+func checkDocs(t *testing.T, es *estest.Recorder, evs []*teleporttest.Event) {
+	t.Helper()
+	want := expectedIDs(evs)
+	docs := es.Docs()
+	require.Len(t, docs, len(want), "one document per distinct id, nothing else")
+	for _, d := range docs {
+		served, ok := want[d.ID]
+		require.True(t, ok, "document %s was not served", d.ID)
+		ts, err := time.Parse(time.RFC3339Nano, d.Source["@timestamp"].(string))
+		require.NoError(t, err)
+		ev := d.Source["event"].(map[string]any)
+		audit := d.Source["teleport"].(map[string]any)["audit"].(map[string]any)
+		// Events sharing an id (the corpus has some) differ: find the one
+		// stored.
+		var match *teleporttest.Event
+		for _, e := range served {
+			if e.Time.Truncate(time.Millisecond).Equal(ts) && e.Type == ev["action"] {
+				match = e
+			}
+		}
+		require.NotNil(t, match, "document %s: no served event with that id has @timestamp %s and type %v", d.ID, ts, ev["action"])
+		require.Equal(t, d.ID, ev["id"])
+		require.Equal(t, "teleport", ev["module"])
+		require.Equal(t, "teleport.audit", ev["dataset"])
+		require.Equal(t, match.Type, audit["event"])
+	}
+}
+
+// TestShipsEveryEventToElasticsearch is acceptance 1 of the foundation: 20,000
+// events (the sample corpus and generated ones) reach Elasticsearch, each
+// under its uid with the right @timestamp, and nothing else does.
+func TestShipsEveryEventToElasticsearch(t *testing.T) {
+	e := newEnv(t)
+	evs := e.servedEvents(e2eEvents)
+	es, out := esSetup(t)
+	p := e.start(e.config("teleportbeat.yml", out))
+
+	want := expectedIDs(evs)
+	waitFor(t, 3*time.Minute, "every event in Elasticsearch", func() bool { return es.Count() >= len(want) })
+	e.settle()
+	p.stop()
+
+	checkDocs(t, es, evs)
+	received, duplicates, rejected := es.Stats()
+	require.Zero(t, rejected)
+	require.Equal(t, len(evs), received, "every served event was sent exactly once")
+	// The corpus reuses some uids: Elasticsearch keeps the first event of a uid.
+	require.Equal(t, len(evs)-len(want), duplicates)
+}
+
+// TestNoEventLostWhenKilled is acceptance 3: SIGKILL three times at random
+// points while shipping, restart each time; every event arrives and the
+// replays are counted.
+func TestNoEventLostWhenKilled(t *testing.T) {
+	e := newEnv(t)
+	evs := e.servedEvents(e2eEvents)
+	es, out := esSetup(t)
+	// Small batches so that shipping takes long enough to be interrupted.
+	cfg := e.config("teleportbeat.yml", out+"  bulk_max_size: 200\nqueue.mem.flush.timeout: 0s\n")
+	want := expectedIDs(evs)
+
+	var kills []int
+	for i := 0; i < 3; i++ {
+		kills = append(kills, 1000+rand.IntN(len(want)-2000))
+	}
+	slices.Sort(kills)
+	for i, at := range kills {
+		p := e.start(cfg)
+		waitFor(t, 2*time.Minute, fmt.Sprintf("%d documents before kill %d", at, i+1), func() bool { return es.Count() >= at })
+		p.kill()
+		t.Logf("kill %d: SIGKILL with %d of %d documents stored", i+1, es.Count(), len(want))
+	}
+	p := e.start(cfg)
+	waitFor(t, 3*time.Minute, "every event in Elasticsearch after the kills", func() bool { return es.Count() >= len(want) })
+	e.settle()
+	p.stop()
+
+	checkDocs(t, es, evs)
+	received, duplicates, _ := es.Stats()
+	replayed := duplicates - (len(evs) - len(want))
+	t.Logf("served %d events, %d distinct ids stored, %d sent in all, %d replayed after 3 SIGKILLs, 0 lost", len(evs), es.Count(), received, replayed)
+	require.GreaterOrEqual(t, replayed, 0)
+}
+
+// TestResumesWithExactlyTheNewEvents is acceptance 4: after a clean stop,
+// 1,000 new events are served; the restarted beat sends exactly those.
+func TestResumesWithExactlyTheNewEvents(t *testing.T) {
+	e := newEnv(t)
+	evs := e.servedEvents(e2eEvents)
+	es, out := esSetup(t)
+	cfg := e.config("teleportbeat.yml", out)
+
+	p := e.start(cfg)
+	waitFor(t, 3*time.Minute, "every event in Elasticsearch", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	e.settle()
+	p.stop()
+	before, _, _ := es.Stats()
+
+	fresh := e.gen.Events(1000, time.Now().Add(-40*time.Second), 20*time.Millisecond)
+	e.tp.Store.Add(fresh...)
+	evs = append(evs, fresh...)
+
+	p = e.start(cfg)
+	p.waitLog(30*time.Second, "Reading the Teleport audit log")
+	waitFor(t, time.Minute, "the new events in Elasticsearch", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	e.settle()
+	p.stop()
+
+	after, _, _ := es.Stats()
+	require.Equal(t, 1000, after-before, "exactly the 1,000 new events were sent")
+	checkDocs(t, es, evs)
+}
+
+// TestSurvivesTeleportOutage is acceptance 5: Teleport goes away for 20
+// seconds and comes back; the beat reconnects by itself and loses nothing.
+func TestSurvivesTeleportOutage(t *testing.T) {
+	e := newEnv(t)
+	evs := e.servedEvents(2000)
+	es, out := esSetup(t)
+	p := e.start(e.config("teleportbeat.yml", out))
+	waitFor(t, 2*time.Minute, "the first events in Elasticsearch", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+
+	e.tp.Stop()
+	// Events keep happening while the Auth Service is unreachable.
+	during := e.gen.Events(500, time.Now().Add(-30*time.Second), 10*time.Millisecond)
+	e.tp.Store.Add(during...)
+	evs = append(evs, during...)
+	p.waitLog(30*time.Second, "Teleport audit search failed; retrying")
+	time.Sleep(20 * time.Second) // the outage itself
+	require.NoError(t, e.tp.Restart())
+
+	waitFor(t, time.Minute, "the events of the outage in Elasticsearch", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	p.waitLog(10*time.Second, "Teleport audit search works again")
+	e.settle()
+	p.stop()
+	checkDocs(t, es, evs)
+}
