@@ -22,6 +22,10 @@ type Faults struct {
 	slowNext      int           // the next N searches take slowFor longer
 	slowFor       time.Duration
 	searches      int
+
+	sessionLatency  time.Duration // added to every session stream
+	sessionFailNext int           // the next N session streams fail
+	sessionCutAfter int           // session streams lose their connection after N events
 }
 
 // SetSearchLatency adds d to every audit search, like a remote Auth
@@ -61,11 +65,51 @@ func (f *Faults) SlowNext(n int, d time.Duration) {
 	f.slowNext, f.slowFor = n, d
 }
 
+// SetSessionLatency adds d before every session stream starts.
+func (f *Faults) SetSessionLatency(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sessionLatency = d
+}
+
+// FailNextSessions makes the next n session streams fail with Unavailable.
+func (f *Faults) FailNextSessions(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sessionFailNext = n
+}
+
+// CutSessionsAfter makes session streams lose their connection after n
+// events (0 turns it off).
+func (f *Faults) CutSessionsAfter(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sessionCutAfter = n
+}
+
+type sessionPlan struct {
+	delay    time.Duration
+	fail     bool
+	cutAfter int
+}
+
+func (f *Faults) planSession() sessionPlan {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := sessionPlan{delay: f.sessionLatency, cutAfter: f.sessionCutAfter}
+	if f.sessionFailNext > 0 {
+		f.sessionFailNext--
+		p.fail = true
+	}
+	return p
+}
+
 // Reset removes every injected fault.
 func (f *Faults) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.searchLatency, f.failEvery, f.failNext, f.cutEvery, f.slowNext, f.slowFor = 0, 0, 0, 0, 0, 0
+	f.sessionLatency, f.sessionFailNext, f.sessionCutAfter = 0, 0, 0
 }
 
 type searchPlan struct {

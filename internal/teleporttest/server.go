@@ -44,12 +44,13 @@ type Server struct {
 	clusterName string
 	serverCert  tls.Certificate
 
-	mu      sync.Mutex
-	addr    string
-	grpcSrv *grpc.Server
-	lis     *trackingListener
-	revoked map[string]bool // certificate serials the cluster rejects
-	denied  map[string]bool // resource kinds ("event", "session", "lock") reads are refused for
+	mu       sync.Mutex
+	addr     string
+	grpcSrv  *grpc.Server
+	lis      *trackingListener
+	revoked  map[string]bool // certificate serials the cluster rejects
+	denied   map[string]bool // resource kinds ("event", "session", "lock") reads are refused for
+	sessions map[string][]*Event
 
 	calls atomic.Int64 // audit search calls served
 }
@@ -92,6 +93,7 @@ func New(cfg Config) (*Server, error) {
 		serverCert:  cert,
 		revoked:     map[string]bool{},
 		denied:      map[string]bool{},
+		sessions:    map[string][]*Event{},
 	}
 	if err := s.listen(cfg.Addr); err != nil {
 		return nil, err

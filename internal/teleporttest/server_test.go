@@ -247,3 +247,48 @@ func TestEmbeddedCorpusMatchesSharedTestdata(t *testing.T) {
 		require.Equal(t, want, got, name)
 	}
 }
+
+func TestSessionStreams(t *testing.T) {
+	srv := startServer(t)
+	g := NewGenerator(9)
+	sid, rec, up := g.Session(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), 40)
+	require.Equal(t, "session.upload", up.Type)
+	srv.AddSession(sid, rec)
+	id, err := srv.NewIdentity(time.Hour)
+	require.NoError(t, err)
+	kp, err := id.WriteKeyPair(filepath.Join(t.TempDir(), "tls"))
+	require.NoError(t, err)
+	clt := newClient(t, srv, client.LoadKeyPair(kp.Cert, kp.Key, kp.CA))
+	ctx := context.Background()
+
+	collect := func(sid string, from int64) ([]int64, error) {
+		ch, errs := clt.StreamUnstructuredSessionEvents(ctx, sid, from)
+		var got []int64
+		for {
+			select {
+			case e, ok := <-ch:
+				if !ok {
+					return got, nil
+				}
+				got = append(got, e.Index)
+			case err := <-errs:
+				return got, err
+			}
+		}
+	}
+	got, err := collect(sid, 0)
+	require.NoError(t, err)
+	require.Len(t, got, 40)
+	got, err = collect(sid, 25)
+	require.NoError(t, err)
+	require.Equal(t, int64(25), got[0], "the start index is inclusive, as in Teleport")
+	require.Len(t, got, 15)
+
+	_, err = collect("no-such-session", 0)
+	require.True(t, trace.IsNotFound(err), "got %v", err)
+
+	srv.Faults.CutSessionsAfter(10)
+	got, err = collect(sid, 0)
+	require.Error(t, err)
+	require.Len(t, got, 10)
+}
