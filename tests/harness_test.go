@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -230,11 +231,12 @@ func (p *proc) waitLog(timeout time.Duration, substr string) {
 }
 
 // expectedIDs are the _id values the served events must end up with: the
-// uid, or the id Teleport computes for an event without one.
+// uid, or a hash of the content for an event without one.
 func expectedIDs(evs []*teleporttest.Event) map[string][]*teleporttest.Event {
 	out := map[string][]*teleporttest.Event{}
 	for _, e := range evs {
-		out[e.ID] = append(out[e.ID], e)
+		id := eventid.Of(e.Proto())
+		out[id] = append(out[id], e)
 	}
 	return out
 }

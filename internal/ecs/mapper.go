@@ -16,6 +16,8 @@ import (
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+
+	"github.com/teleportbeat/teleportbeat/internal/eventid"
 )
 
 // Datasets of the documents teleportbeat writes.
@@ -74,42 +76,25 @@ func (m *Mapper) Map(ev *auditlogpb.EventUnstructured, now time.Time) beat.Event
 	if code != "" {
 		event["code"] = code
 	}
-	id := ev.GetId()
-	if uid, ok := raw["uid"].(string); ok && uid != "" {
-		id = uid
-	}
-	if id != "" {
-		event["id"] = id
-	}
+	id := eventid.Of(ev)
+	event["id"] = id
 	if outcome := outcomeOf(raw, code); outcome != "" {
 		event["outcome"] = outcome
 	}
 	fields["event"] = event
 
-	if user, ok := raw["user"].(string); ok && user != "" {
-		fields["user"] = mapstr.M{"name": user}
+	normalize(raw)
+	et, known := LookupEventType(typ)
+	if !known {
+		if g, ok := guessEventType(typ); ok {
+			et = &g
+		}
 	}
-	if src := addrFields(raw, "addr", "remote"); src != nil {
-		fields["source"] = src
-	}
-	host := mapstr.M{}
-	if name, ok := raw["server_hostname"].(string); ok && name != "" {
-		host["name"] = name
-	}
-	if hid, ok := raw["server_id"].(string); ok && hid != "" {
-		host["id"] = hid
-	}
-	if len(host) > 0 {
-		fields["host"] = host
-	}
+	enrich(fields, event, raw, typ, et)
 
-	out := beat.Event{Timestamp: ts, Fields: fields}
-	if id != "" {
-		// Elasticsearch drops a replayed event as a duplicate of the
-		// document with the same _id.
-		out.Meta = mapstr.M{"_id": id}
-	}
-	return out
+	// Elasticsearch drops a replayed event as a duplicate of the document
+	// with the same _id.
+	return beat.Event{Timestamp: ts, Fields: fields, Meta: mapstr.M{"_id": id}}
 }
 
 // outcomeOf derives event.outcome: Teleport's "success" flag where the

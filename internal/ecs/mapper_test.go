@@ -12,6 +12,7 @@ import (
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
+	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -24,12 +25,15 @@ func TestEveryCorpusEventMaps(t *testing.T) {
 	for _, e := range evs {
 		out := m.Map(e.Proto(), now)
 		require.Equal(t, e.Time, out.Timestamp.UTC(), e.ID)
-		require.Equal(t, mapstr.M{"_id": e.ID}, out.Meta)
+		id := eventid.Of(e.Proto())
+		require.Equal(t, mapstr.M{"_id": id}, out.Meta)
 		v, err := out.Fields.GetValue("event.action")
 		require.NoError(t, err)
 		require.Equal(t, e.Type, v)
 		v, _ = out.Fields.GetValue("event.id")
-		require.Equal(t, e.ID, v)
+		require.Equal(t, id, v)
+		msg, _ := out.Fields.GetValue("message")
+		require.NotEmpty(t, msg)
 		v, _ = out.Fields.GetValue("event.dataset")
 		require.Equal(t, "teleport.audit", v)
 		raw, err := out.Fields.GetValue("teleport.audit")

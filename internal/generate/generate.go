@@ -57,7 +57,13 @@ func All(root string) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	fy, err := FieldsYML(root, beats)
+	rf := DeriveRawFields()
+	teleportYML := TeleportFieldsYML(rf)
+	rawGo, err := RawFieldsGo(rf)
+	if err != nil {
+		return nil, err
+	}
+	fy, err := FieldsYML(beats, teleportYML)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +80,8 @@ func All(root string) ([]File, error) {
 		return nil, err
 	}
 	return []File{
+		{Path: "_meta/fields.yml", Data: teleportYML, Mode: 0o644},
+		{Path: "internal/ecs/rawfields_gen.go", Data: rawGo, Mode: 0o644},
 		{Path: "fields.yml", Data: fy, Mode: 0o644},
 		{Path: "include/fields.go", Data: fgo, Mode: 0o644},
 		{Path: BeatName + ".yml", Data: short, Mode: 0o600},
@@ -119,13 +127,20 @@ func Stale(root string) ([]string, error) {
 }
 
 // FieldsYML concatenates libbeat's ECS, common and processor fields with
-// teleportbeat's _meta/fields.yml, as libbeat's generator does for every
-// beat.
-func FieldsYML(root, beats string) ([]byte, error) {
+// teleportbeat's own (the content of _meta/fields.yml), in the order
+// libbeat's generator uses for every beat.
+func FieldsYML(beats string, teleportYML []byte) ([]byte, error) {
+	// A beat directory without field files yields libbeat's fields alone.
+	empty, err := os.MkdirTemp("", "teleportbeat-fields")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(empty)
 	var buf bytes.Buffer
-	if err := fields.Generate(beats, root, nil, &buf); err != nil {
+	if err := fields.Generate(beats, empty, nil, &buf); err != nil {
 		return nil, fmt.Errorf("generate fields.yml: %w", err)
 	}
+	buf.Write(teleportYML)
 	return buf.Bytes(), nil
 }
 

@@ -2,13 +2,9 @@ package teleport
 
 import (
 	"context"
-	"hash/fnv"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/elastic/elastic-agent-libs/logp"
 
@@ -16,6 +12,7 @@ import (
 	"github.com/gravitational/teleport/api/types"
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
+	"github.com/teleportbeat/teleportbeat/internal/eventid"
 )
 
 // Searcher is the audit search of teleport/api's client.
@@ -214,10 +211,10 @@ func newPageState(startKey string, done []string) *pageState {
 
 // add records it and reports whether it is new (not done before).
 func (p *pageState) add(it *auditlogpb.EventUnstructured) bool {
-	id := it.GetId()
+	id := eventid.Of(it)
 	prev := p.byID[id]
 	for _, q := range prev {
-		if q == it || proto.Equal(q, it) {
+		if eventid.SameEvent(q, it) {
 			return false // read again
 		}
 	}
@@ -269,11 +266,9 @@ func (p *pageState) carry(t time.Time) *pageState {
 	return next
 }
 
+// contentHash tells apart distinct events that share an id.
 func contentHash(it *auditlogpb.EventUnstructured) string {
-	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(it)
-	h := fnv.New64a()
-	_, _ = h.Write(b)
-	return strconv.FormatUint(h.Sum64(), 36)
+	return eventid.ContentHash(it)[:16]
 }
 
 // fetch runs one search, retrying with capped exponential backoff until it

@@ -13,6 +13,7 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/config"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
+	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -28,7 +29,12 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	srv, err := teleporttest.New(teleporttest.Config{})
+	return newHarnessWith(t, teleporttest.Config{})
+}
+
+func newHarnessWith(t *testing.T, tc teleporttest.Config) *harness {
+	t.Helper()
+	srv, err := teleporttest.New(tc)
 	require.NoError(t, err)
 	t.Cleanup(srv.Stop)
 	id, err := srv.NewIdentity(time.Hour)
@@ -104,7 +110,7 @@ func ids(bs []Batch) []string {
 	var out []string
 	for _, b := range bs {
 		for _, e := range b.Events {
-			out = append(out, e.GetId())
+			out = append(out, eventid.Of(e))
 		}
 	}
 	return out
@@ -113,7 +119,7 @@ func ids(bs []Batch) []string {
 func storedIDs(s *teleporttest.Store) []string {
 	var out []string
 	for _, e := range s.All() {
-		out = append(out, e.ID)
+		out = append(out, eventid.Of(e.Proto()))
 	}
 	return out
 }
@@ -132,7 +138,7 @@ func TestReaderReadsEveryEventOnceAcrossPagesAndWindows(t *testing.T) {
 	for _, b := range got {
 		for i, e := range b.Events {
 			p := b.Positions[i]
-			require.Equal(t, e.GetId(), p.Done[len(p.Done)-1])
+			require.Equal(t, eventid.Of(e), p.Done[len(p.Done)-1])
 			require.Equal(t, e.GetTime().AsTime(), p.LastEventTime)
 		}
 	}
@@ -174,7 +180,7 @@ func TestReaderPicksUpLateEventsInsideTheOpenPage(t *testing.T) {
 	h.srv.Store.Add(late...)
 	h.srv.Store.Add(newer...)
 	got := ids(collect(2))
-	require.ElementsMatch(t, []string{late[0].ID, newer[0].ID}, got)
+	require.ElementsMatch(t, []string{eventid.Of(late[0].Proto()), eventid.Of(newer[0].Proto())}, got)
 }
 
 func TestReaderFiltersAndKeepsTheSafetyMargin(t *testing.T) {
@@ -192,7 +198,7 @@ func TestReaderFiltersAndKeepsTheSafetyMargin(t *testing.T) {
 		if e.Time.After(start.Add(50*time.Second)) || e.Type == "kube.request" {
 			continue
 		}
-		want = append(want, e.ID)
+		want = append(want, eventid.Of(e.Proto()))
 	}
 	got := collect(len(want))
 	require.Equal(t, want, ids(got))
@@ -203,7 +209,7 @@ func TestReaderFiltersAndKeepsTheSafetyMargin(t *testing.T) {
 	var rest []string
 	for _, e := range evs {
 		if e.Time.After(start.Add(50*time.Second)) && e.Type != "kube.request" {
-			rest = append(rest, e.ID)
+			rest = append(rest, eventid.Of(e.Proto()))
 		}
 	}
 	h.setNow(start.Add(time.Hour))
@@ -220,7 +226,7 @@ func TestReaderServerSideTypeFilter(t *testing.T) {
 	var want []string
 	for _, e := range evs {
 		if e.Type == "user.login" || e.Type == "session.start" {
-			want = append(want, e.ID)
+			want = append(want, eventid.Of(e.Proto()))
 		}
 	}
 	_, collect := h.run(cfg, cursor.Position{WindowStart: start})
@@ -272,4 +278,24 @@ func TestReaderKeepsDistinctEventsThatShareAUid(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"TDB02W", "TDB02E"}, codes)
+}
+
+// TestReaderDoesNotResendEventsWithoutUid: newer Auth Services give an
+// event without a uid a random API id on every read; re-reading the open
+// page must still recognise it.
+func TestReaderDoesNotResendEventsWithoutUid(t *testing.T) {
+	h := newHarnessWith(t, teleporttest.Config{RandomIDs: true})
+	start := time.Date(2025, 5, 31, 23, 0, 0, 0, time.UTC)
+	var evs []*teleporttest.Event
+	for i := 0; i < 5; i++ {
+		e, err := teleporttest.NewEvent(map[string]any{"event": "session.data", "code": "T2006I", "time": start.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano), "tx": i})
+		require.NoError(t, err)
+		evs = append(evs, e)
+	}
+	h.srv.Store.Add(evs...)
+	r, collect := h.run(h.config(), cursor.Position{WindowStart: start})
+	require.Len(t, ids(collect(5)), 5)
+	calls := h.srv.SearchCalls()
+	require.Eventually(t, func() bool { return h.srv.SearchCalls() > calls+5 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, int64(5), r.Stats.Events.Load(), "re-reads of the open page sent nothing again")
 }

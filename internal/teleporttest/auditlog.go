@@ -5,7 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gravitational/trace"
+	"google.golang.org/protobuf/proto"
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 	"github.com/gravitational/teleport/api/types"
@@ -60,6 +62,11 @@ func (a *auditLogService) GetUnstructuredEvents(ctx context.Context, req *auditl
 	items := make([]*auditlogpb.EventUnstructured, len(events))
 	for i, e := range events {
 		items[i] = e.pb
+		if a.s.randomIDs && e.pb.GetUnstructured().GetFields()["uid"].GetStringValue() == "" {
+			cp := proto.Clone(e.pb).(*auditlogpb.EventUnstructured)
+			cp.Id = uuid.NewString()
+			items[i] = cp
+		}
 	}
 	return &auditlogpb.EventsUnstructured{Items: items, LastKey: lastKey}, nil
 }

@@ -33,6 +33,9 @@ type Config struct {
 	PKI *PKI
 	// Store holds the audit log; a new, empty one is made when nil.
 	Store *Store
+	// RandomIDs makes the API id of events without a uid a fresh random
+	// UUID on every read, as newer Auth Services do.
+	RandomIDs bool
 }
 
 // Server is a running Teleport test double.
@@ -52,7 +55,8 @@ type Server struct {
 	denied   map[string]bool // resource kinds ("event", "session", "lock") reads are refused for
 	sessions map[string][]*Event
 
-	calls atomic.Int64 // audit search calls served
+	calls     atomic.Int64 // audit search calls served
+	randomIDs bool
 }
 
 // New starts a Teleport test double.
@@ -93,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 		serverCert:  cert,
 		revoked:     map[string]bool{},
 		denied:      map[string]bool{},
+		randomIDs:   cfg.RandomIDs,
 		sessions:    map[string][]*Event{},
 	}
 	if err := s.listen(cfg.Addr); err != nil {
