@@ -9,22 +9,10 @@ import (
 	"github.com/elastic/elastic-agent-libs/mapstr"
 )
 
-// normalize keeps every event indexable against the generated mapping:
-// a path that is an object in some event types and a value in others has
-// one form mapped, and the other moves to its alternate path; a value of
-// an ip field that is not an IP moves to <path>_text.
+// normalize keeps every event indexable against the generated mapping: a
+// value of an ip field that is not an IP moves to <path>_text. (Values
+// whose form conflicts with the mapping were moved by rootToMap.)
 func normalize(raw mapstr.M) {
-	for path, conflict := range rawConflicts {
-		v, ok := raw[path]
-		if !ok {
-			continue
-		}
-		_, isObject := v.(mapstr.M)
-		if isObject != conflict.wantObject {
-			delete(raw, path)
-			raw[conflict.alt] = v
-		}
-	}
 	for _, path := range rawIPFields {
 		v, ok := raw[path]
 		if !ok {

@@ -39,10 +39,31 @@ func NewAuditMapper() *Mapper { return &Mapper{dataset: DatasetAudit, rawKey: "a
 // NewSessionMapper returns the mapper for session recording events.
 func NewSessionMapper() *Mapper { return &Mapper{dataset: DatasetSession, rawKey: "session"} }
 
+// rootToMap converts the event's top-level Struct like structToMap, first
+// moving a value whose form (object or not) is not the one mapped for its
+// key to the key's alternate (see rawConflicts), so that Teleport's dotted
+// keys ("addr.local") never meet a plain value of the same name ("addr").
+func rootToMap(s *structpb.Struct) mapstr.M {
+	m := make(mapstr.M, len(s.GetFields()))
+	for k, v := range s.GetFields() {
+		val := valueToGo(v)
+		if val == nil {
+			continue
+		}
+		if c, ok := rawConflicts[k]; ok {
+			if _, isObject := val.(mapstr.M); isObject != c.wantObject {
+				k = c.alt
+			}
+		}
+		putExpanded(m, k, val)
+	}
+	return m
+}
+
 // Map converts one event. now is used as @timestamp for the rare event
 // without a time (it is then tagged so that it can be found).
 func (m *Mapper) Map(ev *auditlogpb.EventUnstructured, now time.Time) beat.Event {
-	raw := structToMap(ev.GetUnstructured())
+	raw := rootToMap(ev.GetUnstructured())
 	fields := mapstr.M{
 		"teleport": mapstr.M{m.rawKey: raw},
 	}

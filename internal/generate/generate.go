@@ -158,16 +158,18 @@ func FieldsGo(fieldsYML []byte) ([]byte, error) {
 // file) from libbeat's config templates and teleportbeat's own.
 func Config(root, beats string, reference bool) ([]byte, error) {
 	params := map[string]any{
-		"BeatName":                       BeatName,
-		"BeatIndexPrefix":                BeatName,
-		"Reference":                      reference,
-		"Docker":                         false,
-		"ExcludeConsole":                 false,
-		"ExcludeFileOutput":              false,
-		"ExcludeKafka":                   false,
-		"ExcludeLogstash":                false,
-		"ExcludeRedis":                   false,
-		"UseObserverProcessor":           false,
+		"BeatName":          BeatName,
+		"BeatIndexPrefix":   BeatName,
+		"Reference":         reference,
+		"Docker":            false,
+		"ExcludeConsole":    false,
+		"ExcludeFileOutput": false,
+		"ExcludeKafka":      false,
+		"ExcludeLogstash":   false,
+		"ExcludeRedis":      false,
+		// host.* is the Teleport host an event is about; the machine
+		// teleportbeat runs on is the observer.
+		"UseObserverProcessor":           true,
 		"UseDockerMetadataProcessor":     false,
 		"UseKubernetesMetadataProcessor": false,
 		"ExcludeDashboards":              false,

@@ -406,6 +406,22 @@ func TeleportFieldsYML(rf RawFields) []byte {
 		{"session", "An event of a session recording (dataset teleport.session)."},
 	} {
 		fmt.Fprintf(&b, "        - name: %s\n          type: group\n          description: %s\n          fields:\n", ds.name, yamlString(ds.desc))
+		// Fields of event types newer than the pinned API: values of any
+		// kind are indexed as keywords, so that a number now and a string
+		// later cannot conflict.
+		b.WriteString(`            - name: "*"
+              type: object
+              object_type_params:
+                - object_type: keyword
+                  object_type_mapping_type: string
+                - object_type: keyword
+                  object_type_mapping_type: long
+                - object_type: keyword
+                  object_type_mapping_type: double
+                - object_type: keyword
+                  object_type_mapping_type: boolean
+              description: Fields of Teleport event types newer than the ones teleportbeat was built with.
+`)
 		b.WriteString(fieldsYAML(rf.Fields, 12))
 	}
 	return b.Bytes()
