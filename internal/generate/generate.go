@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/template"
 
@@ -20,6 +21,8 @@ import (
 
 	assetgen "github.com/elastic/beats/v7/libbeat/asset/gen"
 	"github.com/elastic/beats/v7/libbeat/generator/fields"
+
+	"github.com/teleportbeat/teleportbeat/internal/kibana"
 )
 
 // BeatName is the beat the files are generated for.
@@ -79,14 +82,27 @@ func All(root string) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []File{
+	dash, err := kibana.Files()
+	if err != nil {
+		return nil, err
+	}
+	files := []File{
 		{Path: "_meta/fields.yml", Data: teleportYML, Mode: 0o644},
 		{Path: "internal/ecs/rawfields_gen.go", Data: rawGo, Mode: 0o644},
 		{Path: "fields.yml", Data: fy, Mode: 0o644},
 		{Path: "include/fields.go", Data: fgo, Mode: 0o644},
 		{Path: BeatName + ".yml", Data: short, Mode: 0o600},
 		{Path: BeatName + ".reference.yml", Data: ref, Mode: 0o644},
-	}, nil
+	}
+	paths := make([]string, 0, len(dash))
+	for p := range dash {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		files = append(files, File{Path: p, Data: dash[p], Mode: 0o644})
+	}
+	return files, nil
 }
 
 // Write writes every generated file under root.

@@ -1,0 +1,335 @@
+// Package kibana defines teleportbeat's Kibana saved objects as code: the
+// dashboards, their Lens visualizations and the saved searches. `go tool
+// mage update` writes them under kibana/7/ in the layout libbeat's
+// dashboard loader reads (`teleportbeat setup --dashboards`); Kibana
+// migrates them to its own version on import.
+package kibana
+
+import (
+	"crypto/sha1"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+)
+
+// IndexPattern is the id (and title) of the data view libbeat creates from
+// fields.yml for the teleportbeat data stream.
+const IndexPattern = "teleportbeat-*"
+
+// Object is one saved object file.
+type Object struct {
+	ID               string            `json:"id"`
+	Type             string            `json:"type"`
+	Attributes       map[string]any    `json:"attributes"`
+	References       []Reference       `json:"references"`
+	MigrationVersion map[string]string `json:"migrationVersion"`
+	CoreMigration    string            `json:"coreMigrationVersion"`
+}
+
+// Reference links a saved object to another.
+type Reference struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// stableID derives a UUID-shaped id from a name, so that ids do not
+// change between generations.
+func stableID(name string) string {
+	h := sha1.Sum([]byte("teleportbeat/" + name))
+	h[6] = (h[6] & 0x0f) | 0x50
+	h[8] = (h[8] & 0x3f) | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// column is one Lens column.
+type column struct {
+	id  string
+	def map[string]any
+}
+
+func count(label string) column {
+	return column{id: stableID("col/count/" + label), def: map[string]any{
+		"dataType": "number", "isBucketed": false, "label": label, "customLabel": true,
+		"operationType": "count", "scale": "ratio", "sourceField": "Records",
+	}}
+}
+
+func metricOf(op, field, label string) column {
+	return column{id: stableID("col/" + op + "/" + field + "/" + label), def: map[string]any{
+		"dataType": "number", "isBucketed": false, "label": label, "customLabel": true,
+		"operationType": op, "scale": "ratio", "sourceField": field,
+	}}
+}
+
+func dateHistogram() column {
+	return column{id: stableID("col/@timestamp"), def: map[string]any{
+		"dataType": "date", "isBucketed": true, "label": "@timestamp",
+		"operationType": "date_histogram", "params": map[string]any{"interval": "auto"},
+		"scale": "interval", "sourceField": "@timestamp",
+	}}
+}
+
+func terms(field, label string, size int, orderBy column) column {
+	return column{id: stableID("col/terms/" + field + "/" + label), def: map[string]any{
+		"dataType": "string", "isBucketed": true, "label": label, "customLabel": true,
+		"operationType": "terms", "scale": "ordinal", "sourceField": field,
+		"params": map[string]any{
+			"orderBy":        map[string]any{"type": "column", "columnId": orderBy.id},
+			"orderDirection": "desc",
+			"otherBucket":    size > 5,
+			"missingBucket":  false,
+			"size":           size,
+		},
+	}}
+}
+
+// lens builds a Lens visualization over the teleportbeat data view.
+func lens(title, description, query, visType string, cols []column, vis func(layer string) map[string]any) Object {
+	id := stableID("lens/" + title)
+	layer := stableID("layer/" + title)
+	order := make([]string, 0, len(cols))
+	defs := map[string]any{}
+	for _, c := range cols {
+		order = append(order, c.id)
+		defs[c.id] = c.def
+	}
+	return Object{
+		ID:   id,
+		Type: "lens",
+		Attributes: map[string]any{
+			"title":             title,
+			"description":       description,
+			"visualizationType": visType,
+			"state": map[string]any{
+				"datasourceStates": map[string]any{
+					"indexpattern": map[string]any{
+						"layers": map[string]any{
+							layer: map[string]any{"columnOrder": order, "columns": defs, "incompleteColumns": map[string]any{}},
+						},
+					},
+				},
+				"filters":       []any{},
+				"query":         map[string]any{"language": "kuery", "query": query},
+				"visualization": vis(layer),
+			},
+		},
+		References: []Reference{
+			{ID: IndexPattern, Name: "indexpattern-datasource-current-indexpattern", Type: "index-pattern"},
+			{ID: IndexPattern, Name: "indexpattern-datasource-layer-" + layer, Type: "index-pattern"},
+		},
+		MigrationVersion: map[string]string{"lens": "7.14.0"},
+		CoreMigration:    "7.14.0",
+	}
+}
+
+func metricVis(title, description, query string, m column) Object {
+	return lens(title, description, query, "lnsMetric", []column{m}, func(layer string) map[string]any {
+		return map[string]any{"accessor": m.id, "layerId": layer}
+	})
+}
+
+// barOverTime is a stacked bar chart of m over time, split by split (when
+// split is not nil).
+func barOverTime(title, description, query string, m column, split *column) Object {
+	cols := []column{dateHistogram(), m}
+	layerVis := map[string]any{"accessors": []string{m.id}, "seriesType": "bar_stacked", "xAccessor": cols[0].id}
+	if split != nil {
+		cols = append([]column{*split}, cols...)
+		layerVis["splitAccessor"] = split.id
+	}
+	return lens(title, description, query, "lnsXY", cols, func(layer string) map[string]any {
+		layerVis["layerId"] = layer
+		return map[string]any{
+			"legend":              map[string]any{"isVisible": true, "position": "right"},
+			"preferredSeriesType": "bar_stacked",
+			"valueLabels":         "hide",
+			"fittingFunction":     "None",
+			"layers":              []any{layerVis},
+		}
+	})
+}
+
+// table is a data table of the bucket columns and the metric.
+func table(title, description, query string, cols ...column) Object {
+	return lens(title, description, query, "lnsDatatable", cols, func(layer string) map[string]any {
+		var cs []any
+		for _, c := range cols {
+			cs = append(cs, map[string]any{"columnId": c.id, "isTransposed": false})
+		}
+		return map[string]any{"layerId": layer, "columns": cs}
+	})
+}
+
+func donut(title, description, query string, group, m column) Object {
+	return lens(title, description, query, "lnsPie", []column{group, m}, func(layer string) map[string]any {
+		return map[string]any{
+			"shape": "donut",
+			"layers": []any{map[string]any{
+				"layerId": layer, "groups": []string{group.id}, "metric": m.id,
+				"numberDisplay": "percent", "categoryDisplay": "default", "legendDisplay": "default", "nestedLegend": false,
+			}},
+		}
+	})
+}
+
+// search is a saved search (Discover) of one dataset.
+func search(title, description, query string, columns []string) Object {
+	return Object{
+		ID:   stableID("search/" + title),
+		Type: "search",
+		Attributes: map[string]any{
+			"title":       title,
+			"description": description,
+			"columns":     columns,
+			"sort":        []any{[]string{"@timestamp", "desc"}},
+			"kibanaSavedObjectMeta": map[string]any{
+				"searchSourceJSON": map[string]any{
+					"query":        map[string]any{"language": "kuery", "query": query},
+					"filter":       []any{},
+					"indexRefName": "kibanaSavedObjectMeta.searchSourceJSON.index",
+				},
+			},
+		},
+		References:       []Reference{{ID: IndexPattern, Name: "kibanaSavedObjectMeta.searchSourceJSON.index", Type: "index-pattern"}},
+		MigrationVersion: map[string]string{"search": "7.9.3"},
+		CoreMigration:    "7.14.0",
+	}
+}
+
+// panel places a saved object on a dashboard grid.
+type panel struct {
+	obj        Object
+	x, y, w, h int
+}
+
+// dashboard returns the dashboard and the objects on it.
+func dashboard(title, description, query string, panels []panel) (Object, []Object) {
+	var ps []any
+	refs := []Reference{}
+	var children []Object
+	for i, p := range panels {
+		children = append(children, p.obj)
+		idx := fmt.Sprintf("%d", i+1)
+		ps = append(ps, map[string]any{
+			"version":          "7.14.0",
+			"type":             p.obj.Type,
+			"panelIndex":       idx,
+			"panelRefName":     "panel_" + idx,
+			"gridData":         map[string]any{"x": p.x, "y": p.y, "w": p.w, "h": p.h, "i": idx},
+			"embeddableConfig": map[string]any{"enhancements": map[string]any{}},
+		})
+		refs = append(refs, Reference{ID: p.obj.ID, Name: idx + ":panel_" + idx, Type: p.obj.Type})
+	}
+	return Object{
+		ID:   stableID("dashboard/" + title),
+		Type: "dashboard",
+		Attributes: map[string]any{
+			"title":       title,
+			"description": description,
+			"hits":        0,
+			"timeRestore": false,
+			"optionsJSON": map[string]any{"hidePanelTitles": false, "useMargins": true, "syncColors": false},
+			"panelsJSON":  ps,
+			"kibanaSavedObjectMeta": map[string]any{
+				"searchSourceJSON": map[string]any{"query": map[string]any{"language": "kuery", "query": query}, "filter": []any{}},
+			},
+		},
+		References:       refs,
+		MigrationVersion: map[string]string{"dashboard": "7.14.0"},
+		CoreMigration:    "7.14.0",
+	}, children
+}
+
+// Queries shared by the dashboards.
+const (
+	qAudit         = `event.dataset:"teleport.audit"`
+	qSessionData   = `event.dataset:"teleport.session"`
+	qFailedLogins  = `event.dataset:"teleport.audit" and event.action:"user.login" and event.outcome:"failure"`
+	qPrivileged    = `event.dataset:"teleport.audit" and event.action:("user.create" or "user.update" or "user.delete" or "user.password_change" or "role.created" or "role.updated" or "role.deleted" or "join_token.create" or "trusted_cluster_token.create" or "reset_password_token.create" or "recovery_token.create" or "privilege_token.create" or "lock.created" or "lock.deleted" or "access_request.create" or "access_request.review" or "access_request.update" or "access_request.delete" or "access_request.expire" or "bot.create" or "bot.update" or "bot.delete" or "github.created" or "github.updated" or "github.deleted" or "oidc.created" or "oidc.updated" or "oidc.deleted" or "saml.created" or "saml.updated" or "saml.deleted")`
+	qAccessReq     = `event.dataset:"teleport.audit" and event.action:access_request.*`
+	qSessionStart  = `event.dataset:"teleport.audit" and event.action:("session.start" or "windows.desktop.session.start" or "db.session.start" or "app.session.start")`
+	qSessionEnd    = `event.dataset:"teleport.audit" and event.action:("session.end" or "windows.desktop.session.end" or "db.session.end" or "app.session.end")`
+	qExec          = `event.dataset:"teleport.audit" and event.action:"exec"`
+	qSessionCmds   = `event.action:"session.command"`
+	qSessionUpload = `event.dataset:"teleport.audit" and event.action:"session.upload"`
+)
+
+// Objects returns every saved object teleportbeat ships.
+func Objects() []Object {
+	n := count("Events")
+
+	auditSearch := search("Teleport audit events [Teleportbeat]", "Every Teleport audit event.", qAudit,
+		[]string{"event.action", "event.outcome", "user.name", "source.ip", "host.name", "message"})
+	sessionSearch := search("Teleport session recordings [Teleportbeat]", "Events of Teleport session recordings.", qSessionData,
+		[]string{"event.action", "user.name", "host.name", "teleport.session.sid", "message"})
+
+	byType := terms("event.action", "Event type", 10, n)
+	byOutcome := terms("event.outcome", "Outcome", 3, n)
+	overview, overviewPanels := dashboard("[Teleportbeat] Teleport Audit Overview",
+		"Teleport audit events: activity, users, sources, failed logins and privileged changes.", qAudit,
+		[]panel{
+			{metricVis("Audit events [Teleportbeat]", "Number of audit events.", qAudit, n), 0, 0, 12, 8},
+			{metricVis("Failed logins [Teleportbeat]", "Failed user logins.", qFailedLogins, count("Failed logins")), 12, 0, 12, 8},
+			{metricVis("Active users [Teleportbeat]", "Distinct users.", qAudit, metricOf("unique_count", "user.name", "Users")), 24, 0, 12, 8},
+			{metricVis("Privileged changes [Teleportbeat]", "Changes to users, roles, tokens, locks, connectors and access requests.", qPrivileged, count("Privileged changes")), 36, 0, 12, 8},
+			{barOverTime("Events over time by type [Teleportbeat]", "Audit events over time, by event type.", qAudit, n, &byType), 0, 8, 24, 15},
+			{barOverTime("Events over time by outcome [Teleportbeat]", "Audit events over time, by outcome.", qAudit, n, &byOutcome), 24, 8, 24, 15},
+			{table("Top users [Teleportbeat]", "Users with the most audit events.", qAudit, terms("user.name", "User", 10, n), n), 0, 23, 16, 15},
+			{table("Top source IPs [Teleportbeat]", "Source addresses with the most audit events.", qAudit, terms("source.ip", "Source IP", 10, n), n), 16, 23, 16, 15},
+			{donut("Event categories [Teleportbeat]", "Audit events by ECS category.", qAudit, terms("event.category", "Category", 10, n), n), 32, 23, 16, 15},
+			{table("Failed logins by user and source [Teleportbeat]", "Failed logins, by user and source address.", qFailedLogins,
+				terms("user.name", "User", 20, n), terms("source.ip", "Source IP", 5, n), n), 0, 38, 24, 15},
+			{table("Privileged changes [Teleportbeat]", "Who changed users, roles, tokens, locks, connectors and access requests.", qPrivileged,
+				terms("event.action", "Change", 20, n), terms("user.name", "By", 10, n), terms("user.target.name", "Target user", 10, n), n), 24, 38, 24, 15},
+			{barOverTime("Access requests over time [Teleportbeat]", "Access requests: created, reviewed, updated, expired.", qAccessReq, n, &byType), 0, 53, 48, 12},
+			{auditSearch, 0, 65, 48, 20},
+		})
+
+	sessions, sessionPanels := dashboard("[Teleportbeat] Teleport Sessions",
+		"Interactive sessions: who connected where, for how long, and the commands they ran.", `event.dataset:("teleport.audit" or "teleport.session")`,
+		[]panel{
+			{metricVis("Sessions started [Teleportbeat]", "SSH, desktop, database and app sessions started.", qSessionStart, count("Sessions")), 0, 0, 16, 8},
+			{metricVis("Average session duration [Teleportbeat]", "Average duration of the sessions that ended.", qSessionEnd, metricOf("average", "event.duration", "Average duration (ns)")), 16, 0, 16, 8},
+			{metricVis("Recordings uploaded [Teleportbeat]", "Session recordings uploaded.", qSessionUpload, count("Recordings")), 32, 0, 16, 8},
+			{barOverTime("Sessions over time by node [Teleportbeat]", "Sessions started, by node.", qSessionStart, count("Sessions"), ptr(terms("host.name", "Node", 10, count("Sessions")))), 0, 8, 24, 15},
+			{table("Sessions by user and node [Teleportbeat]", "Who opened sessions where.", qSessionStart,
+				terms("user.name", "User", 20, count("Sessions")), terms("host.name", "Node", 10, count("Sessions")), count("Sessions")), 24, 8, 24, 15},
+			{table("Session duration by user [Teleportbeat]", "How long sessions lasted, by user.", qSessionEnd,
+				terms("user.name", "User", 20, metricOf("max", "event.duration", "Longest (ns)")), metricOf("average", "event.duration", "Average (ns)"), metricOf("max", "event.duration", "Longest (ns)"), count("Sessions")), 0, 23, 24, 15},
+			{table("Commands run [Teleportbeat]", "Commands run with exec, by user and node.", qExec,
+				terms("process.command_line", "Command", 20, n), terms("user.name", "User", 5, n), terms("host.name", "Node", 5, n), n), 24, 23, 24, 15},
+			{table("Programs run in sessions [Teleportbeat]", "Programs started inside sessions (enhanced session recording).", qSessionCmds,
+				terms("process.executable", "Program", 20, n), terms("user.name", "User", 5, n), n), 0, 38, 24, 15},
+			{barOverTime("Recorded session events over time [Teleportbeat]", "Events of session recordings, by type.", qSessionData, n, &byType), 24, 38, 24, 15},
+			{sessionSearch, 0, 53, 48, 20},
+		})
+
+	objs := []Object{overview, sessions}
+	seen := map[string]bool{overview.ID: true, sessions.ID: true}
+	for _, o := range append(overviewPanels, sessionPanels...) {
+		if !seen[o.ID] {
+			seen[o.ID] = true
+			objs = append(objs, o)
+		}
+	}
+	sort.SliceStable(objs, func(i, j int) bool { return objs[i].Type+objs[i].ID < objs[j].Type+objs[j].ID })
+	return objs
+}
+
+func ptr(c column) *column { return &c }
+
+// Files renders the objects as libbeat's loader expects them:
+// kibana/7/<type>/<id>.json, one object per file.
+func Files() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, o := range Objects() {
+		b, err := json.MarshalIndent(o, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		out[filepath.Join("kibana", "7", o.Type, o.ID+".json")] = append(b, '\n')
+	}
+	return out, nil
+}

@@ -1,0 +1,103 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teleportbeat/teleportbeat/internal/estest"
+	"github.com/teleportbeat/teleportbeat/internal/kibana"
+)
+
+// TestSetupLoadsTemplateLifecycleAndDashboards is acceptance 3 of the setup
+// issue: `teleportbeat setup` against Elasticsearch and Kibana stand-ins
+// sends the index template, the lifecycle policy, the data stream and the
+// dashboards; `export template` and `export dashboard` work.
+func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
+	e := newEnv(t)
+	es := estest.New()
+	esSrv := es.Server()
+	defer esSrv.Close()
+	kb := estest.NewKibana()
+	kbSrv := kb.Server()
+	defer kbSrv.Close()
+	cfg := e.config("teleportbeat.yml", fmt.Sprintf("output.elasticsearch.hosts: [%q]\nsetup.kibana.host: %q\n", esSrv.URL, kbSrv.URL))
+	run := func(args ...string) string {
+		t.Helper()
+		all := append(args, "-c", cfg, "--path.home", repoRoot, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs"))
+		out, err := exec.Command(beatBin, all...).CombinedOutput()
+		require.NoError(t, err, "teleportbeat %v:\n%s", args, out)
+		return string(out)
+	}
+
+	out := run("setup", "--index-management", "--dashboards")
+	require.Contains(t, out, "Index setup finished")
+	require.Contains(t, out, "Loaded dashboards")
+
+	var template, policy, stream bool
+	for _, r := range es.Requests() {
+		switch {
+		case r.Method == "PUT" && r.Path == "/_index_template/teleportbeat-9.3.0":
+			template = true
+			var body map[string]any
+			require.NoError(t, json.Unmarshal(r.Body, &body))
+			props := body["template"].(map[string]any)["mappings"].(map[string]any)["properties"].(map[string]any)
+			audit := props["teleport"].(map[string]any)["properties"].(map[string]any)["audit"].(map[string]any)["properties"].(map[string]any)
+			require.Equal(t, "date", audit["time"].(map[string]any)["type"])
+			require.Equal(t, "ip", audit["src_addr"].(map[string]any)["type"])
+			require.Equal(t, "flattened", audit["server_labels"].(map[string]any)["type"])
+			require.Equal(t, []any{"teleportbeat-9.3.0"}, body["index_patterns"], "the data stream")
+		case r.Method == "PUT" && r.Path == "/_ilm/policy/teleportbeat":
+			policy = true
+		case r.Method == "PUT" && r.Path == "/_data_stream/teleportbeat-9.3.0":
+			stream = true
+		}
+	}
+	require.True(t, template, "index template installed")
+	require.True(t, policy, "lifecycle policy installed")
+	require.True(t, stream, "data stream created")
+
+	byType := map[string]int{}
+	ids := map[string]bool{}
+	for _, o := range kb.Objects() {
+		byType[o["type"].(string)]++
+		ids[o["id"].(string)] = true
+	}
+	require.True(t, ids[kibana.IndexPattern], "the data view of the data stream: %v", ids)
+	for _, o := range kibana.Objects() {
+		require.True(t, ids[o.ID], "%s %q loaded", o.Type, o.Attributes["title"])
+	}
+	require.Equal(t, 2, byType["dashboard"])
+
+	tmpl := run("export", "template")
+	require.Contains(t, tmpl, `"teleport"`)
+	require.Contains(t, tmpl, `"src_addr"`)
+
+	var overview string
+	for _, o := range kibana.Objects() {
+		if o.Type == "dashboard" && strings.Contains(o.Attributes["title"].(string), "Overview") {
+			overview = o.ID
+		}
+	}
+	folder := filepath.Join(e.dir, "export")
+	run("export", "dashboard", "--id", overview, "--folder", folder)
+	var exported []string
+	require.NoError(t, filepath.Walk(folder, func(path string, info os.FileInfo, err error) error {
+		require.NoError(t, err)
+		if !info.IsDir() {
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			exported = append(exported, string(b))
+		}
+		return nil
+	}))
+	all := strings.Join(exported, "\n")
+	require.Contains(t, all, overview)
+	require.Contains(t, all, "Events over time by type", "the dashboard's visualizations are exported with it")
+}
