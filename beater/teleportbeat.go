@@ -87,7 +87,9 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 			tb.log.Infow("Audit position saved", "window_start", p.WindowStart, "last_event_time", p.LastEventTime)
 		}
 	}()
-	tracker := cursor.NewTracker(committer.Commit)
+	metrics := &auditMetrics{committer: committer}
+	tracker := cursor.NewTracker(metrics.committed)
+	metrics.tracker = tracker
 	tracker.Advance(pos) // a first run records its start time at once
 
 	client, err := b.Publisher.ConnectWith(beat.ClientConfig{
@@ -117,6 +119,10 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 		BackoffMax:        tb.cfg.Teleport.Backoff.Max,
 	}, func(ctx context.Context) (teleport.Searcher, error) { return conn.Client(ctx) }, tb.log.Named("audit"))
 
+	metrics.reader = reader
+	defer metrics.register(b.Monitoring.StatsRegistry())()
+	go metrics.logProgress(tb.log.Named("audit"), tb.cfg.ProgressInterval, ctx.Done())
+
 	batches := make(chan teleport.Batch, a.Prefetch)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -145,6 +151,7 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 				events = append(events, ev)
 			}
 			tracker.Published(n)
+			metrics.published.Add(int64(n))
 			client.PublishAll(events)
 		}
 		if bt.After != nil {

@@ -26,6 +26,8 @@ type Config struct {
 	Teleport Teleport `config:"teleport"`
 	Audit    Audit    `config:"audit"`
 	Registry Registry `config:"registry"`
+	// ProgressInterval is how often progress and lag are logged (0: never).
+	ProgressInterval time.Duration `config:"progress_interval"`
 }
 
 // Teleport configures the connection to the Teleport cluster.
@@ -111,6 +113,7 @@ func Default() Config {
 			Flush:           0,
 			FilePermissions: 0o600,
 		},
+		ProgressInterval: 30 * time.Second,
 	}
 }
 
@@ -201,6 +204,10 @@ func (c *Config) check() error {
 		if strings.TrimSpace(typ) == "" {
 			add(fmt.Sprintf("audit.exclude_event_types.%d", i), "is empty")
 		}
+	}
+
+	if c.ProgressInterval < 0 {
+		add("progress_interval", "must not be negative, got %s", c.ProgressInterval)
 	}
 
 	r := &c.Registry

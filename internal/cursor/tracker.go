@@ -62,6 +62,13 @@ func (t *Tracker) Advance(pos *Position) {
 	t.pending = append(t.pending, pendingPosition{after: t.published, pos: pos})
 }
 
+// Acked returns the number of events acknowledged so far.
+func (t *Tracker) Acked() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.acked
+}
+
 // InFlight returns the number of published events not yet acknowledged.
 func (t *Tracker) InFlight() uint64 {
 	t.mu.Lock()
