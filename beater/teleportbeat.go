@@ -62,6 +62,9 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 	}
 	conn := teleport.NewConn(tb.cfg.Teleport, creds, tb.log.Named("teleport"))
 	defer conn.Close()
+	teleport.LogExpiry(tb.log.Named("teleport"), creds, time.Now())
+	// Machine ID renews identity files on disk: follow them.
+	go teleport.WatchCredentials(ctx, tb.log.Named("teleport"), creds, tb.cfg.Teleport.ReloadInterval, conn.Reset)
 
 	cluster, ok := tb.ping(ctx, conn)
 	if !ok {

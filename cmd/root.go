@@ -40,7 +40,9 @@ func Settings() instance.Settings {
 
 // RootCmd returns the root command.
 func RootCmd() *cmd.BeatsRootCmd {
-	root := cmd.GenRootCmdWithSettings(beater.New, Settings())
+	settings := Settings()
+	root := cmd.GenRootCmdWithSettings(beater.New, settings)
+	root.TestCmd.AddCommand(testTeleportCmd(settings))
 	root.RemoveCommand(root.VersionCmd)
 	root.VersionCmd = versionCmd()
 	root.AddCommand(root.VersionCmd)

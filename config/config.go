@@ -42,6 +42,9 @@ type Teleport struct {
 	DialTimeout time.Duration `config:"dial_timeout"`
 	// Backoff bounds the wait between retries when Teleport fails.
 	Backoff Backoff `config:"backoff"`
+	// ReloadInterval is how often the credential files are checked for
+	// renewal (0: never).
+	ReloadInterval time.Duration `config:"reload_interval"`
 }
 
 // SSL is the TLS client key pair and the CAs to trust, in the same key
@@ -98,8 +101,9 @@ type Registry struct {
 func Default() Config {
 	return Config{
 		Teleport: Teleport{
-			DialTimeout: 15 * time.Second,
-			Backoff:     Backoff{Init: time.Second, Max: 30 * time.Second},
+			DialTimeout:    15 * time.Second,
+			Backoff:        Backoff{Init: time.Second, Max: 30 * time.Second},
+			ReloadInterval: 10 * time.Second,
 		},
 		Audit: Audit{
 			BatchSize:    500,
@@ -163,6 +167,9 @@ func (c *Config) check() error {
 	errs = append(errs, validateCredentials(t)...)
 	if t.DialTimeout <= 0 {
 		add("teleport.dial_timeout", "must be positive, got %s", t.DialTimeout)
+	}
+	if t.ReloadInterval < 0 {
+		add("teleport.reload_interval", "must not be negative, got %s", t.ReloadInterval)
 	}
 	if t.Backoff.Init <= 0 {
 		add("teleport.backoff.init", "must be positive, got %s", t.Backoff.Init)

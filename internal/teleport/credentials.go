@@ -54,6 +54,13 @@ type identityFileCreds struct {
 	*client.DynamicIdentityFileCreds
 }
 
+func (c *identityFileCreds) Reload() error {
+	if err := c.DynamicIdentityFileCreds.Reload(); err != nil {
+		return fmt.Errorf("reload identity file %s: %w", c.Path, err)
+	}
+	return nil
+}
+
 func (c *identityFileCreds) Files() []string { return []string{c.Path} }
 
 // keyPairCreds is a TLS key pair and CA on disk (`tctl auth sign

@@ -107,6 +107,12 @@ func (p *PKI) nextSerial() *big.Int {
 	return big.NewInt(p.serial)
 }
 
+func (p *PKI) lastSerial() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.serial
+}
+
 // ServerCertificate issues the certificate the Auth Service presents. Like
 // Teleport's, it names teleport.cluster.local (the name teleport/api puts in
 // SNI and verifies) besides the given hosts.

@@ -54,6 +54,10 @@ type Server struct {
 	revoked  map[string]bool // certificate serials the cluster rejects
 	denied   map[string]bool // resource kinds ("event", "session", "lock") reads are refused for
 	sessions map[string][]*Event
+	// revokeBefore rejects every certificate with a serial up to it
+	// (but revokeKeep).
+	revokeBefore int64
+	revokeKeep   string
 
 	calls     atomic.Int64 // audit search calls served
 	randomIDs bool
@@ -208,6 +212,25 @@ func (s *Server) Revoke(id *Identity) error {
 	return nil
 }
 
+// RevokeAllBut makes the cluster reject every identity issued so far
+// except keep (nil: reject them all), as when certificates expire or the
+// CA rotates.
+func (s *Server) RevokeAllBut(keep *Identity) error {
+	var keepSerial string
+	if keep != nil {
+		cert, err := parseCertPEM(keep.CertPEM)
+		if err != nil {
+			return err
+		}
+		keepSerial = cert.SerialNumber.String()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revokeBefore = s.PKI.lastSerial()
+	s.revokeKeep = keepSerial
+	return nil
+}
+
 // DenyRead makes reads of a resource kind ("event", "session") fail with
 // access denied, as a role without that permission would.
 func (s *Server) DenyRead(kind string, deny bool) {
@@ -254,6 +277,11 @@ func (s *Server) authenticate(ctx context.Context) (*x509.Certificate, error) {
 	}
 	s.mu.Lock()
 	revoked := s.revoked[cert.SerialNumber.String()]
+	s.mu.Unlock()
+	s.mu.Lock()
+	if before := s.revokeBefore; before > 0 && cert.SerialNumber.Int64() <= before && cert.SerialNumber.String() != s.revokeKeep {
+		revoked = true
+	}
 	s.mu.Unlock()
 	if revoked {
 		return nil, trace.AccessDenied("client certificate has been revoked")
