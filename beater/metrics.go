@@ -8,6 +8,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
+	"github.com/teleportbeat/teleportbeat/internal/sessions"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
 
@@ -16,8 +17,9 @@ import (
 // http.enabled, and Stack Monitoring) and logged periodically.
 type auditMetrics struct {
 	reader    *teleport.AuditReader
-	tracker   *cursor.Tracker
+	tracker   *cursor.Tracker[*cursor.Position]
 	committer *cursor.Committer
+	sessions  *sessions.Manager // nil when session recordings are not shipped
 
 	published     atomic.Int64
 	lastEventTime atomic.Int64 // unix nanoseconds of the newest acknowledged event
@@ -61,6 +63,21 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		monitoring.ReportBool(v, "caught_up", m.reader.CaughtUp())
 		monitoring.ReportBool(v, "registry_writable", m.committer.Err() == nil)
 	}, monitoring.Report)
+	if m.sessions != nil {
+		monitoring.NewFunc(reg, "sessions", func(_ monitoring.Mode, v monitoring.Visitor) {
+			v.OnRegistryStart()
+			defer v.OnRegistryFinished()
+			s := &m.sessions.Stats
+			monitoring.ReportInt(v, "registered", s.Registered.Load())
+			monitoring.ReportInt(v, "completed", s.Completed.Load())
+			monitoring.ReportInt(v, "missing", s.Missing.Load())
+			monitoring.ReportInt(v, "active", s.Active.Load())
+			monitoring.ReportInt(v, "pending", int64(m.sessions.Pending()))
+			monitoring.ReportInt(v, "events_published", s.EventsPublished.Load())
+			monitoring.ReportInt(v, "events_excluded", s.EventsExcluded.Load())
+			monitoring.ReportInt(v, "stream_errors", s.StreamErrors.Load())
+		}, monitoring.Report)
+	}
 	return func() { stats.Remove("teleportbeat") }
 }
 

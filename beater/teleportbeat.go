@@ -17,6 +17,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/config"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
+	"github.com/teleportbeat/teleportbeat/internal/sessions"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
 
@@ -126,6 +127,25 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 	defer metrics.register(b.Monitoring.StatsRegistry())()
 	go metrics.logProgress(tb.log.Named("audit"), tb.cfg.ProgressInterval, ctx.Done())
 
+	var sess *sessions.Manager
+	if sc := tb.cfg.Sessions; sc.Enabled {
+		sess = sessions.New(sessions.Config{
+			Concurrency:       sc.Concurrency,
+			ExcludeEventTypes: sc.ExcludeEventTypes,
+			MissingTimeout:    sc.MissingTimeout,
+			MissingRetry:      sc.MissingRetry,
+			BackoffInit:       tb.cfg.Teleport.Backoff.Init,
+			BackoffMax:        tb.cfg.Teleport.Backoff.Max,
+			RegistryPrefix:    "teleport::session::" + cluster + "::",
+			DoneRetention:     7 * 24 * time.Hour,
+		}, tb.log.Named("sessions"), reg, b.Publisher, func(ctx context.Context) (sessions.Streamer, error) { return conn.Client(ctx) })
+		if err := sess.Start(ctx); err != nil {
+			return err
+		}
+		defer sess.Wait()
+		metrics.sessions = sess
+	}
+
 	batches := make(chan teleport.Batch, a.Prefetch)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -149,6 +169,13 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 			now := time.Now()
 			events = events[:0]
 			for i, e := range bt.Events {
+				if sess != nil && e.GetType() == "session.upload" {
+					// Recorded before the upload event can be acknowledged.
+					sid := e.GetUnstructured().GetFields()["sid"].GetStringValue()
+					if err := sess.Register(sid, e.GetTime().AsTime()); err != nil {
+						tb.log.Errorw("Cannot record the uploaded session in the registry", "session_id", sid, "error", err)
+					}
+				}
 				ev := mapper.Map(e, now)
 				ev.Private = bt.Positions[i]
 				events = append(events, ev)

@@ -26,6 +26,7 @@ type Config struct {
 	Teleport Teleport `config:"teleport"`
 	Audit    Audit    `config:"audit"`
 	Registry Registry `config:"registry"`
+	Sessions Sessions `config:"sessions"`
 	// ProgressInterval is how often progress and lag are logged (0: never).
 	ProgressInterval time.Duration `config:"progress_interval"`
 }
@@ -86,6 +87,22 @@ type Audit struct {
 	startTime time.Time
 }
 
+// Sessions configures the shipping of session recordings.
+type Sessions struct {
+	// Enabled ships the events of every uploaded session recording.
+	Enabled bool `config:"enabled"`
+	// Concurrency bounds the sessions streamed at once.
+	Concurrency int `config:"concurrency"`
+	// ExcludeEventTypes are session event types not shipped (terminal
+	// output, "print", by default, as Teleport's event handler does).
+	ExcludeEventTypes []string `config:"exclude_event_types"`
+	// MissingTimeout is how long after its upload a recording that cannot
+	// be found is retried before it is given up.
+	MissingTimeout time.Duration `config:"missing_timeout"`
+	// MissingRetry is the wait between attempts at such a recording.
+	MissingRetry time.Duration `config:"missing_retry"`
+}
+
 // Registry configures where the audit position is kept.
 type Registry struct {
 	// Path is the registry directory, relative to path.data.
@@ -116,6 +133,12 @@ func Default() Config {
 			Path:            "registry",
 			Flush:           0,
 			FilePermissions: 0o600,
+		},
+		Sessions: Sessions{
+			Concurrency:       5,
+			ExcludeEventTypes: []string{"print"},
+			MissingTimeout:    48 * time.Hour,
+			MissingRetry:      time.Minute,
 		},
 		ProgressInterval: 30 * time.Second,
 	}
@@ -213,6 +236,21 @@ func (c *Config) check() error {
 		}
 	}
 
+	ss := &c.Sessions
+	if ss.Concurrency < 1 || ss.Concurrency > 256 {
+		add("sessions.concurrency", "must be between 1 and 256, got %d", ss.Concurrency)
+	}
+	if ss.MissingTimeout < 0 {
+		add("sessions.missing_timeout", "must not be negative, got %s", ss.MissingTimeout)
+	}
+	if ss.MissingRetry <= 0 {
+		add("sessions.missing_retry", "must be positive, got %s", ss.MissingRetry)
+	}
+	for i, typ := range ss.ExcludeEventTypes {
+		if strings.TrimSpace(typ) == "" {
+			add(fmt.Sprintf("sessions.exclude_event_types.%d", i), "is empty")
+		}
+	}
 	if c.ProgressInterval < 0 {
 		add("progress_interval", "must not be negative, got %s", c.ProgressInterval)
 	}

@@ -23,7 +23,7 @@ func pos(key string) *Position { return &Position{WindowStart: time.Unix(0, 0), 
 
 // publish feeds events with positions through the tracker's listener as
 // the pipeline client does.
-func publish(tr *Tracker, l beat.EventListener, ps ...*Position) {
+func publish(tr *Tracker[*Position], l beat.EventListener, ps ...*Position) {
 	tr.Published(len(ps))
 	for _, p := range ps {
 		l.AddEvent(beat.Event{Private: p}, true)
