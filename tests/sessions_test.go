@@ -44,7 +44,6 @@ func sessionDocs(recs []recording) map[string]*teleporttest.Event {
 	return want
 }
 
-
 // TestShipsSessionRecordingsAndResumesThem: with teleportbeat.sessions
 // enabled, every uploaded recording is streamed into teleport.session
 // (without terminal output), a SIGKILL in the middle resumes half-sent
