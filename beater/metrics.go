@@ -8,6 +8,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
+	"github.com/teleportbeat/teleportbeat/internal/lock"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
@@ -20,6 +21,7 @@ type auditMetrics struct {
 	tracker   *cursor.Tracker[*cursor.Position]
 	committer *cursor.Committer
 	sessions  *sessions.Manager // nil when session recordings are not shipped
+	locker    *lock.Detector    // nil when locking is off
 
 	published     atomic.Int64
 	lastEventTime atomic.Int64 // unix nanoseconds of the newest acknowledged event
@@ -62,6 +64,10 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		monitoring.ReportFloat(v, "lag_seconds", m.lag(time.Now()).Seconds())
 		monitoring.ReportBool(v, "caught_up", m.reader.CaughtUp())
 		monitoring.ReportBool(v, "registry_writable", m.committer.Err() == nil)
+		if m.locker != nil {
+			monitoring.ReportInt(v, "locks_created", m.locker.Created.Load())
+			monitoring.ReportInt(v, "lock_errors", m.locker.Errors.Load())
+		}
 	}, monitoring.Report)
 	if m.sessions != nil {
 		monitoring.NewFunc(reg, "sessions", func(_ monitoring.Mode, v monitoring.Visitor) {

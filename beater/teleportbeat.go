@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/elastic/beats/v7/libbeat/beat"
 	conf "github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp"
@@ -17,6 +19,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/config"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
+	"github.com/teleportbeat/teleportbeat/internal/lock"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
@@ -146,6 +149,22 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 		metrics.sessions = sess
 	}
 
+	var locker *lock.Detector
+	if lc := tb.cfg.Lock; lc.Enabled {
+		locker = lock.New(ctx, lock.Config{
+			FailedAttempts: lc.FailedAttempts,
+			Period:         lc.Period,
+			LockFor:        lc.LockFor,
+			// Failures read late (a backfill, a catch-up after an outage)
+			// must not lock anyone now.
+			MaxEventAge: lc.Period + a.SafetyMargin + a.PollInterval + time.Minute,
+			BackoffInit: tb.cfg.Teleport.Backoff.Init,
+			BackoffMax:  tb.cfg.Teleport.Backoff.Max,
+		}, tb.log.Named("lock"), func(ctx context.Context) (lock.Locker, error) { return conn.Client(ctx) })
+		defer locker.Wait()
+		metrics.locker = locker
+	}
+
 	batches := make(chan teleport.Batch, a.Prefetch)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -174,6 +193,12 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 					sid := e.GetUnstructured().GetFields()["sid"].GetStringValue()
 					if err := sess.Register(sid, e.GetTime().AsTime()); err != nil {
 						tb.log.Errorw("Cannot record the uploaded session in the registry", "session_id", sid, "error", err)
+					}
+				}
+				if locker != nil && e.GetType() == "user.login" {
+					f := e.GetUnstructured().GetFields()
+					if ok, isBool := f["success"].GetKind().(*structpb.Value_BoolValue); isBool && !ok.BoolValue {
+						locker.FailedLogin(f["user"].GetStringValue(), e.GetTime().AsTime())
 					}
 				}
 				ev := mapper.Map(e, now)

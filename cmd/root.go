@@ -43,6 +43,7 @@ func RootCmd() *cmd.BeatsRootCmd {
 	settings := Settings()
 	root := cmd.GenRootCmdWithSettings(beater.New, settings)
 	root.TestCmd.AddCommand(testTeleportCmd(settings))
+	root.AddCommand(configureCmd())
 	root.RemoveCommand(root.VersionCmd)
 	root.VersionCmd = versionCmd()
 	root.AddCommand(root.VersionCmd)

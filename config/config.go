@@ -27,6 +27,7 @@ type Config struct {
 	Audit    Audit    `config:"audit"`
 	Registry Registry `config:"registry"`
 	Sessions Sessions `config:"sessions"`
+	Lock     Lock     `config:"lock"`
 	// ProgressInterval is how often progress and lag are logged (0: never).
 	ProgressInterval time.Duration `config:"progress_interval"`
 }
@@ -103,6 +104,15 @@ type Sessions struct {
 	MissingRetry time.Duration `config:"missing_retry"`
 }
 
+// Lock configures locking users after repeated failed logins.
+type Lock struct {
+	Enabled        bool          `config:"enabled"`
+	FailedAttempts int           `config:"failed_attempts"`
+	Period         time.Duration `config:"period"`
+	// LockFor is the lock's duration (0: until an administrator removes it).
+	LockFor time.Duration `config:"lock_for"`
+}
+
 // Registry configures where the audit position is kept.
 type Registry struct {
 	// Path is the registry directory, relative to path.data.
@@ -140,6 +150,7 @@ func Default() Config {
 			MissingTimeout:    48 * time.Hour,
 			MissingRetry:      time.Minute,
 		},
+		Lock:             Lock{FailedAttempts: 3, Period: time.Minute},
 		ProgressInterval: 30 * time.Second,
 	}
 }
@@ -249,6 +260,17 @@ func (c *Config) check() error {
 	for i, typ := range ss.ExcludeEventTypes {
 		if strings.TrimSpace(typ) == "" {
 			add(fmt.Sprintf("sessions.exclude_event_types.%d", i), "is empty")
+		}
+	}
+	if l := &c.Lock; l.Enabled {
+		if l.FailedAttempts < 1 {
+			add("lock.failed_attempts", "must be at least 1, got %d", l.FailedAttempts)
+		}
+		if l.Period <= 0 {
+			add("lock.period", "must be positive, got %s", l.Period)
+		}
+		if l.LockFor < 0 {
+			add("lock.lock_for", "must not be negative (0 locks until the lock is removed), got %s", l.LockFor)
 		}
 	}
 	if c.ProgressInterval < 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/gravitational/teleport/api"
 	"github.com/gravitational/teleport/api/client/proto"
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+	"github.com/gravitational/teleport/api/types"
 	"github.com/gravitational/teleport/api/utils/grpc/interceptors"
 )
 
@@ -54,6 +55,7 @@ type Server struct {
 	revoked  map[string]bool // certificate serials the cluster rejects
 	denied   map[string]bool // resource kinds ("event", "session", "lock") reads are refused for
 	sessions map[string][]*Event
+	locks    []*types.LockV2
 	// revokeBefore rejects every certificate with a serial up to it
 	// (but revokeKeep).
 	revokeBefore int64

@@ -1,0 +1,56 @@
+package cmd
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/teleportbeat/teleportbeat/internal/certs"
+	"github.com/teleportbeat/teleportbeat/internal/configure"
+)
+
+// configureCmd is `teleportbeat configure <dir> [teleport-addr]`.
+func configureCmd() *cobra.Command {
+	var o configure.Options
+	var keyType string
+	c := &cobra.Command{
+		Use:   "configure <output-dir> [teleport-addr]",
+		Short: "Write the Teleport role, the Logstash mutual TLS and a starter teleportbeat.yml",
+		Long: `Writes into <output-dir>: the Teleport role and user for teleportbeat and the tctl
+commands to create them and sign an identity; a CA, server and client
+certificates for Logstash's beats input with mutual TLS (keys in PKCS#8, mode
+0600); a Logstash pipeline for that input; and a teleportbeat.yml wired to all
+of it. Existing files are not overwritten without --force.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(c *cobra.Command, args []string) error {
+			c.SilenceUsage = true
+			o.Dir = args[0]
+			if len(args) > 1 {
+				o.TeleportAddr = args[1]
+			}
+			o.KeyType = certs.KeyType(keyType)
+			files, err := configure.Write(o)
+			if err != nil {
+				return err
+			}
+			w := c.OutOrStdout()
+			fmt.Fprintf(w, "Wrote to %s:\n", o.Dir)
+			for _, f := range files {
+				fmt.Fprintf(w, "  %-28s %#o  %s\n", f.Name, f.Mode, f.What)
+			}
+			fmt.Fprintf(w, "\nNext: run tctl.sh where tctl works, install the Logstash pipeline and its certificates,\nthen: teleportbeat test config -c %s/teleportbeat.yml && teleportbeat run -c %s/teleportbeat.yml\n", o.Dir, o.Dir)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&o.Force, "force", false, "overwrite existing files")
+	f.BoolVar(&o.Lock, "lock", false, "let the role create locks (for teleportbeat.lock)")
+	f.StringSliceVar(&o.LogstashHost, "logstash-host", []string{"localhost", "127.0.0.1"}, "DNS names and IPs of the Logstash host, for its certificate")
+	f.IntVar(&o.LogstashPort, "logstash-port", 5044, "port of Logstash's beats input")
+	f.StringVar(&keyType, "key-type", "rsa", "key algorithm: rsa or ecdsa")
+	f.IntVar(&o.RSABits, "rsa-bits", 4096, "RSA key size")
+	f.DurationVar(&o.TTL, "ttl", 10*365*24*time.Hour, "validity of the certificates")
+	f.StringVar(&o.User, "user", "teleportbeat", "name of the Teleport user and role")
+	return c
+}

@@ -1,0 +1,265 @@
+// Package configure writes what a new teleportbeat installation needs, as
+// `teleportbeat configure` (the counterpart of the event handler's
+// `configure`): the Teleport role and user with the tctl commands to create
+// them and sign an identity, the mutual-TLS material and pipeline for
+// Logstash's beats input, and a starter teleportbeat.yml wired to it all.
+package configure
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/teleportbeat/teleportbeat/internal/certs"
+)
+
+// Options for Write.
+type Options struct {
+	Dir          string   // output directory
+	TeleportAddr string   // Proxy or Auth Service address
+	LogstashHost []string // names and IPs of the Logstash host(s), for its certificate
+	LogstashPort int
+	Lock         bool // grant lock creation (for teleportbeat.lock)
+	Force        bool // overwrite existing files
+	KeyType      certs.KeyType
+	RSABits      int
+	TTL          time.Duration
+	User         string // Teleport user (and role) name
+}
+
+// File is one written file.
+type File struct {
+	Name string
+	Mode os.FileMode
+	What string
+}
+
+// Write writes every file into o.Dir and returns them.
+func Write(o Options) ([]File, error) {
+	if o.User == "" {
+		o.User = "teleportbeat"
+	}
+	if o.TeleportAddr == "" {
+		o.TeleportAddr = "teleport.example.com:443"
+	}
+	if len(o.LogstashHost) == 0 {
+		o.LogstashHost = []string{"localhost", "127.0.0.1"}
+	}
+	if o.LogstashPort == 0 {
+		o.LogstashPort = 5044
+	}
+	if o.KeyType == "" {
+		o.KeyType = certs.RSA
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	o.Dir = dir
+
+	files, err := render(o)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if !o.Force {
+		var existing []string
+		for _, n := range names {
+			if _, err := os.Stat(filepath.Join(o.Dir, n)); err == nil {
+				existing = append(existing, n)
+			}
+		}
+		if len(existing) > 0 {
+			return nil, fmt.Errorf("%s already holds %s: not overwriting them (use --force to replace them)", o.Dir, strings.Join(existing, ", "))
+		}
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", o.Dir, err)
+	}
+	var out []File
+	for _, n := range names {
+		f := files[n]
+		p := filepath.Join(o.Dir, n)
+		// Remove first: a forced overwrite must not keep an old file's
+		// looser mode.
+		_ = os.Remove(p)
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			return nil, fmt.Errorf("write %s: %w", p, err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			return nil, err
+		}
+		out = append(out, File{Name: n, Mode: f.mode, What: f.what})
+	}
+	return out, nil
+}
+
+type file struct {
+	data []byte
+	mode os.FileMode
+	what string
+}
+
+func render(o Options) (map[string]file, error) {
+	ca, err := certs.NewCA("teleportbeat Logstash CA", certs.Options{Type: o.KeyType, RSABits: o.RSABits, TTL: o.TTL})
+	if err != nil {
+		return nil, err
+	}
+	server, err := ca.Server("logstash", o.LogstashHost...)
+	if err != nil {
+		return nil, err
+	}
+	client, err := ca.Client(o.User)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]any{
+		"O":            o,
+		"Dir":          o.Dir,
+		"LogstashHost": o.LogstashHost[0],
+	}
+	out := map[string]file{
+		"ca.crt":           {ca.CertPEM, 0o644, "CA of the Logstash mutual TLS"},
+		"ca.key":           {ca.KeyPEM, 0o600, "CA key (keep it offline; only needed to issue more certificates)"},
+		"logstash.crt":     {server.CertPEM, 0o644, "Logstash server certificate"},
+		"logstash.key":     {server.KeyPEM, 0o600, "Logstash server key, unencrypted PKCS#8 as Logstash wants"},
+		"teleportbeat.crt": {client.CertPEM, 0o644, "teleportbeat client certificate for Logstash"},
+		"teleportbeat.key": {client.KeyPEM, 0o600, "teleportbeat client key (PKCS#8)"},
+	}
+	for name, t := range map[string]struct {
+		tmpl string
+		mode os.FileMode
+		what string
+	}{
+		"teleportbeat-role.yaml":     {roleTmpl, 0o644, "Teleport role: read and list audit events and session recordings"},
+		"teleportbeat-user.yaml":     {userTmpl, 0o644, "Teleport user with that role"},
+		"tctl.sh":                    {tctlTmpl, 0o700, "tctl commands to create the role and user and sign an identity"},
+		"logstash-teleportbeat.conf": {logstashTmpl, 0o644, "Logstash pipeline: beats input with mutual TLS to Elasticsearch"},
+		"teleportbeat.yml":           {beatTmpl, 0o600, "starter teleportbeat.yml, wired to the identity and Logstash"},
+	} {
+		var b bytes.Buffer
+		tpl, err := template.New(name).Option("missingkey=error").Parse(t.tmpl)
+		if err != nil {
+			return nil, fmt.Errorf("template %s: %w", name, err)
+		}
+		if err := tpl.Execute(&b, data); err != nil {
+			return nil, fmt.Errorf("render %s: %w", name, err)
+		}
+		out[name] = file{b.Bytes(), t.mode, t.what}
+	}
+	return out, nil
+}
+
+const roleTmpl = `# Role for teleportbeat: read and list the audit log and session recordings
+# (least privilege){{if .O.Lock}}, and create locks (teleportbeat.lock){{end}}.
+kind: role
+version: v7
+metadata:
+  name: {{.O.User}}
+spec:
+  allow:
+    rules:
+      - resources: ['event', 'session']
+        verbs: ['list', 'read']
+{{- if .O.Lock}}
+      - resources: ['lock']
+        verbs: ['create', 'update']
+{{- end}}
+`
+
+const userTmpl = `# The Teleport user teleportbeat signs in as.
+kind: user
+version: v2
+metadata:
+  name: {{.O.User}}
+spec:
+  roles: ['{{.O.User}}']
+`
+
+const tctlTmpl = `#!/bin/sh
+# Run on a machine where tctl can reach the cluster ({{.O.TeleportAddr}}).
+set -e
+cd "$(dirname "$0")"
+
+tctl create -f teleportbeat-role.yaml
+tctl create -f teleportbeat-user.yaml
+
+# An identity file for teleportbeat (teleportbeat.teleport.identity_file).
+# Renew it before it expires, or let Machine ID (tbot) write and renew it:
+# teleportbeat follows the file when it changes.
+tctl auth sign --user={{.O.User}} --format=file --out=identity --ttl=8760h
+chmod 600 identity
+`
+
+const logstashTmpl = `# Logstash pipeline for teleportbeat: the beats input with mutual TLS (only
+# clients with a certificate from ca.crt are accepted), into Elasticsearch.
+# Copy ca.crt, logstash.crt and logstash.key to the Logstash host.
+input {
+  beats {
+    port => {{.O.LogstashPort}}
+    ssl_enabled => true
+    ssl_certificate_authorities => ["{{.Dir}}/ca.crt"]
+    ssl_certificate => "{{.Dir}}/logstash.crt"
+    ssl_key => "{{.Dir}}/logstash.key"
+    ssl_client_authentication => "required"
+  }
+}
+
+output {
+  elasticsearch {
+    hosts => ["https://localhost:9200"]
+    # api_key => "id:api_key"
+    # Into teleportbeat's data stream, teleportbeat-<version> (load its
+    # template and lifecycle policy once with teleportbeat setup
+    # --index-management), one document per Teleport event: the _id makes
+    # a replay a duplicate.
+    index => "%{[@metadata][beat]}-%{[@metadata][version]}"
+    action => "create"
+    document_id => "%{[@metadata][_id]}"
+  }
+}
+`
+
+const beatTmpl = `# Written by teleportbeat configure. See teleportbeat.reference.yml for
+# every setting.
+
+teleportbeat.teleport:
+  addr: ["{{.O.TeleportAddr}}"]
+  # Written by tctl.sh (tctl auth sign), or by Machine ID.
+  identity_file: {{.Dir}}/identity
+
+teleportbeat.audit:
+  # Where to start on the first run (default: now).
+  #start_time: "2025-01-01T00:00:00Z"
+
+#teleportbeat.sessions.enabled: true
+{{- if .O.Lock}}
+
+# Lock users after repeated failed logins.
+teleportbeat.lock:
+  enabled: true
+  #failed_attempts: 3
+  #period: 1m
+  #lock_for: 1h
+{{- end}}
+
+output.logstash:
+  hosts: ["{{.LogstashHost}}:{{.O.LogstashPort}}"]
+  ssl.certificate_authorities: ["{{.Dir}}/ca.crt"]
+  ssl.certificate: {{.Dir}}/teleportbeat.crt
+  ssl.key: {{.Dir}}/teleportbeat.key
+
+# Or straight to Elasticsearch:
+#output.elasticsearch:
+#  hosts: ["https://localhost:9200"]
+#  api_key: "id:api_key"
+`

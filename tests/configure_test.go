@@ -1,0 +1,147 @@
+package tests
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	lumber "github.com/elastic/go-lumber/server/v2"
+
+	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+)
+
+// TestConfigureWritesAWorkingSetup runs `teleportbeat configure`, then the
+// beat with the configuration it wrote, against a beats-protocol server
+// using the certificates it wrote, and checks the lock permission it grants
+// by locking a user after failed logins.
+func TestConfigureWritesAWorkingSetup(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(e.dir, "conf")
+	configure := func(extra ...string) (string, error) {
+		args := append([]string{"configure", dir, e.tp.Addr(), "--lock", "--key-type", "ecdsa"}, extra...)
+		out, err := exec.Command(beatBin, args...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := configure()
+	require.NoError(t, err, out)
+
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	for name, mode := range map[string]os.FileMode{
+		"ca.key": 0o600, "logstash.key": 0o600, "teleportbeat.key": 0o600, "teleportbeat.yml": 0o600,
+		"ca.crt": 0o644, "logstash.crt": 0o644, "teleportbeat.crt": 0o644, "logstash-teleportbeat.conf": 0o644,
+		"teleportbeat-role.yaml": 0o644, "teleportbeat-user.yaml": 0o644, "tctl.sh": 0o700,
+	} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		require.NoError(t, err, name)
+		require.Equal(t, mode, fi.Mode().Perm(), name)
+	}
+	role, err := os.ReadFile(filepath.Join(dir, "teleportbeat-role.yaml"))
+	require.NoError(t, err)
+	require.Contains(t, string(role), "resources: ['event', 'session']")
+	require.Contains(t, string(role), "resources: ['lock']")
+	key, err := os.ReadFile(filepath.Join(dir, "logstash.key"))
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(key), "-----BEGIN PRIVATE KEY-----"), "PKCS#8, as Logstash wants")
+	tctl, err := os.ReadFile(filepath.Join(dir, "tctl.sh"))
+	require.NoError(t, err)
+	require.Contains(t, string(tctl), "tctl auth sign --user=teleportbeat --format=file --out=identity")
+
+	// No overwrite without --force.
+	out, err = configure()
+	require.Error(t, err)
+	require.Contains(t, out, "not overwriting them (use --force to replace them)")
+	out, err = configure("--force")
+	require.NoError(t, err, out)
+
+	// tctl.sh would write the identity; the double issues it.
+	id, err := e.tp.NewIdentity(time.Hour)
+	require.NoError(t, err)
+	require.NoError(t, id.WriteIdentityFile(filepath.Join(dir, "identity")))
+	cfg := filepath.Join(dir, "teleportbeat.yml")
+	out2, err := exec.Command(beatBin, "test", "config", "-c", cfg, "--path.home", e.dir).CombinedOutput()
+	require.NoError(t, err, "%s", out2)
+
+	// Logstash's side, from the written certificates.
+	received := startLumberFromFiles(t, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "logstash.crt"), filepath.Join(dir, "logstash.key"), "127.0.0.1:0")
+	evs := e.addGenerated(300)
+	fails := failedLogins(t, e.gen, "mallory", 3)
+	e.tp.Store.Add(fails...)
+
+	// The configured output points at port 5044; point it at the test
+	// server, and read from the start of the served events.
+	p := e.start(cfg, "-E", "output.logstash.hosts=[\""+received.addr+"\"]",
+		"-E", "teleportbeat.audit.start_time=2019-01-01T00:00:00Z", "-E", "teleportbeat.audit.safety_margin=1s", "-E", "teleportbeat.audit.poll_interval=200ms")
+	waitFor(t, 2*time.Minute, "every event at Logstash", func() bool { return received.count() >= len(evs)+len(fails) })
+	waitFor(t, 30*time.Second, "the lock", func() bool { return len(e.tp.Locks()) == 1 })
+	p.waitLog(10*time.Second, "Locked a Teleport user after repeated failed logins")
+	p.stop()
+	require.Equal(t, "mallory", e.tp.Locks()[0].Spec.Target.User)
+}
+
+// failedLogins returns n failed logins of user in the last seconds.
+func failedLogins(t *testing.T, g *teleporttest.Generator, user string, n int) []*teleporttest.Event {
+	t.Helper()
+	var out []*teleporttest.Event
+	for i := 0; i < n; i++ {
+		f := g.Event(time.Now().Add(-10*time.Second + time.Duration(i)*time.Second))
+		ev, err := teleporttest.NewEvent(map[string]any{
+			"event": "user.login", "code": "T1000W", "success": false, "user": user, "method": "local",
+			"error": "invalid credentials", "uid": f["uid"], "time": f["time"],
+		})
+		require.NoError(t, err)
+		out = append(out, ev)
+	}
+	return out
+}
+
+type fileLumber struct {
+	addr string
+	mu   sync.Mutex
+	n    int
+}
+
+func (l *fileLumber) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+// startLumberFromFiles runs a beats-protocol server with certificates from
+// PEM files, requiring client certificates signed by the CA file.
+func startLumberFromFiles(t *testing.T, caFile, certFile, keyFile, addr string) *fileLumber {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	require.NoError(t, err)
+	caPEM, err := os.ReadFile(caFile)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	srv, err := lumber.NewWithListener(tls.NewListener(l, &tls.Config{
+		Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12,
+	}))
+	require.NoError(t, err)
+	fl := &fileLumber{addr: l.Addr().String()}
+	go func() {
+		for b := range srv.ReceiveChan() {
+			fl.mu.Lock()
+			fl.n += len(b.Events)
+			fl.mu.Unlock()
+			b.ACK()
+		}
+	}()
+	t.Cleanup(func() { _ = srv.Close() })
+	return fl
+}
