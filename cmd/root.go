@@ -18,6 +18,8 @@ import (
 
 	// Registers fields.yml, the source of the index template.
 	_ "github.com/teleportbeat/teleportbeat/include"
+	// Registers the http output (Fluentd, Logstash's http input).
+	_ "github.com/teleportbeat/teleportbeat/internal/httpout"
 )
 
 // Name is the beat's name: its config file, index prefix and registry.

@@ -1,0 +1,132 @@
+package tests
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teleportbeat/teleportbeat/internal/certs"
+)
+
+// httpReceiver is what the event handler posts to (Fluentd's in_http,
+// Logstash's http input): an HTTPS endpoint requiring client certificates.
+type httpReceiver struct {
+	mu       sync.Mutex
+	byPath   map[string][]map[string]any
+	requests int
+	fail     int    // answer 503 to this many more requests
+	poison   string // answer 400 to a batch holding this event id
+}
+
+func (h *httpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.requests++
+	if h.fail > 0 {
+		h.fail--
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if h.poison != "" && strings.Contains(string(body), h.poison) {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	var batch []map[string]any
+	if err := json.Unmarshal(body, &batch); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	h.byPath[r.URL.Path] = append(h.byPath[r.URL.Path], batch...)
+}
+
+func (h *httpReceiver) count(path string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.byPath[path])
+}
+
+// TestHTTPOutputPostsBatchesOverMutualTLS: the http output posts JSON
+// batches to an HTTPS receiver with client certificates, retries when it
+// is unavailable, sends session recordings to their own URL, and drops
+// (with a log naming the events) a batch the receiver refuses.
+func TestHTTPOutputPostsBatchesOverMutualTLS(t *testing.T) {
+	e := newEnv(t)
+	evs := e.addGenerated(1000)
+	recs := e.addSessions(2, 60)
+	ca, err := certs.NewCA("fluentd CA", certs.Options{})
+	require.NoError(t, err)
+	srvPair, err := ca.Server("fluentd", "127.0.0.1")
+	require.NoError(t, err)
+	cert, err := tls.X509KeyPair(srvPair.CertPEM, srvPair.KeyPEM)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	recv := &httpReceiver{byPath: map[string][]map[string]any{}, fail: 3}
+	srv := httptest.NewUnstartedServer(recv)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.StartTLS()
+	defer srv.Close()
+
+	dir := filepath.Join(e.dir, "pki")
+	caFile, _, err := ca.Write(dir, "ca")
+	require.NoError(t, err)
+	cl, err := ca.Client("teleportbeat")
+	require.NoError(t, err)
+	certFile, keyFile, err := cl.Write(dir, "client")
+	require.NoError(t, err)
+
+	out := fmt.Sprintf(`output.http:
+  url: %q
+  session_url: %q
+  bulk_max_size: 50
+  backoff.init: 100ms
+  backoff.max: 500ms
+  ssl.certificate_authorities: [%q]
+  ssl.certificate: %q
+  ssl.key: %q
+teleportbeat.sessions.enabled: true
+`, srv.URL+"/teleport.events", srv.URL+"/teleport.session", caFile, certFile, keyFile)
+	p := e.start(e.config("teleportbeat.yml", out))
+	sessionEvents := 0
+	for _, r := range recs {
+		for _, ev := range r.events {
+			if ev.Type != "print" {
+				sessionEvents++
+			}
+		}
+	}
+	audit := len(evs) + len(recs)
+	waitFor(t, 2*time.Minute, "every event at the receiver", func() bool {
+		return recv.count("/teleport.events") >= audit && recv.count("/teleport.session") >= sessionEvents
+	})
+	p.waitLog(10*time.Second, "http output: ")
+	e.settle()
+	require.Equal(t, audit, recv.count("/teleport.events"), "audit events once each")
+	require.Equal(t, sessionEvents, recv.count("/teleport.session"))
+	recv.mu.Lock()
+	require.Less(t, recv.requests, audit/10, "events go in batches")
+	recv.mu.Unlock()
+
+	// A batch the receiver refuses is dropped, and its events named.
+	bad := e.gen.Events(1, time.Now().Add(-20*time.Second), 0)
+	id := bad[0].ID
+	recv.mu.Lock()
+	recv.poison = id
+	recv.mu.Unlock()
+	e.tp.Store.Add(bad...)
+	p.waitLog(30*time.Second, "The HTTP receiver refused a batch; its events are dropped")
+	p.waitLog(5*time.Second, id)
+	p.stop()
+}
