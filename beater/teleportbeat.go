@@ -116,14 +116,16 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 
 	a := tb.cfg.Audit
 	reader := teleport.NewAuditReader(teleport.AuditConfig{
-		EventTypes:        a.EventTypes,
-		ExcludeEventTypes: a.ExcludeEventTypes,
-		BatchSize:         a.BatchSize,
-		PollInterval:      a.PollInterval,
-		Window:            a.Window,
-		SafetyMargin:      a.SafetyMargin,
-		BackoffInit:       tb.cfg.Teleport.Backoff.Init,
-		BackoffMax:        tb.cfg.Teleport.Backoff.Max,
+		EventTypes:          a.EventTypes,
+		ExcludeEventTypes:   a.ExcludeEventTypes,
+		BatchSize:           a.BatchSize,
+		PollInterval:        a.PollInterval,
+		Window:              a.Window,
+		SafetyMargin:        a.SafetyMargin,
+		BackoffInit:         tb.cfg.Teleport.Backoff.Init,
+		BackoffMax:          tb.cfg.Teleport.Backoff.Max,
+		BackfillConcurrency: a.BackfillConcurrency,
+		Prefetch:            a.Prefetch,
 	}, func(ctx context.Context) (teleport.Searcher, error) { return conn.Client(ctx) }, tb.log.Named("audit"))
 
 	metrics.reader = reader

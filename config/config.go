@@ -84,6 +84,9 @@ type Audit struct {
 	SafetyMargin time.Duration `config:"safety_margin"`
 	// Prefetch is the number of pages read ahead of the publisher.
 	Prefetch int `config:"prefetch"`
+	// BackfillConcurrency is how many complete past windows are read at
+	// once during a backfill or a catch-up.
+	BackfillConcurrency int `config:"backfill_concurrency"`
 
 	startTime time.Time
 }
@@ -133,11 +136,12 @@ func Default() Config {
 			ReloadInterval: 10 * time.Second,
 		},
 		Audit: Audit{
-			BatchSize:    500,
-			PollInterval: 5 * time.Second,
-			Window:       24 * time.Hour,
-			SafetyMargin: 15 * time.Second,
-			Prefetch:     2,
+			BatchSize:           500,
+			PollInterval:        5 * time.Second,
+			Window:              24 * time.Hour,
+			SafetyMargin:        15 * time.Second,
+			Prefetch:            2,
+			BackfillConcurrency: 4,
 		},
 		Registry: Registry{
 			Path:            "registry",
@@ -232,6 +236,9 @@ func (c *Config) check() error {
 	}
 	if a.SafetyMargin < 0 {
 		add("audit.safety_margin", "must not be negative, got %s", a.SafetyMargin)
+	}
+	if a.BackfillConcurrency < 1 || a.BackfillConcurrency > 64 {
+		add("audit.backfill_concurrency", "must be between 1 and 64, got %d", a.BackfillConcurrency)
 	}
 	if a.Prefetch < 1 || a.Prefetch > 64 {
 		add("audit.prefetch", "must be between 1 and 64, got %d", a.Prefetch)

@@ -40,6 +40,10 @@ type AuditConfig struct {
 	SafetyMargin      time.Duration
 	BackoffInit       time.Duration
 	BackoffMax        time.Duration
+	// BackfillConcurrency is how many complete windows are read at once.
+	BackfillConcurrency int
+	// Prefetch is how many pages each window reader reads ahead.
+	Prefetch int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -104,16 +108,18 @@ func (r *AuditReader) CaughtUp() bool { return r.caughtUp.Load() }
 
 // Run reads from pos until ctx is done, sending batches to out.
 func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch) {
-	from, lastTime := pos.WindowStart, pos.LastEventTime
-	page := newPageState(pos.StartKey, pos.Done)
+	st := &readState{from: pos.WindowStart, page: newPageState(pos.StartKey, pos.Done), lastTime: pos.LastEventTime}
 	for ctx.Err() == nil {
 		now := r.cfg.Now().UTC()
-		to := from.Add(r.cfg.Window)
-		closed := true
-		if limit := now.Add(-r.cfg.SafetyMargin); limit.Before(to) {
-			to, closed = limit, false
+		limit := now.Add(-r.cfg.SafetyMargin)
+		if !r.windowEnd(st.from).After(limit) {
+			// Complete windows behind the safety margin: a backfill, or
+			// a catch-up after an outage.
+			r.caughtUp.Store(false)
+			r.readClosedWindows(ctx, st, limit, out)
+			continue
 		}
-		if to.Before(from) {
+		if limit.Before(st.from) {
 			// The window has not opened yet (a start time in the future,
 			// or the first run, within the safety margin).
 			r.caughtUp.Store(true)
@@ -122,60 +128,188 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 			}
 			continue
 		}
-		items, next, ok := r.fetch(ctx, from, to, page.startKey)
-		if !ok {
+		if !r.readOpenWindow(ctx, st, limit, out) {
 			return
 		}
+	}
+}
 
-		var b Batch
-		excluded := 0
-		for _, it := range items {
-			if !page.add(it) {
-				continue
-			}
-			if _, ex := r.exclude[it.GetType()]; ex {
-				excluded++
-				continue
-			}
-			if t := it.GetTime(); t != nil {
-				lastTime = t.AsTime()
-			}
-			b.Events = append(b.Events, it)
-			b.Positions = append(b.Positions, page.position(from, lastTime))
+// readState is where the reader is: the window's start, the page being read
+// in it and the time of the newest event read.
+type readState struct {
+	from     time.Time
+	page     *pageState
+	lastTime time.Time
+}
+
+// windowEnd is the end of the window that starts at from: Window later, but
+// never past the next UTC midnight, so that windows follow the days the
+// backends partition events by.
+func (r *AuditReader) windowEnd(from time.Time) time.Time {
+	end := from.Add(r.cfg.Window)
+	if midnight := from.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour); midnight.Before(end) {
+		end = midnight
+	}
+	return end
+}
+
+// readOpenWindow reads one page of the window that ends at limit (now minus
+// the safety margin), and waits poll_interval when that was the end of the
+// log. It reports false when ctx is done.
+func (r *AuditReader) readOpenWindow(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) bool {
+	items, next, ok := r.fetch(ctx, st.from, limit, st.page.startKey)
+	if !ok {
+		return false
+	}
+	b, excluded := r.batch(st, items)
+	caughtUp := false
+	switch {
+	case next != "":
+		st.page = newPageState(next, nil)
+		b.After = st.page.position(st.from, st.lastTime)
+	default:
+		caughtUp = true
+		if excluded > 0 {
+			b.After = st.page.position(st.from, st.lastTime)
 		}
-		r.Stats.Events.Add(int64(len(b.Events)))
-		r.Stats.Excluded.Add(int64(excluded))
+	}
+	r.caughtUp.Store(caughtUp)
+	r.log.Debugw("Read audit page", "from", st.from, "to", limit, "new_events", len(b.Events), "excluded", excluded, "page_size", len(items), "next_page", next != "", "caught_up", caughtUp)
+	if !send(ctx, out, b) {
+		return false
+	}
+	return !caughtUp || sleep(ctx, r.cfg.PollInterval)
+}
 
-		caughtUp := false
-		switch {
-		case next != "":
-			page = newPageState(next, nil)
-			b.After = page.position(from, lastTime)
-		case closed:
-			// The window is complete. Events at its very end may be read
-			// again by the next window (bounds are inclusive, and some
-			// backends compare whole seconds): they stay marked done.
-			page = page.carry(to.Add(-time.Second))
-			from = to
-			b.After = page.position(from, lastTime)
-		default:
-			caughtUp = true
-			if excluded > 0 {
-				b.After = page.position(from, lastTime)
-			}
+// batch turns a page into a batch: the events not seen before on the page
+// and not excluded, each with the position after it.
+func (r *AuditReader) batch(st *readState, items []*auditlogpb.EventUnstructured) (Batch, int) {
+	var b Batch
+	excluded := 0
+	for _, it := range items {
+		if !st.page.add(it) {
+			continue
 		}
-		r.caughtUp.Store(caughtUp)
-		r.log.Debugw("Read audit page", "from", from, "to", to, "new_events", len(b.Events), "excluded", excluded, "page_size", len(items), "next_page", next != "", "caught_up", caughtUp)
+		if _, ex := r.exclude[it.GetType()]; ex {
+			excluded++
+			continue
+		}
+		if t := it.GetTime(); t != nil {
+			st.lastTime = t.AsTime()
+		}
+		b.Events = append(b.Events, it)
+		b.Positions = append(b.Positions, st.page.position(st.from, st.lastTime))
+	}
+	r.Stats.Events.Add(int64(len(b.Events)))
+	r.Stats.Excluded.Add(int64(excluded))
+	return b, excluded
+}
 
-		if len(b.Events) > 0 || b.After != nil {
-			select {
-			case out <- b:
-			case <-ctx.Done():
+func send(ctx context.Context, out chan<- Batch, b Batch) bool {
+	if len(b.Events) == 0 && b.After == nil {
+		return true
+	}
+	select {
+	case out <- b:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// readClosedWindows reads up to BackfillConcurrency complete windows at
+// once, each by its own goroutine, and forwards their batches in window
+// order: the events, and so the positions the output acknowledges, stay in
+// order, and a window's progress is committed only after every earlier
+// window's. Events at a window's very end may come again at the start of
+// the next (bounds are inclusive, and some backends compare whole
+// seconds); they are dropped on the way.
+func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) {
+	type window struct {
+		from, to time.Time
+		ch       chan Batch
+		carry    chan *pageState
+	}
+	var windows []*window
+	from := st.from
+	for i := 0; i < max(1, r.cfg.BackfillConcurrency); i++ {
+		to := r.windowEnd(from)
+		if to.After(limit) {
+			break
+		}
+		windows = append(windows, &window{from: from, to: to, ch: make(chan Batch, max(1, r.cfg.Prefetch)), carry: make(chan *pageState, 1)})
+		from = to
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for i, w := range windows {
+		ws := &readState{from: w.from, page: newPageState("", nil), lastTime: st.lastTime}
+		if i == 0 {
+			ws.page = st.page
+		}
+		go func() {
+			defer close(w.ch)
+			w.carry <- r.readWindow(wctx, ws, w.to, w.ch)
+		}()
+	}
+	var prevCarry map[string]struct{}
+	for _, w := range windows {
+		for b := range w.ch {
+			if prevCarry != nil {
+				b = dropCarried(b, prevCarry)
+			}
+			if len(b.Positions) > 0 {
+				st.lastTime = b.Positions[len(b.Positions)-1].LastEventTime
+			}
+			if !send(ctx, out, b) {
 				return
 			}
 		}
-		if caughtUp && !sleep(ctx, r.cfg.PollInterval) {
-			return
+		carry := <-w.carry
+		if carry == nil || ctx.Err() != nil {
+			return // cancelled
+		}
+		st.from, st.page = w.to, carry
+		prevCarry = carry.doneSet
+	}
+}
+
+// dropCarried removes from b the events the previous window already sent.
+func dropCarried(b Batch, carried map[string]struct{}) Batch {
+	out := Batch{After: b.After}
+	for i, e := range b.Events {
+		if _, ok := carried[eventid.Of(e)]; ok {
+			continue
+		}
+		out.Events = append(out.Events, e)
+		out.Positions = append(out.Positions, b.Positions[i])
+	}
+	return out
+}
+
+// readWindow pages through the complete window [st.from, to] and returns
+// the state to start the next window with (nil when ctx is done).
+func (r *AuditReader) readWindow(ctx context.Context, st *readState, to time.Time, out chan<- Batch) *pageState {
+	for {
+		items, next, ok := r.fetch(ctx, st.from, to, st.page.startKey)
+		if !ok {
+			return nil
+		}
+		b, excluded := r.batch(st, items)
+		var carry *pageState
+		if next != "" {
+			st.page = newPageState(next, nil)
+			b.After = st.page.position(st.from, st.lastTime)
+		} else {
+			carry = st.page.carry(to.Add(-time.Second))
+			b.After = carry.position(to, st.lastTime)
+		}
+		r.log.Debugw("Read audit page", "from", st.from, "to", to, "new_events", len(b.Events), "excluded", excluded, "page_size", len(items), "next_page", next != "")
+		if !send(ctx, out, b) {
+			return nil
+		}
+		if carry != nil {
+			return carry
 		}
 	}
 }

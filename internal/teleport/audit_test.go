@@ -299,3 +299,28 @@ func TestReaderDoesNotResendEventsWithoutUid(t *testing.T) {
 	require.Eventually(t, func() bool { return h.srv.SearchCalls() > calls+5 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, int64(5), r.Stats.Events.Load(), "re-reads of the open page sent nothing again")
 }
+
+// TestReaderReadsPastWindowsConcurrentlyInOrder: a backfill over several
+// days reads windows at once but hands events over in log order, each once.
+func TestReaderReadsPastWindowsConcurrentlyInOrder(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 25, 7, 0, 0, 0, time.UTC)
+	// Events every 5 minutes for a week, some exactly on midnights.
+	h.srv.Store.Add(teleporttest.NewGenerator(7).Events(7*288, start, 5*time.Minute)...)
+	h.srv.Faults.SetSearchLatency(20 * time.Millisecond)
+	h.setNow(start.Add(8 * 24 * time.Hour))
+	cfg := h.config()
+	cfg.BackfillConcurrency = 4
+	cfg.Prefetch = 2
+	_, collect := h.run(cfg, cursor.Position{WindowStart: start})
+	got := collect(7 * 288)
+	require.Equal(t, storedIDs(h.srv.Store), ids(got))
+	require.GreaterOrEqual(t, h.srv.MaxConcurrentSearches(), int64(3), "windows are read at once")
+	var last time.Time
+	for _, b := range got {
+		for _, p := range b.Positions {
+			require.False(t, p.WindowStart.Before(last), "positions move forward")
+			last = p.WindowStart
+		}
+	}
+}

@@ -23,6 +23,14 @@ type auditLogService struct {
 // audit log, with the key of the next page.
 func (a *auditLogService) GetUnstructuredEvents(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*auditlogpb.EventsUnstructured, error) {
 	a.s.calls.Add(1)
+	n := a.s.inFlight.Add(1)
+	defer a.s.inFlight.Add(-1)
+	for {
+		m := a.s.maxInFlight.Load()
+		if n <= m || a.s.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
 	plan := a.s.Faults.planSearch()
 	if err := sleepCtx(ctx, plan.delay); err != nil {
 		return nil, err

@@ -61,8 +61,10 @@ type Server struct {
 	revokeBefore int64
 	revokeKeep   string
 
-	calls     atomic.Int64 // audit search calls served
-	randomIDs bool
+	calls       atomic.Int64 // audit search calls served
+	inFlight    atomic.Int64 // audit searches being served
+	maxInFlight atomic.Int64
+	randomIDs   bool
 }
 
 // New starts a Teleport test double.
@@ -121,6 +123,9 @@ func (s *Server) Addr() string {
 
 // ClusterName is the name Ping reports.
 func (s *Server) ClusterName() string { return s.clusterName }
+
+// MaxConcurrentSearches returns the most audit searches served at once.
+func (s *Server) MaxConcurrentSearches() int64 { return s.maxInFlight.Load() }
 
 // SearchCalls returns how many audit searches the server answered.
 func (s *Server) SearchCalls() int64 { return s.calls.Load() }
