@@ -58,6 +58,8 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		monitoring.ReportInt(v, "events_in_flight", int64(m.tracker.InFlight()))
 		monitoring.ReportInt(v, "pages", s.Pages.Load())
 		monitoring.ReportInt(v, "search_errors", s.SearchErrors.Load())
+		monitoring.ReportInt(v, "export_chunks", s.ExportChunks.Load())
+		monitoring.ReportInt(v, "export_errors", s.ExportErrors.Load())
 		if pages := s.Pages.Load(); pages > 0 {
 			monitoring.ReportFloat(v, "search_latency_ms", float64(s.SearchNanos.Load())/float64(pages)/1e6)
 		}
@@ -106,7 +108,7 @@ func (m *auditMetrics) logProgress(log *logp.Logger, interval time.Duration, don
 			fields := []any{
 				"events_acked", acked, "events_per_second", int64(rate),
 				"events_in_flight", m.tracker.InFlight(), "caught_up", m.reader.CaughtUp(),
-				"search_errors", m.reader.Stats.SearchErrors.Load(),
+				"search_errors", m.reader.Stats.SearchErrors.Load(), "export_errors", m.reader.Stats.ExportErrors.Load(),
 			}
 			if t := m.lastEventTime.Load(); t != 0 {
 				fields = append(fields, "lag", m.lag(now).Round(time.Second).String(), "last_event_time", time.Unix(0, t).UTC().Format(time.RFC3339))

@@ -126,6 +126,7 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 		BackoffMax:          tb.cfg.Teleport.Backoff.Max,
 		BackfillConcurrency: a.BackfillConcurrency,
 		Prefetch:            a.Prefetch,
+		Export:              a.UseExportAPI,
 	}, func(ctx context.Context) (teleport.Searcher, error) { return conn.Client(ctx) }, tb.log.Named("audit"))
 
 	metrics.reader = reader

@@ -87,6 +87,9 @@ type Audit struct {
 	// BackfillConcurrency is how many complete past windows are read at
 	// once during a backfill or a catch-up.
 	BackfillConcurrency int `config:"backfill_concurrency"`
+	// UseExportAPI reads complete past days with Teleport's export API
+	// where the cluster offers it.
+	UseExportAPI bool `config:"use_export_api"`
 
 	startTime time.Time
 }
@@ -142,6 +145,7 @@ func Default() Config {
 			SafetyMargin:        15 * time.Second,
 			Prefetch:            2,
 			BackfillConcurrency: 4,
+			UseExportAPI:        true,
 		},
 		Registry: Registry{
 			Path:            "registry",

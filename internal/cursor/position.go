@@ -30,12 +30,31 @@ type Position struct {
 	// LastEventTime is the time of the newest event acknowledged, for the
 	// lag metric.
 	LastEventTime time.Time `json:"last_event_time,omitzero"`
+	// Export, when set, is the progress through the UTC day that starts at
+	// WindowStart, read with Teleport's export API instead of searches.
+	Export *ExportProgress `json:"export,omitempty"`
+}
+
+// ExportProgress is where the export of one day stands. The export API
+// serves a day as chunks (Athena's Parquet files), in no order and in
+// parallel, each with a cursor after every event; so the progress is per
+// chunk: the chunks finished, and the cursor after the last acknowledged
+// event of each chunk begun.
+type ExportProgress struct {
+	// Chunks maps a chunk begun but not finished to the cursor to resume
+	// it from.
+	Chunks map[string]string `json:"chunks,omitempty"`
+	// DoneChunks lists the chunks whose events are all done.
+	DoneChunks []string `json:"done_chunks,omitempty"`
 }
 
 // Validate checks a position read back from the registry.
 func (p *Position) Validate() error {
 	if p.WindowStart.IsZero() {
 		return fmt.Errorf("position has no window_start")
+	}
+	if p.Export != nil && !p.WindowStart.Equal(p.WindowStart.UTC().Truncate(24*time.Hour)) {
+		return fmt.Errorf("position has export progress, but window_start %s is not a UTC midnight", p.WindowStart.Format(time.RFC3339Nano))
 	}
 	return nil
 }

@@ -52,6 +52,10 @@ type record struct {
 	StartKey      string   `struct:"start_key"`
 	Done          []string `struct:"done"`
 	LastEventTime string   `struct:"last_event_time"`
+	// Export progress (only while a day is read with the export API).
+	Export       bool              `struct:"export"`
+	ExportChunks map[string]string `struct:"export_chunks"`
+	ExportDone   []string          `struct:"export_done_chunks"`
 }
 
 // Load returns the position stored under key, or nil if there is none.
@@ -68,6 +72,9 @@ func (r *Registry) Load(key string) (*Position, error) {
 		return nil, fmt.Errorf("read registry key %s: %w", key, err)
 	}
 	pos := &Position{StartKey: rec.StartKey, Done: rec.Done}
+	if rec.Export {
+		pos.Export = &ExportProgress{Chunks: rec.ExportChunks, DoneChunks: rec.ExportDone}
+	}
 	if pos.WindowStart, err = time.Parse(time.RFC3339Nano, rec.WindowStart); err != nil {
 		return nil, fmt.Errorf("registry key %s: bad window_start %q: %w", key, rec.WindowStart, err)
 	}
@@ -82,6 +89,9 @@ func (r *Registry) Load(key string) (*Position, error) {
 // Save writes pos under key.
 func (r *Registry) Save(key string, pos *Position) error {
 	rec := record{WindowStart: pos.WindowStart.UTC().Format(time.RFC3339Nano), StartKey: pos.StartKey, Done: pos.Done}
+	if e := pos.Export; e != nil {
+		rec.Export, rec.ExportChunks, rec.ExportDone = true, e.Chunks, e.DoneChunks
+	}
 	if !pos.LastEventTime.IsZero() {
 		rec.LastEventTime = pos.LastEventTime.UTC().Format(time.RFC3339Nano)
 	}

@@ -69,3 +69,40 @@ func TestCommitterWritesNewestAndFlushesOnClose(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "5", got.StartKey, "close writes the newest position")
 }
+
+func TestRegistryRoundTripsExportProgress(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "registry")
+	log := logptest.NewTestingLogger(t, "")
+	reg, err := OpenRegistry(log, dir, 0o600, "teleportbeat")
+	require.NoError(t, err)
+	want := &Position{
+		WindowStart: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC),
+		Done:        []string{"carried"},
+		Export: &ExportProgress{
+			Chunks:     map[string]string{"20250102-7-0": "a1:17", "20250102-7-1": "a1:3"},
+			DoneChunks: []string{"20250102-1-0", "20250102-2-0"},
+		},
+	}
+	require.NoError(t, want.Validate())
+	require.NoError(t, reg.Save("k", want))
+	require.NoError(t, reg.Close())
+
+	reg, err = OpenRegistry(log, dir, 0o600, "teleportbeat")
+	require.NoError(t, err)
+	defer reg.Close()
+	got, err := reg.Load("k")
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	// A position without export progress stays without it.
+	plain := &Position{WindowStart: time.Date(2025, 1, 3, 0, 0, 0, 0, time.UTC)}
+	require.NoError(t, reg.Save("k", plain))
+	got, err = reg.Load("k")
+	require.NoError(t, err)
+	require.Nil(t, got.Export)
+}
+
+func TestExportProgressNeedsADayStart(t *testing.T) {
+	p := &Position{WindowStart: time.Date(2025, 1, 2, 5, 0, 0, 0, time.UTC), Export: &ExportProgress{}}
+	require.ErrorContains(t, p.Validate(), "not a UTC midnight")
+}

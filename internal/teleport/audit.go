@@ -44,6 +44,10 @@ type AuditConfig struct {
 	BackfillConcurrency int
 	// Prefetch is how many pages each window reader reads ahead.
 	Prefetch int
+	// Export reads complete past days with Teleport's export API where the
+	// cluster offers it (BackfillConcurrency chunks at once), and with
+	// searches where it does not.
+	Export bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -55,6 +59,8 @@ type AuditStats struct {
 	Excluded     atomic.Int64 // events dropped by exclude_event_types
 	SearchErrors atomic.Int64 // failed searches
 	SearchNanos  atomic.Int64 // time spent in successful searches
+	ExportChunks atomic.Int64 // export chunks read to their end
+	ExportErrors atomic.Int64 // failed export listings and streams
 }
 
 // AuditReader pages through the audit log with SearchUnstructuredEvents.
@@ -84,9 +90,11 @@ type AuditReader struct {
 	cfg      AuditConfig
 	search   func(ctx context.Context) (Searcher, error)
 	log      *logp.Logger
+	include  map[string]struct{} // event_types, applied here to exported events
 	exclude  map[string]struct{}
 	Stats    AuditStats
 	caughtUp atomic.Bool
+	noExport atomic.Bool // the cluster answered that it has no export API
 }
 
 // NewAuditReader returns a reader that gets its Searcher from search
@@ -95,11 +103,14 @@ func NewAuditReader(cfg AuditConfig, search func(ctx context.Context) (Searcher,
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	ex := make(map[string]struct{}, len(cfg.ExcludeEventTypes))
-	for _, t := range cfg.ExcludeEventTypes {
-		ex[t] = struct{}{}
+	set := func(types []string) map[string]struct{} {
+		m := make(map[string]struct{}, len(types))
+		for _, t := range types {
+			m[t] = struct{}{}
+		}
+		return m
 	}
-	return &AuditReader{cfg: cfg, search: search, log: log, exclude: ex}
+	return &AuditReader{cfg: cfg, search: search, log: log, include: set(cfg.EventTypes), exclude: set(cfg.ExcludeEventTypes)}
 }
 
 // CaughtUp reports whether the last search found the reader at the end of
@@ -108,14 +119,43 @@ func (r *AuditReader) CaughtUp() bool { return r.caughtUp.Load() }
 
 // Run reads from pos until ctx is done, sending batches to out.
 func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch) {
-	st := &readState{from: pos.WindowStart, page: newPageState(pos.StartKey, pos.Done), lastTime: pos.LastEventTime}
+	st := &readState{from: pos.WindowStart, page: newPageState(pos.StartKey, pos.Done), lastTime: pos.LastEventTime, export: pos.Export}
 	for ctx.Err() == nil {
 		now := r.cfg.Now().UTC()
 		limit := now.Add(-r.cfg.SafetyMargin)
+		if r.canExport(st, limit) {
+			// A complete past day: read it in bulk.
+			r.caughtUp.Store(false)
+			switch r.readExportDay(ctx, st, out) {
+			case exportCancelled:
+				return
+			case exportUnsupported:
+				if st.export != nil {
+					// Progress made with the export API cannot be
+					// resumed by search: read the day again from its
+					// start (Elasticsearch drops the replays by _id).
+					r.log.Warnw("Export progress cannot be resumed without the export API; reading the day again with searches", "day", st.from.Format(time.DateOnly))
+					st.export = nil
+				}
+			}
+			continue
+		}
+		if st.export != nil {
+			// Export progress, but the day is not to be exported (the
+			// export API was turned off): search the day from its start.
+			r.log.Infow("Reading a partly exported day again with searches", "day", st.from.Format(time.DateOnly))
+			st.export = nil
+		}
 		if !r.windowEnd(st.from).After(limit) {
 			// Complete windows behind the safety margin: a backfill, or
-			// a catch-up after an outage.
+			// a catch-up after an outage. With the export API, only up
+			// to the next UTC midnight, where exporting takes over.
 			r.caughtUp.Store(false)
+			if r.cfg.Export && !r.noExport.Load() {
+				if midnight := st.from.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour); midnight.Before(limit) {
+					limit = midnight
+				}
+			}
 			r.readClosedWindows(ctx, st, limit, out)
 			continue
 		}
@@ -140,6 +180,7 @@ type readState struct {
 	from     time.Time
 	page     *pageState
 	lastTime time.Time
+	export   *cursor.ExportProgress // progress through the day at from, when exported
 }
 
 // windowEnd is the end of the window that starts at from: Window later, but

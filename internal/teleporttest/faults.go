@@ -26,6 +26,44 @@ type Faults struct {
 	sessionLatency  time.Duration // added to every session stream
 	sessionFailNext int           // the next N session streams fail
 	sessionCutAfter int           // session streams lose their connection after N events
+
+	exportLatency  time.Duration // added before every export chunk stream
+	exportFailNext int           // the next N export streams fail
+	exportCutAfter int           // export streams lose their connection after N events
+}
+
+// CutExportsAfter makes every export chunk stream fail after n events, as a
+// lost connection does (0: never).
+func (f *Faults) CutExportsAfter(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exportCutAfter = n
+}
+
+// SetExportLatency adds d before every export chunk stream starts (Athena
+// reads a Parquet file from S3 first).
+func (f *Faults) SetExportLatency(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exportLatency = d
+}
+
+// FailNextExports makes the next n export chunk streams fail.
+func (f *Faults) FailNextExports(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exportFailNext = n
+}
+
+func (f *Faults) planExport() searchPlan {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := searchPlan{delay: f.exportLatency, cutAfter: f.exportCutAfter}
+	if f.exportFailNext > 0 {
+		f.exportFailNext--
+		p.fail = true
+	}
+	return p
 }
 
 // SetSearchLatency adds d to every audit search, like a remote Auth
@@ -110,12 +148,15 @@ func (f *Faults) Reset() {
 	defer f.mu.Unlock()
 	f.searchLatency, f.failEvery, f.failNext, f.cutEvery, f.slowNext, f.slowFor = 0, 0, 0, 0, 0, 0
 	f.sessionLatency, f.sessionFailNext, f.sessionCutAfter = 0, 0, 0
+	f.exportLatency, f.exportFailNext, f.exportCutAfter = 0, 0, 0
 }
 
 type searchPlan struct {
 	delay time.Duration
 	fail  bool
 	cut   bool
+
+	cutAfter int // export streams: fail after this many events
 }
 
 func (f *Faults) planSearch() searchPlan {

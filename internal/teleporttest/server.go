@@ -37,6 +37,9 @@ type Config struct {
 	// RandomIDs makes the API id of events without a uid a fresh random
 	// UUID on every read, as newer Auth Services do.
 	RandomIDs bool
+	// NoExport answers the export API with NotImplemented, as Teleport's
+	// file backend does.
+	NoExport bool
 }
 
 // Server is a running Teleport test double.
@@ -65,6 +68,10 @@ type Server struct {
 	inFlight    atomic.Int64 // audit searches being served
 	maxInFlight atomic.Int64
 	randomIDs   bool
+	noExport    bool
+
+	exportCalls atomic.Int64 // export chunk streams served
+	chunkCalls  atomic.Int64 // chunk listings served
 }
 
 // New starts a Teleport test double.
@@ -106,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 		revoked:     map[string]bool{},
 		denied:      map[string]bool{},
 		randomIDs:   cfg.RandomIDs,
+		noExport:    cfg.NoExport,
 		sessions:    map[string][]*Event{},
 	}
 	if err := s.listen(cfg.Addr); err != nil {
@@ -126,6 +134,12 @@ func (s *Server) ClusterName() string { return s.clusterName }
 
 // MaxConcurrentSearches returns the most audit searches served at once.
 func (s *Server) MaxConcurrentSearches() int64 { return s.maxInFlight.Load() }
+
+// ExportCalls returns how many export chunk streams the server answered.
+func (s *Server) ExportCalls() int64 { return s.exportCalls.Load() }
+
+// ChunkListCalls returns how many chunk listings the server answered.
+func (s *Server) ChunkListCalls() int64 { return s.chunkCalls.Load() }
 
 // SearchCalls returns how many audit searches the server answered.
 func (s *Server) SearchCalls() int64 { return s.calls.Load() }

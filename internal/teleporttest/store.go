@@ -34,6 +34,8 @@ var ErrBadParameter = errors.New("bad parameter")
 // Event is one stored audit event.
 type Event struct {
 	seq   uint64
+	batch uint64 // the Add call that stored it: one export "file"
+
 	Time  time.Time
 	Type  string
 	ID    string // the uid, or the SHA-256 of the payload as Teleport computes it
@@ -95,9 +97,13 @@ func NewEvent(fields map[string]any) (*Event, error) {
 // Store holds the cluster's audit log, ordered by time (and, among events
 // of the same time, by insertion order).
 type Store struct {
-	mu     sync.RWMutex
-	events []*Event
-	seq    uint64
+	mu      sync.RWMutex
+	events  []*Event
+	seq     uint64
+	batches uint64
+
+	chunkMu    sync.Mutex
+	chunkCache map[int64]dayChunks // UTC day (Unix seconds) → its export chunks
 }
 
 // Add appends events to the log. Events may arrive out of time order, as
@@ -107,9 +113,11 @@ func (s *Store) Add(evs ...*Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sorted := true
+	s.batches++
 	for _, e := range evs {
 		s.seq++
 		e.seq = s.seq
+		e.batch = s.batches
 		if n := len(s.events); n > 0 && less(e, s.events[n-1]) {
 			sorted = false
 		}

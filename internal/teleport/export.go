@@ -1,0 +1,410 @@
+package teleport
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gravitational/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gravitational/teleport/api/internalutils/stream"
+
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+
+	"github.com/teleportbeat/teleportbeat/internal/cursor"
+	"github.com/teleportbeat/teleportbeat/internal/eventid"
+)
+
+// Exporter is the bulk export API of teleport/api's client (Teleport 16+,
+// served by the Athena backend; others answer NotImplemented).
+type Exporter interface {
+	GetEventExportChunks(ctx context.Context, req *auditlogpb.GetEventExportChunksRequest) stream.Stream[*auditlogpb.EventExportChunk]
+	ExportUnstructuredEvents(ctx context.Context, req *auditlogpb.ExportUnstructuredEventsRequest) stream.Stream[*auditlogpb.ExportEventUnstructured]
+}
+
+// exportResult is how the export of a day ended.
+type exportResult int
+
+const (
+	exportDone        exportResult = iota // every chunk of the day is read
+	exportUnsupported                     // the cluster has no export API
+	exportCancelled                       // ctx is done
+)
+
+// errExportUnsupported marks the answer of a cluster without the export API.
+var errExportUnsupported = errors.New("the cluster does not offer the audit export API")
+
+// canExport reports whether the reader should read the day at st.from with
+// the export API: the API is enabled and not known to be missing, the
+// reader stands at the start of a UTC day, and the whole day is behind
+// limit (so no more events are expected in it).
+func (r *AuditReader) canExport(st *readState, limit time.Time) bool {
+	if !r.cfg.Export || r.noExport.Load() {
+		return false
+	}
+	day := st.from.UTC().Truncate(24 * time.Hour)
+	if !st.from.Equal(day) || st.page.startKey != "" {
+		return false
+	}
+	return !day.Add(24 * time.Hour).After(limit)
+}
+
+// chunkBatch is what a chunk reader hands to the forwarder: events of one
+// chunk, the cursor after the last of them, and whether the chunk is
+// finished.
+type chunkBatch struct {
+	chunk  string
+	events []*auditlogpb.EventUnstructured
+	cursor string
+	done   bool
+}
+
+// readExportDay reads the complete UTC day at st.from with the export API:
+// it lists the day's chunks, reads up to BackfillConcurrency of them at once,
+// and forwards their events as they come. Chunks are unordered, so the
+// position is per chunk; every batch carries, as its After position, a
+// snapshot of the progress of all chunks up to and including it. As the
+// output acknowledges events in publish order, a committed snapshot never
+// claims an event that is not acknowledged.
+//
+// A day is done when every chunk listed is read and a fresh listing brings
+// no new one (a late event is written into a new chunk). The events already
+// sent from the end of the previous search window (st.page) are skipped.
+func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan<- Batch) exportResult {
+	day := st.from
+	prog := st.export
+	if prog == nil {
+		prog = &cursor.ExportProgress{}
+	}
+	chunkCursors := maps.Clone(prog.Chunks)
+	if chunkCursors == nil {
+		chunkCursors = map[string]string{}
+	}
+	doneChunks := slices.Clip(slices.Clone(prog.DoneChunks))
+	finished := make(map[string]bool, len(doneChunks))
+	for _, c := range doneChunks {
+		finished[c] = true
+	}
+	carried := st.page
+	snapshot := func() *cursor.Position {
+		return &cursor.Position{
+			WindowStart:   day,
+			Done:          carried.done[:len(carried.done):len(carried.done)],
+			LastEventTime: st.lastTime,
+			Export: &cursor.ExportProgress{
+				Chunks:     maps.Clone(chunkCursors),
+				DoneChunks: doneChunks[:len(doneChunks):len(doneChunks)],
+			},
+		}
+	}
+	started := time.Now()
+	var events int64
+	for listing := 0; ; listing++ {
+		chunks, err := r.listChunks(ctx, day)
+		if errors.Is(err, errExportUnsupported) {
+			return exportUnsupported
+		}
+		if err != nil {
+			return exportCancelled
+		}
+		var todo []string
+		for _, c := range chunks {
+			if !finished[c] {
+				todo = append(todo, c)
+			}
+		}
+		if len(todo) == 0 {
+			break
+		}
+		if listing == 0 {
+			r.log.Infow("Exporting a day of the audit log", "day", day.Format(time.DateOnly), "chunks", len(chunks), "chunks_left", len(todo))
+		} else {
+			r.log.Infow("New export chunks appeared in the day", "day", day.Format(time.DateOnly), "chunks", len(todo))
+		}
+		results := make(chan chunkBatch, 2*max(1, r.cfg.BackfillConcurrency))
+		cctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- r.readChunks(cctx, day, todo, maps.Clone(chunkCursors), results) }()
+		ok := true
+		for cb := range results {
+			if !ok {
+				continue // draining after a failed send
+			}
+			b := Batch{Events: make([]*auditlogpb.EventUnstructured, 0, len(cb.events))}
+			before := snapshot()
+			for _, e := range cb.events {
+				if !r.exported(e, carried) {
+					continue
+				}
+				if t := e.GetTime(); t != nil && t.AsTime().After(st.lastTime) {
+					st.lastTime = t.AsTime()
+				}
+				b.Events = append(b.Events, e)
+				b.Positions = append(b.Positions, before)
+			}
+			events += int64(len(b.Events))
+			r.Stats.Events.Add(int64(len(b.Events)))
+			if cb.done {
+				delete(chunkCursors, cb.chunk)
+				doneChunks = append(doneChunks, cb.chunk)
+				finished[cb.chunk] = true
+				r.Stats.ExportChunks.Add(1)
+			} else {
+				chunkCursors[cb.chunk] = cb.cursor
+			}
+			b.After = snapshot()
+			if !send(ctx, out, b) {
+				ok = false
+				cancel()
+			}
+		}
+		cancel()
+		err = <-errc
+		if errors.Is(err, errExportUnsupported) {
+			return exportUnsupported
+		}
+		if !ok || err != nil {
+			return exportCancelled
+		}
+	}
+	next := &cursor.Position{WindowStart: day.Add(24 * time.Hour), LastEventTime: st.lastTime}
+	if !send(ctx, out, Batch{After: next}) {
+		return exportCancelled
+	}
+	r.log.Infow("Exported a day of the audit log", "day", day.Format(time.DateOnly), "events", events, "chunks", len(doneChunks), "took", time.Since(started).Round(time.Millisecond).String())
+	st.from, st.page, st.export = next.WindowStart, newPageState("", nil), nil
+	return exportDone
+}
+
+// exported reports whether an exported event is to be sent: not filtered
+// by type, and not already sent from the previous search window.
+func (r *AuditReader) exported(e *auditlogpb.EventUnstructured, carried *pageState) bool {
+	if len(r.include) > 0 {
+		if _, ok := r.include[e.GetType()]; !ok {
+			r.Stats.Excluded.Add(1)
+			return false
+		}
+	}
+	if _, ex := r.exclude[e.GetType()]; ex {
+		r.Stats.Excluded.Add(1)
+		return false
+	}
+	if len(carried.doneSet) > 0 {
+		if _, ok := carried.doneSet[eventid.Of(e)]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// listChunks lists the export chunks of a day, retrying with backoff. It
+// returns errExportUnsupported when the cluster has no export API, and
+// ctx's error when ctx is done.
+func (r *AuditReader) listChunks(ctx context.Context, day time.Time) ([]string, error) {
+	bo := backoff{init: r.cfg.BackoffInit, max: r.cfg.BackoffMax}
+	for attempt := 1; ; attempt++ {
+		chunks, err := r.tryListChunks(ctx, day)
+		if err == nil {
+			return chunks, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if unsupported(err) {
+			r.noExport.Store(true)
+			r.log.Infow("Teleport has no audit export API here (it needs Teleport 16+ with the Athena backend); reading past days with searches", "error", err)
+			return nil, errExportUnsupported
+		}
+		r.Stats.ExportErrors.Add(1)
+		wait := bo.next()
+		r.log.Warnw("Listing Teleport export chunks failed; retrying", "error", err, "attempt", attempt, "retry_in", wait.String(), "day", day.Format(time.DateOnly))
+		if !sleep(ctx, wait) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (r *AuditReader) tryListChunks(ctx context.Context, day time.Time) ([]string, error) {
+	ex, err := r.exporter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := ex.GetEventExportChunks(ctx, &auditlogpb.GetEventExportChunksRequest{Date: timestamppb.New(day)})
+	defer s.Done()
+	var chunks []string
+	for s.Next() {
+		chunks = append(chunks, s.Item().GetChunk())
+	}
+	return chunks, s.Done()
+}
+
+func (r *AuditReader) exporter(ctx context.Context) (Exporter, error) {
+	s, err := r.search(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := s.(Exporter)
+	if !ok {
+		return nil, trace.NotImplemented("the Teleport client has no export API")
+	}
+	return ex, nil
+}
+
+// readChunks reads the given chunks, BackfillConcurrency at once, each from
+// its cursor, and closes results when all are read or ctx is done.
+func (r *AuditReader) readChunks(ctx context.Context, day time.Time, chunks []string, cursors map[string]string, results chan<- chunkBatch) error {
+	defer close(results)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan string)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range min(max(1, r.cfg.BackfillConcurrency), len(chunks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				if err := r.readChunk(ctx, day, c, cursors[c], results); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	for _, c := range chunks {
+		select {
+		case work <- c:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	close(work)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+// readChunk streams one chunk from its cursor and hands its events over in
+// batches of up to BatchSize. A stream that fails is resumed from the
+// cursor of the last event received, after a backoff; a chunk the cluster
+// no longer has (removed by retention) is logged and counted as done.
+func (r *AuditReader) readChunk(ctx context.Context, day time.Time, chunk, from string, results chan<- chunkBatch) error {
+	bo := backoff{init: r.cfg.BackoffInit, max: r.cfg.BackoffMax}
+	size := max(1, r.cfg.BatchSize)
+	cur := from
+	for attempt := 1; ; attempt++ {
+		received, err := r.streamChunk(ctx, day, chunk, cur, size, func(cb chunkBatch) bool {
+			select {
+			case results <- cb:
+				cur = cb.cursor
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if unsupported(err) {
+			r.noExport.Store(true)
+			return errExportUnsupported
+		}
+		if trace.IsNotFound(err) && received == 0 {
+			r.log.Warnw("Teleport no longer has an export chunk; skipping it", "day", day.Format(time.DateOnly), "chunk", chunk, "error", err)
+			select {
+			case results <- chunkBatch{chunk: chunk, cursor: cur, done: true}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if received > 0 {
+			bo.reset()
+		}
+		r.Stats.ExportErrors.Add(1)
+		wait := bo.next()
+		r.log.Warnw("Teleport export stream failed; resuming from the last event received", "error", err, "attempt", attempt, "retry_in", wait.String(), "day", day.Format(time.DateOnly), "chunk", chunk)
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// streamChunk runs one export stream of chunk from cursor cur, handing
+// batches to emit, and returns how many events it received.
+func (r *AuditReader) streamChunk(ctx context.Context, day time.Time, chunk, cur string, size int, emit func(chunkBatch) bool) (int, error) {
+	ex, err := r.exporter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := ex.ExportUnstructuredEvents(sctx, &auditlogpb.ExportUnstructuredEventsRequest{Date: timestamppb.New(day), Chunk: chunk, Cursor: cur})
+	defer s.Done()
+	received := 0
+	pending := chunkBatch{chunk: chunk, cursor: cur}
+	flush := func() bool {
+		if len(pending.events) == 0 {
+			return true
+		}
+		ok := emit(pending)
+		pending = chunkBatch{chunk: chunk, cursor: pending.cursor, events: make([]*auditlogpb.EventUnstructured, 0, size)}
+		return ok
+	}
+	for s.Next() {
+		it := s.Item()
+		received++
+		pending.events = append(pending.events, it.GetEvent())
+		pending.cursor = it.GetCursor()
+		if len(pending.events) >= size && !flush() {
+			return received, ctx.Err()
+		}
+	}
+	if err := s.Done(); err != nil {
+		// Hand over what came before the failure: it is resumed after.
+		if !flush() {
+			return received, ctx.Err()
+		}
+		return received, err
+	}
+	pending.done = true
+	if !emit(pending) {
+		return received, ctx.Err()
+	}
+	return received, nil
+}
+
+// unsupported reports whether err says the cluster has no export API: an
+// Auth Service older than Teleport 16 (gRPC Unimplemented) or an audit
+// backend without export support (NotImplemented).
+func unsupported(err error) bool {
+	if trace.IsNotImplemented(err) {
+		return true
+	}
+	if st, ok := status.FromError(trace.Unwrap(err)); ok && st.Code() == codes.Unimplemented {
+		return true
+	}
+	return false
+}
