@@ -75,7 +75,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	tp, err := teleporttest.New(teleporttest.Config{})
+	return newEnvWith(t, teleporttest.Config{})
+}
+
+// newEnvWith is newEnv with a Teleport double configured by tc.
+func newEnvWith(t *testing.T, tc teleporttest.Config) *env {
+	t.Helper()
+	tp, err := teleporttest.New(tc)
 	require.NoError(t, err)
 	t.Cleanup(tp.Stop)
 	dir := t.TempDir()
