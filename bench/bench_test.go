@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestSmoke runs the whole harness on a few thousand events, one run of
+// each variant, so that it never rots. It checks that every run saw every
+// event acknowledged and that the report has a row for each variant; it
+// asserts nothing about speed.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Filebeat and runs every variant")
+	}
+	work := t.TempDir()
+	results := filepath.Join(work, "RESULTS.md")
+	o, err := parseFlags([]string{"-smoke", "-work", work, "-results", results, "-teleportbeat", os.Getenv("TELEPORTBEAT_BINARY")})
+	require.NoError(t, err)
+	root, err := repoRoot()
+	require.NoError(t, err)
+	var log bytes.Buffer
+	rep, err := benchmark(context.Background(), o, root, &log)
+	require.NoError(t, err, log.String())
+	t.Log(log.String())
+	for _, v := range variants {
+		ms := rep.runs[v.name]
+		require.Len(t, ms, 1, v.name)
+		require.Equal(t, int64(5000), ms[0].acked, v.name)
+		require.Positive(t, ms[0].cpu, v.name)
+		require.Positive(t, ms[0].peakRSS, v.name)
+	}
+	require.NoError(t, rep.appendTo(results))
+	md, err := os.ReadFile(results)
+	require.NoError(t, err)
+	for _, v := range variants {
+		require.Contains(t, string(md), "| "+v.name+" |")
+	}
+	require.True(t, strings.HasPrefix(string(md), "# Benchmark results"))
+	require.Contains(t, string(md), "teleportbeat / filebeat: throughput ×")
+}
+
+func TestMedian(t *testing.T) {
+	require.Equal(t, 2.0, median([]float64{3, 1, 2}))
+	require.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
+}
+
+func TestProcessMetricsOfThisProcess(t *testing.T) {
+	cpu, err := processCPU(os.Getpid())
+	require.NoError(t, err)
+	require.Positive(t, cpu)
+	rss, err := peakRSS(os.Getpid())
+	require.NoError(t, err)
+	require.Greater(t, rss, int64(1<<20))
+}
+
+func TestUnknownVariantIsRefused(t *testing.T) {
+	_, err := parseFlags([]string{"-variants", "filebeat,logstash"})
+	require.ErrorContains(t, err, `unknown variant "logstash"`)
+}

@@ -1,0 +1,120 @@
+// Command bench measures teleportbeat against Filebeat on the same Teleport
+// audit events, side by side on one machine (see bench/README.md):
+//
+//	GONOSUMDB=github.com/elastic go run ./bench
+//
+// It generates the events, serves them from the Teleport test double (gRPC
+// over mutual TLS) and writes them to an NDJSON file; runs teleportbeat
+// against the double and Filebeat (filestream, ndjson parser) against the
+// file, both into mock-es, alternately, several times; and prints the
+// medians and ratios, appending them to bench/RESULTS.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the harness's settings.
+type options struct {
+	events       int
+	runs         int
+	latency      time.Duration
+	days         int
+	results      string
+	work         string
+	keep         bool
+	teleportbeat string
+	filebeat     string
+	variants     []string
+	timeout      time.Duration
+	note         string
+
+	shippedConfig string // teleportbeat.yml as shipped
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	smoke := fs.Bool("smoke", false, "a short run that checks the harness works: 5,000 events, one run of each, no RESULTS.md")
+	fs.IntVar(&o.events, "events", 200000, "events to generate")
+	fs.IntVar(&o.runs, "runs", 3, "runs of each variant (medians are reported)")
+	fs.DurationVar(&o.latency, "latency", 50*time.Millisecond, "latency added to every Teleport page (and export chunk) in the +latency variants")
+	fs.IntVar(&o.days, "days", 3, "the events are spread over this many complete past days")
+	fs.StringVar(&o.results, "results", "", "file to append the results to (default bench/RESULTS.md; \"-\" for none)")
+	fs.StringVar(&o.work, "work", "", "work directory (default: a new temporary one)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, data)")
+	fs.StringVar(&o.teleportbeat, "teleportbeat", "", "teleportbeat binary (default: build it)")
+	fs.StringVar(&o.filebeat, "filebeat", "", "filebeat binary (default: build it from bench/filebeat)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest a single run may take")
+	fs.StringVar(&o.note, "note", "", "a note stored with the results (what changed)")
+	variants := fs.String("variants", "", "comma-separated variants to run (default: all): "+variantNames())
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if *smoke {
+		o.events, o.runs, o.days = 5000, 1, 2
+		if o.results == "" {
+			o.results = "-"
+		}
+	}
+	if o.events < 100 || o.runs < 1 || o.days < 1 {
+		return o, errors.New("-events must be at least 100, -runs and -days at least 1")
+	}
+	var err error
+	if o.variants, err = selectVariants(*variants); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	if o.results == "" {
+		o.results = filepath.Join(root, "bench", "RESULTS.md")
+	}
+	if o.work == "" {
+		if o.work, err = os.MkdirTemp("", "teleportbeat-bench"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(o.work)
+		}
+	}
+	rep, err := benchmark(ctx, o, root, os.Stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	fmt.Print(rep.markdown())
+	if o.results != "-" {
+		if err := rep.appendTo(o.results); err != nil {
+			return err
+		}
+		fmt.Printf("\nappended to %s\n", o.results)
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// measurement is what one run of a beat measured.
+type measurement struct {
+	wall     time.Duration // from start until every event was acknowledged
+	firstAck time.Duration // from start until the first event was acknowledged
+	cpu      time.Duration // user + system CPU of the beat's process until then
+	peakRSS  int64         // bytes (VmHWM)
+	acked    int64
+	failed   int64
+	dropped  int64
+}
+
+func (m measurement) eventsPerSecond() float64 {
+	return float64(m.acked) / m.wall.Seconds()
+}
+
+func (m measurement) cpuPerMillion() float64 {
+	return m.cpu.Seconds() / float64(m.acked) * 1e6
+}
+
+// beatRun is one run of a beat binary with a config until n events are
+// acknowledged according to its own /stats endpoint.
+type beatRun struct {
+	bin     string
+	dir     string   // the run's home: config, data, logs
+	config  string   // the config file's content
+	set     []string // settings given with -E (key=value)
+	n       int64
+	timeout time.Duration
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (r beatRun) run(ctx context.Context) (measurement, error) {
+	var m measurement
+	if err := os.MkdirAll(r.dir, 0o700); err != nil {
+		return m, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return m, err
+	}
+	cfgPath := filepath.Join(r.dir, "beat.yml")
+	if err := os.WriteFile(cfgPath, []byte(r.config), 0o600); err != nil {
+		return m, err
+	}
+	args := []string{"run", "-e", "-c", cfgPath, "--strict.perms=false"}
+	set := append(slices.Clone(r.set), "http.enabled=true", "http.host=127.0.0.1", fmt.Sprintf("http.port=%d", port),
+		"path.home="+r.dir, "logging.level=info", "logging.metrics.enabled=false")
+	for _, kv := range set {
+		args = append(args, "-E", kv)
+	}
+	logf, err := os.Create(filepath.Join(r.dir, "beat.log"))
+	if err != nil {
+		return m, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(r.bin, args...)
+	cmd.Dir = r.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return m, fmt.Errorf("start %s: %w", r.bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		}
+	}()
+
+	url := fmt.Sprintf("http://127.0.0.1:%d/stats", port)
+	deadline := time.After(r.timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return m, context.Cause(ctx)
+		case err := <-exited:
+			return m, fmt.Errorf("%s exited early (%v); see %s", filepath.Base(r.bin), err, logf.Name())
+		case <-deadline:
+			return m, fmt.Errorf("%s: not every event acknowledged after %s (%d of %d); see %s", filepath.Base(r.bin), r.timeout, m.acked, r.n, logf.Name())
+		case <-tick.C:
+		}
+		st, err := stats(url)
+		if err != nil {
+			continue // not listening yet
+		}
+		m.acked, m.failed, m.dropped = st.acked, st.failed, st.dropped
+		if m.firstAck == 0 && m.acked > 0 {
+			m.firstAck = time.Since(start)
+		}
+		if m.acked < r.n {
+			continue
+		}
+		m.wall = time.Since(start)
+		if m.cpu, err = processCPU(cmd.Process.Pid); err != nil {
+			return m, err
+		}
+		if m.peakRSS, err = peakRSS(cmd.Process.Pid); err != nil {
+			return m, err
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		return m, nil
+	}
+}
+
+type outputStats struct{ acked, failed, dropped int64 }
+
+var statsClient = &http.Client{Timeout: 2 * time.Second}
+
+// stats reads libbeat.output.events from a beat's /stats endpoint.
+func stats(url string) (outputStats, error) {
+	resp, err := statsClient.Get(url)
+	if err != nil {
+		return outputStats{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return outputStats{}, err
+	}
+	var doc struct {
+		Libbeat struct {
+			Output struct {
+				Events struct {
+					Acked   int64 `json:"acked"`
+					Failed  int64 `json:"failed"`
+					Dropped int64 `json:"dropped"`
+				} `json:"events"`
+			} `json:"output"`
+		} `json:"libbeat"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return outputStats{}, fmt.Errorf("decode %s: %w", url, err)
+	}
+	e := doc.Libbeat.Output.Events
+	return outputStats{e.Acked, e.Failed, e.Dropped}, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on
+// every Linux architecture Go supports).
+const clockTicks = 100
+
+// processCPU is the user + system CPU time the process used so far.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read the beat's CPU time: %w", err)
+	}
+	// The command name (field 2) may hold spaces; fields after it are
+	// counted from its closing parenthesis.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("unexpected /proc/<pid>/stat format")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, errors.New("unexpected /proc/<pid>/stat format")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parse /proc/<pid>/stat: %w", err)
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// peakRSS is the process's peak resident set size (VmHWM).
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read the beat's memory use: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse VmHWM %q: %w", v, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/<pid>/status")
+}
