@@ -133,6 +133,9 @@ func benchmark(ctx context.Context, o options, root string, log io.Writer) (*rep
 				n:       int64(d.events),
 				timeout: o.timeout,
 			}
+			if o.profile && v.beat == "teleportbeat" {
+				r.flags = []string{"--cpuprofile", filepath.Join(r.dir, "cpu.prof"), "--memprofile", filepath.Join(r.dir, "mem.prof")}
+			}
 			m, err := r.run(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("%s, run %d: %w", v.name, i, err)

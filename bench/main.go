@@ -45,6 +45,7 @@ type options struct {
 	variants     []string
 	timeout      time.Duration
 	note         string
+	profile      bool
 
 	shippedConfig string // teleportbeat.yml as shipped
 }
@@ -63,6 +64,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.teleportbeat, "teleportbeat", "", "teleportbeat binary (default: build it)")
 	fs.StringVar(&o.filebeat, "filebeat", "", "filebeat binary (default: build it from bench/filebeat)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest a single run may take")
+	fs.BoolVar(&o.profile, "profile", false, "write a CPU and a memory profile of every teleportbeat run into its directory (keep it with -keep)")
 	fs.StringVar(&o.note, "note", "", "a note stored with the results (what changed)")
 	variants := fs.String("variants", "", "comma-separated variants to run (default: all): "+variantNames())
 	if err := fs.Parse(args); err != nil {

@@ -45,6 +45,7 @@ type beatRun struct {
 	dir     string   // the run's home: config, data, logs
 	config  string   // the config file's content
 	set     []string // settings given with -E (key=value)
+	flags   []string // more command line flags
 	n       int64
 	timeout time.Duration
 }
@@ -77,6 +78,7 @@ func (r beatRun) run(ctx context.Context) (measurement, error) {
 	for _, kv := range set {
 		args = append(args, "-E", kv)
 	}
+	args = append(args, r.flags...)
 	logf, err := os.Create(filepath.Join(r.dir, "beat.log"))
 	if err != nil {
 		return m, err
