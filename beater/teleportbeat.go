@@ -106,6 +106,10 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 			// host.* describes the Teleport host an event is about, not
 			// the machine teleportbeat runs on (that is agent.*).
 			DisableHost: true,
+			// The mapper builds events of the types normalization would
+			// produce (TestMappedEventsAreAlreadyNormalized), so the copy
+			// it makes of every event is skipped.
+			EventNormalization: ecs.EventNormalization(),
 		},
 	})
 	if err != nil {

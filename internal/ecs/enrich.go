@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/elastic/beats/v7/libbeat/common"
 	"github.com/elastic/elastic-agent-libs/mapstr"
 )
 
@@ -296,9 +297,11 @@ func enrich(fields, event, raw mapstr.M, typ string, et *EventType) {
 
 	// When: session start, stop and duration.
 	if start, err := time.Parse(time.RFC3339Nano, str(raw, "session_start")); err == nil && !start.IsZero() {
-		event["start"] = start
+		// common.Time is the date type libbeat's encoders and processors
+		// expect (what event normalization would turn a time.Time into).
+		event["start"] = common.Time(start)
 		if stop, err := time.Parse(time.RFC3339Nano, str(raw, "session_stop")); err == nil && !stop.Before(start) {
-			event["end"] = stop
+			event["end"] = common.Time(stop)
 			event["duration"] = stop.Sub(start).Nanoseconds()
 		}
 	}

@@ -275,7 +275,7 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 	client, err := m.pipeline.ConnectWith(beat.ClientConfig{
 		PublishMode:   beat.GuaranteedSend,
 		EventListener: tracker.EventListener(),
-		Processing:    beat.ProcessingConfig{DisableHost: true},
+		Processing:    beat.ProcessingConfig{DisableHost: true, EventNormalization: ecs.EventNormalization()},
 	})
 	if err != nil {
 		log.Errorw("Cannot connect to the publisher pipeline", "error", err)
