@@ -127,7 +127,7 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 		} else {
 			r.log.Infow("New export chunks appeared in the day", "day", day.Format(time.DateOnly), "chunks", len(todo))
 		}
-		results := make(chan chunkBatch, 2*max(1, r.cfg.BackfillConcurrency))
+		results := make(chan chunkBatch, max(1, r.cfg.BackfillConcurrency))
 		cctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
 		go func() { errc <- r.readChunks(cctx, day, todo, maps.Clone(chunkCursors), results) }()
