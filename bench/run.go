@@ -93,17 +93,23 @@ func (r beatRun) run(ctx context.Context) (measurement, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(30 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-			}
+	running := true
+	// stop ends the beat as a service manager would: SIGTERM, then SIGKILL
+	// if it is still running 30 s later.
+	stop := func() {
+		if !running {
+			return
 		}
-	}()
+		running = false
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	defer stop()
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/stats", port)
 	deadline := time.After(r.timeout)
@@ -114,6 +120,7 @@ func (r beatRun) run(ctx context.Context) (measurement, error) {
 		case <-ctx.Done():
 			return m, context.Cause(ctx)
 		case err := <-exited:
+			running = false
 			return m, fmt.Errorf("%s exited early (%v); see %s", filepath.Base(r.bin), err, logf.Name())
 		case <-deadline:
 			return m, fmt.Errorf("%s: not every event acknowledged after %s (%d of %d); see %s", filepath.Base(r.bin), r.timeout, m.acked, r.n, logf.Name())
@@ -137,13 +144,7 @@ func (r beatRun) run(ctx context.Context) (measurement, error) {
 		if m.peakRSS, err = peakRSS(cmd.Process.Pid); err != nil {
 			return m, err
 		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		stop()
 		return m, nil
 	}
 }

@@ -90,6 +90,31 @@ func TestShipsEveryEventToElasticsearch(t *testing.T) {
 	require.Equal(t, len(evs)-len(want), duplicates)
 }
 
+// killLoop runs the beat with cfg and SIGKILLs it n times, each once at
+// least margin and at most want-margin documents are stored, restarting it
+// each time; then it runs the beat until all want documents are stored and
+// stops it. It returns the last run.
+func (e *env) killLoop(es *estest.Recorder, cfg string, want, n, margin int) *proc {
+	t := e.t
+	t.Helper()
+	var kills []int
+	for i := 0; i < n; i++ {
+		kills = append(kills, margin+rand.IntN(want-2*margin))
+	}
+	slices.Sort(kills)
+	for i, at := range kills {
+		p := e.start(cfg)
+		waitFor(t, 2*time.Minute, fmt.Sprintf("%d documents before kill %d", at, i+1), func() bool { return es.Count() >= at })
+		p.kill()
+		t.Logf("kill %d: SIGKILL with %d of %d documents stored", i+1, es.Count(), want)
+	}
+	p := e.start(cfg)
+	waitFor(t, 3*time.Minute, "every event in Elasticsearch after the kills", func() bool { return es.Count() >= want })
+	e.settle()
+	p.stop()
+	return p
+}
+
 // TestNoEventLostWhenKilled is acceptance 3: SIGKILL three times at random
 // points while shipping, restart each time; every event arrives and the
 // replays are counted.
@@ -100,22 +125,7 @@ func TestNoEventLostWhenKilled(t *testing.T) {
 	// Small batches so that shipping takes long enough to be interrupted.
 	cfg := e.config("teleportbeat.yml", out+"  bulk_max_size: 200\nqueue.mem.flush.timeout: 0s\n")
 	want := expectedIDs(evs)
-
-	var kills []int
-	for i := 0; i < 3; i++ {
-		kills = append(kills, 1000+rand.IntN(len(want)-2000))
-	}
-	slices.Sort(kills)
-	for i, at := range kills {
-		p := e.start(cfg)
-		waitFor(t, 2*time.Minute, fmt.Sprintf("%d documents before kill %d", at, i+1), func() bool { return es.Count() >= at })
-		p.kill()
-		t.Logf("kill %d: SIGKILL with %d of %d documents stored", i+1, es.Count(), len(want))
-	}
-	p := e.start(cfg)
-	waitFor(t, 3*time.Minute, "every event in Elasticsearch after the kills", func() bool { return es.Count() >= len(want) })
-	e.settle()
-	p.stop()
+	e.killLoop(es, cfg, len(want), 3, 1000)
 
 	checkDocs(t, es, evs)
 	received, duplicates, _ := es.Stats()

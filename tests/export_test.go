@@ -1,9 +1,6 @@
 package tests
 
 import (
-	"fmt"
-	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -41,21 +38,7 @@ func TestBackfillWithTheExportAPIAcrossKills(t *testing.T) {
 	cfg := e.config("teleportbeat.yml", out+"  bulk_max_size: 200\nqueue.mem.flush.timeout: 0s\n")
 	want := expectedIDs(evs)
 
-	var kills []int
-	for i := 0; i < 3; i++ {
-		kills = append(kills, 2000+rand.IntN(len(want)-4000))
-	}
-	slices.Sort(kills)
-	for i, at := range kills {
-		p := e.start(cfg)
-		waitFor(t, 2*time.Minute, fmt.Sprintf("%d documents before kill %d", at, i+1), func() bool { return es.Count() >= at })
-		p.kill()
-		t.Logf("kill %d: SIGKILL with %d of %d documents stored", i+1, es.Count(), len(want))
-	}
-	p := e.start(cfg)
-	waitFor(t, 3*time.Minute, "every event in Elasticsearch after the kills", func() bool { return es.Count() >= len(want) })
-	e.settle()
-	p.stop()
+	p := e.killLoop(es, cfg, len(want), 3, 2000)
 
 	checkDocs(t, es, evs)
 	require.Positive(t, e.tp.ExportCalls(), "past days were exported")
