@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,7 +62,7 @@ func build(o *options, root string, log io.Writer) error {
 			return fmt.Errorf("build teleportbeat: %w", err)
 		}
 	}
-	if o.filebeat == "" && contains(o.variants, "filebeat") {
+	if o.filebeat == "" && slices.Contains(o.variants, "filebeat") {
 		o.filebeat = filepath.Join(o.work, "bin", "filebeat")
 		fmt.Fprintln(log, "==> building filebeat from the pinned beats module (bench/filebeat)")
 		if err := goBuild(filepath.Join(root, "bench", "filebeat"), o.filebeat, log); err != nil {
@@ -69,15 +70,6 @@ func build(o *options, root string, log io.Writer) error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func goBuild(dir, out string, log io.Writer) error {

@@ -160,15 +160,7 @@ func addrFields(raw mapstr.M, obj, key string) mapstr.M {
 	if s == "" {
 		return nil
 	}
-	ip, port, ok := SplitAddr(s)
-	if !ok {
-		return mapstr.M{"address": s}
-	}
-	out := mapstr.M{"address": s, "ip": ip.String()}
-	if port > 0 {
-		out["port"] = port
-	}
-	return out
+	return addrMap(s)
 }
 
 // SplitAddr parses "ip:port", "[ipv6]:port", a bare IP, and the

@@ -6,7 +6,6 @@ package lock
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,8 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp"
 
 	"github.com/gravitational/teleport/api/types"
+
+	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
 // Locker creates locks: teleport/api's client.
@@ -129,7 +130,8 @@ func (d *Detector) create(user string, attempts int, until time.Time) {
 		d.log.Errorw("Cannot build the lock", "user", user, "error", err)
 		return
 	}
-	wait := d.cfg.BackoffInit
+	bo := retry.Backoff{Init: d.cfg.BackoffInit, Max: d.cfg.BackoffMax}
+	wait := bo.Next()
 	for attempt := 1; ; attempt++ {
 		l, err := d.locker(d.ctx)
 		if err == nil {
@@ -149,13 +151,9 @@ func (d *Detector) create(user string, attempts int, until time.Time) {
 		}
 		d.Errors.Add(1)
 		d.log.Warnw("Cannot create the Teleport lock; retrying (the role needs create and update on lock)", "user", user, "attempt", attempt, "retry_in", wait.String(), "error", err)
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
-		select {
-		case <-d.ctx.Done():
-			t.Stop()
+		if !retry.Sleep(d.ctx, wait) {
 			return
-		case <-t.C:
 		}
-		wait = min(2*wait, d.cfg.BackoffMax)
+		wait = bo.Next()
 	}
 }

@@ -10,7 +10,6 @@ package sessions
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
+	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
 // Streamer is the session stream of teleport/api's client.
@@ -286,6 +286,7 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 
 	next := st.NextIndex
 	attempt := 0
+	bo := retry.Backoff{Init: m.cfg.BackoffInit, Max: m.cfg.BackoffMax}
 	for {
 		complete, err := m.stream(ctx, st.ID, &next, tracker, client)
 		if ctx.Err() != nil {
@@ -313,9 +314,9 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 			log.Warnw("Session recording not found yet; retrying", "attempt", n, "retry_in", m.cfg.MissingRetry.String(), "error", err)
 			return
 		}
-		wait := backoff(m.cfg.BackoffInit, m.cfg.BackoffMax, attempt)
+		wait := bo.Next()
 		log.Warnw("Session recording stream failed; resuming", "next_index", next, "attempt", attempt, "retry_in", wait.String(), "error", err)
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return
 		}
 	}
@@ -372,24 +373,5 @@ func (m *Manager) stream(ctx context.Context, sid string, next *int64, tracker *
 			m.Stats.EventsPublished.Add(1)
 			client.Publish(out)
 		}
-	}
-}
-
-func backoff(init, max time.Duration, attempt int) time.Duration {
-	d := init << min(attempt-1, 30)
-	if d <= 0 || d > max {
-		d = max
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
 // Searcher is the audit search of teleport/api's client.
@@ -163,7 +164,7 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 			// The window has not opened yet (a start time in the future,
 			// or the first run, within the safety margin).
 			r.caughtUp.Store(true)
-			if !sleep(ctx, r.cfg.PollInterval) {
+			if !retry.Sleep(ctx, r.cfg.PollInterval) {
 				return
 			}
 			continue
@@ -219,7 +220,7 @@ func (r *AuditReader) readOpenWindow(ctx context.Context, st *readState, limit t
 	if !send(ctx, out, b) {
 		return false
 	}
-	return !caughtUp || sleep(ctx, r.cfg.PollInterval)
+	return !caughtUp || retry.Sleep(ctx, r.cfg.PollInterval)
 }
 
 // batch turns a page into a batch: the events not seen before on the page
@@ -450,7 +451,7 @@ func contentHash(it *auditlogpb.EventUnstructured) string {
 // succeeds or ctx is done. It never gives up: Teleport outages, expired
 // credentials and network faults are all waited out, and said in the log.
 func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string) ([]*auditlogpb.EventUnstructured, string, bool) {
-	bo := backoff{init: r.cfg.BackoffInit, max: r.cfg.BackoffMax}
+	bo := retry.Backoff{Init: r.cfg.BackoffInit, Max: r.cfg.BackoffMax}
 	failures := 0
 	for {
 		start := time.Now()
@@ -475,21 +476,10 @@ func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string)
 		}
 		failures++
 		r.Stats.SearchErrors.Add(1)
-		wait := bo.next()
+		wait := bo.Next()
 		r.log.Warnw("Teleport audit search failed; retrying", "error", err, "attempt", failures, "retry_in", wait.String(), "from", from, "to", to)
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return nil, "", false
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
 // Exporter is the bulk export API of teleport/api's client (Teleport 16+,
@@ -207,7 +208,7 @@ func (r *AuditReader) exported(e *auditlogpb.EventUnstructured, carried *pageSta
 // returns errExportUnsupported when the cluster has no export API, and
 // ctx's error when ctx is done.
 func (r *AuditReader) listChunks(ctx context.Context, day time.Time) ([]string, error) {
-	bo := backoff{init: r.cfg.BackoffInit, max: r.cfg.BackoffMax}
+	bo := retry.Backoff{Init: r.cfg.BackoffInit, Max: r.cfg.BackoffMax}
 	for attempt := 1; ; attempt++ {
 		chunks, err := r.tryListChunks(ctx, day)
 		if err == nil {
@@ -222,9 +223,9 @@ func (r *AuditReader) listChunks(ctx context.Context, day time.Time) ([]string, 
 			return nil, errExportUnsupported
 		}
 		r.Stats.ExportErrors.Add(1)
-		wait := bo.next()
+		wait := bo.Next()
 		r.log.Warnw("Listing Teleport export chunks failed; retrying", "error", err, "attempt", attempt, "retry_in", wait.String(), "day", day.Format(time.DateOnly))
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return nil, ctx.Err()
 		}
 	}
@@ -308,7 +309,7 @@ func (r *AuditReader) readChunks(ctx context.Context, day time.Time, chunks []st
 // cursor of the last event received, after a backoff; a chunk the cluster
 // no longer has (removed by retention) is logged and counted as done.
 func (r *AuditReader) readChunk(ctx context.Context, day time.Time, chunk, from string, results chan<- chunkBatch) error {
-	bo := backoff{init: r.cfg.BackoffInit, max: r.cfg.BackoffMax}
+	bo := retry.Backoff{Init: r.cfg.BackoffInit, Max: r.cfg.BackoffMax}
 	size := max(1, r.cfg.BatchSize)
 	cur := from
 	for attempt := 1; ; attempt++ {
@@ -341,12 +342,12 @@ func (r *AuditReader) readChunk(ctx context.Context, day time.Time, chunk, from 
 			}
 		}
 		if received > 0 {
-			bo.reset()
+			bo.Reset()
 		}
 		r.Stats.ExportErrors.Add(1)
-		wait := bo.next()
+		wait := bo.Next()
 		r.log.Warnw("Teleport export stream failed; resuming from the last event received", "error", err, "attempt", attempt, "retry_in", wait.String(), "day", day.Format(time.DateOnly), "chunk", chunk)
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}

@@ -159,13 +159,7 @@ func TestReaderExportPicksUpLateChunks(t *testing.T) {
 	}
 	got = append(got, collect(2530-n)...)
 	requireOnce(t, storedIDs(h.srv.Store), ids(got))
-	var after *cursor.Position
-	for _, b := range got {
-		if b.After != nil {
-			after = b.After
-		}
-	}
-	require.NotNil(t, after)
+	require.GreaterOrEqual(t, h.srv.ChunkListCalls(), int64(2), "the day was listed again")
 }
 
 // TestReaderFiltersExportedEvents: event_types and exclude_event_types
