@@ -104,6 +104,9 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 			},
 		}
 	}
+	// prev is the progress after the last batch: the position of the
+	// events of the next one, so each batch makes one snapshot, not two.
+	prev := snapshot()
 	started := time.Now()
 	var events int64
 	for listing := 0; ; listing++ {
@@ -138,7 +141,7 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 				continue // draining after a failed send
 			}
 			b := Batch{Events: make([]*auditlogpb.EventUnstructured, 0, len(cb.events))}
-			before := snapshot()
+			before := prev
 			for _, e := range cb.events {
 				if !r.exported(e, carried) {
 					continue
@@ -160,6 +163,7 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 				chunkCursors[cb.chunk] = cb.cursor
 			}
 			b.After = snapshot()
+			prev = b.After
 			if !send(ctx, out, b) {
 				ok = false
 				cancel()
