@@ -64,6 +64,7 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 	if err != nil {
 		return err
 	}
+	teleport.WarnReadableSecrets(tb.log.Named("teleport"), tb.cfg.Teleport)
 	conn := teleport.NewConn(tb.cfg.Teleport, creds, tb.log.Named("teleport"))
 	defer conn.Close()
 	teleport.LogExpiry(tb.log.Named("teleport"), creds, time.Now())
@@ -76,16 +77,13 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 	}
 
 	root := tb.paths.Resolve(paths.Data, tb.cfg.Registry.Path)
-	reg, err := cursor.OpenRegistry(tb.log, root, tb.cfg.Registry.FilePermissions, b.Info.Beat)
+	regKey := "teleport::audit::" + cluster
+	reg, stored, err := cursor.OpenPosition(tb.log, root, tb.cfg.Registry.FilePermissions, b.Info.Beat, regKey, time.Now())
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
-	regKey := "teleport::audit::" + cluster
-	pos, err := tb.startPosition(reg, regKey)
-	if err != nil {
-		return err
-	}
+	pos := tb.startPosition(stored)
 	committer := cursor.NewCommitter(tb.log, reg, regKey, tb.cfg.Registry.Flush)
 	defer func() {
 		if err := committer.Close(); err != nil {
@@ -253,23 +251,16 @@ func (tb *Teleportbeat) ping(ctx context.Context, conn *teleport.Conn) (string, 
 
 // startPosition is the stored position, or on the very first run the
 // configured start time (default: now).
-func (tb *Teleportbeat) startPosition(reg *cursor.Registry, key string) (*cursor.Position, error) {
-	pos, err := reg.Load(key)
-	if err != nil {
-		return nil, err
-	}
+func (tb *Teleportbeat) startPosition(stored *cursor.Position) *cursor.Position {
 	start := tb.cfg.Audit.Start()
-	if pos != nil {
-		if err := pos.Validate(); err != nil {
-			return nil, fmt.Errorf("registry key %s: %w", key, err)
-		}
+	if stored != nil {
 		if !start.IsZero() {
-			tb.log.Infow("Resuming from the registry; teleportbeat.audit.start_time applies to the first run only (delete the registry to start over)", "start_time", start, "registry_window_start", pos.WindowStart)
+			tb.log.Infow("Resuming from the registry; teleportbeat.audit.start_time applies to the first run only (delete the registry to start over)", "start_time", start, "registry_window_start", stored.WindowStart)
 		}
-		return pos, nil
+		return stored
 	}
 	if start.IsZero() {
 		start = time.Now().UTC().Truncate(time.Second)
 	}
-	return &cursor.Position{WindowStart: start}, nil
+	return &cursor.Position{WindowStart: start}
 }

@@ -3,6 +3,7 @@ package cursor
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -22,8 +23,13 @@ type Registry struct {
 // OpenRegistry opens (creating it if needed) the registry under root, a
 // directory normally below path.data, with files created with fileMode.
 func OpenRegistry(logger *logp.Logger, root string, fileMode os.FileMode, storeName string) (*Registry, error) {
-	if err := os.MkdirAll(root, 0o750); err != nil {
+	// The registry says how far the audit log was read: private to the
+	// beat, like the files in it.
+	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("create registry directory %s: %w", root, err)
+	}
+	if err := os.Chmod(root, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict registry directory %s to its owner: %w", root, err)
 	}
 	backend, err := memlog.New(logger.Named("registry"), memlog.Settings{Root: root, FileMode: fileMode})
 	if err != nil {
@@ -33,7 +39,13 @@ func OpenRegistry(logger *logp.Logger, root string, fileMode os.FileMode, storeN
 	st, err := reg.Get(storeName)
 	if err != nil {
 		reg.Close()
-		return nil, fmt.Errorf("open registry store %s/%s (delete the directory to start over from teleportbeat.audit.start_time): %w", root, storeName, err)
+		return nil, fmt.Errorf("open registry store %s/%s: %w", root, storeName, err)
+	}
+	// memlog creates the store's directory group-accessible.
+	if err := os.Chmod(filepath.Join(root, storeName), 0o700); err != nil {
+		st.Close()
+		reg.Close()
+		return nil, fmt.Errorf("restrict registry directory %s to its owner: %w", filepath.Join(root, storeName), err)
 	}
 	return &Registry{reg: reg, store: st, root: root}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/gravitational/trace"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/net/http2"
@@ -154,4 +155,26 @@ func (k *keyPairCreds) Expiry() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return k.leaf.NotAfter, true
+}
+
+// WarnReadableSecrets warns when a file holding the private key of
+// teleportbeat's Teleport identity can be read by users other than its
+// owner: whoever reads it can read the cluster's audit log.
+func WarnReadableSecrets(log *logp.Logger, t config.Teleport) {
+	var secrets []string
+	if t.IdentityFile != "" {
+		secrets = append(secrets, t.IdentityFile)
+	} else if t.SSL.Key != "" {
+		secrets = append(secrets, t.SSL.Key)
+	}
+	for _, f := range secrets {
+		fi, err := os.Stat(f)
+		if err != nil {
+			continue // loading the credentials reports it
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			log.Warnw("The file with teleportbeat's Teleport private key can be read by other users; restrict it to the user teleportbeat runs as (chmod 600)",
+				"file", f, "mode", fmt.Sprintf("%#o", perm))
+		}
+	}
 }
