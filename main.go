@@ -8,7 +8,5 @@ import (
 )
 
 func main() {
-	if err := cmd.RootCmd().Execute(); err != nil {
-		os.Exit(1)
-	}
+	os.Exit(cmd.Execute(os.Stderr))
 }

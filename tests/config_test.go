@@ -36,6 +36,8 @@ func TestBadConfigStopsWithAClearError(t *testing.T) {
 			"teleportbeat.audit.poll_interval"},
 		{"bad timestamp", base(fmt.Sprintf("teleportbeat.teleport.identity_file: %q\nteleportbeat.audit.start_time: yesterday\n", e.idFile)),
 			`teleportbeat.audit.start_time: "yesterday" is not an RFC 3339 time`},
+		{"key go-ucfg cannot parse (found by fuzzing; it panics inside the parser)", base("-1.A: 1\n"),
+			"Error: the configuration cannot be read: a key in the config files given with -c is malformed"},
 		{"batch size too large", base(fmt.Sprintf("teleportbeat.teleport.identity_file: %q\nteleportbeat.audit.batch_size: 20000\n", e.idFile)),
 			"teleportbeat.audit.batch_size: must be between 1 and 10000"},
 	}
@@ -54,10 +56,16 @@ func TestBadConfigStopsWithAClearError(t *testing.T) {
 		})
 	}
 
+	// A -E setting go-ucfg cannot parse is reported the same way.
+	out, err := exec.Command(beatBin, "test", "config", "-E", "-1.A=3", "--path.home", t.TempDir()).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "Error: the configuration cannot be read: a key in the -E settings is malformed")
+	require.NotContains(t, string(out), "goroutine", "no stack trace")
+
 	// And a good one passes `test config`.
 	path := filepath.Join(t.TempDir(), "teleportbeat.yml")
 	require.NoError(t, os.WriteFile(path, []byte(base(fmt.Sprintf("teleportbeat.teleport.identity_file: %q\n", e.idFile))), 0o600))
-	out, err := exec.Command(beatBin, "test", "config", "-c", path, "--path.home", t.TempDir()).CombinedOutput()
+	out, err = exec.Command(beatBin, "test", "config", "-c", path, "--path.home", t.TempDir()).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), "Config OK")
 }

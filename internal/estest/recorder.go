@@ -48,6 +48,7 @@ type Recorder struct {
 	bulkFault  func() int                         // a whole-request status to answer instead (0: none)
 	itemFault  func(id string, source []byte) int // an item status to answer instead (0: none)
 	bulkCalls  int
+	itemErrors map[int][2]string // error type and reason per injected item status
 }
 
 // New returns a recorder that reports Elasticsearch 9.3.0.
@@ -72,6 +73,18 @@ func (r *Recorder) SetItemFault(f func(id string, source []byte) int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.itemFault = f
+}
+
+// SetItemError sets the error type and reason answered with an injected
+// item status, as Elasticsearch would explain it (a 400's
+// mapper_parsing_exception, say).
+func (r *Recorder) SetItemError(status int, typ, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.itemErrors == nil {
+		r.itemErrors = map[int][2]string{}
+	}
+	r.itemErrors[status] = [2]string{typ, reason}
 }
 
 // Docs returns the stored documents in arrival order.
@@ -219,7 +232,13 @@ func (r *Recorder) bulk(w http.ResponseWriter, req *http.Request) {
 		case status == http.StatusConflict:
 			res["error"] = map[string]any{"type": "version_conflict_engine_exception", "reason": fmt.Sprintf("[%s]: version conflict, document already exists", meta.ID)}
 		case status >= 300:
-			res["error"] = map[string]any{"type": "injected_exception", "reason": fmt.Sprintf("estest: injected status %d", status)}
+			typ, reason := "injected_exception", fmt.Sprintf("estest: injected status %d", status)
+			r.mu.Lock()
+			if e, ok := r.itemErrors[status]; ok {
+				typ, reason = e[0], e[1]
+			}
+			r.mu.Unlock()
+			res["error"] = map[string]any{"type": typ, "reason": reason}
 		}
 		if status >= 300 {
 			hasErrors = true

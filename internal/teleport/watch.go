@@ -45,6 +45,8 @@ func WatchCredentials(ctx context.Context, log *logp.Logger, creds Credentials, 
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	lastExpiryLog := time.Now()
+	exp, ok := creds.Expiry()
+	reportedExpired := ok && !lastExpiryLog.Before(exp) // LogExpiry said so at start
 	for {
 		select {
 		case <-ctx.Done():
@@ -52,11 +54,17 @@ func WatchCredentials(ctx context.Context, log *logp.Logger, creds Credentials, 
 		case now := <-t.C:
 			fp := fingerprint(creds.Files())
 			if bytes.Equal(fp, last) {
-				// Remind, at most every 10 minutes, of credentials that
-				// expire soon or have expired.
-				if exp, ok := creds.Expiry(); ok && exp.Sub(now) < ExpiryWarning && now.Sub(lastExpiryLog) >= 10*time.Minute {
-					LogExpiry(log, creds, now)
-					lastExpiryLog = now
+				// Say at once when the credentials expire while running
+				// (every call fails from then on), and remind, at most
+				// every 10 minutes, of credentials that expire soon or
+				// have expired.
+				if exp, ok := creds.Expiry(); ok {
+					expired := !now.Before(exp)
+					if (expired && !reportedExpired) || (exp.Sub(now) < ExpiryWarning && now.Sub(lastExpiryLog) >= 10*time.Minute) {
+						LogExpiry(log, creds, now)
+						lastExpiryLog = now
+					}
+					reportedExpired = expired
 				}
 				continue
 			}
@@ -68,6 +76,8 @@ func WatchCredentials(ctx context.Context, log *logp.Logger, creds Credentials, 
 			log.Infow("Teleport credentials renewed on disk; reconnecting with them", "files", creds.Files())
 			LogExpiry(log, creds, now)
 			lastExpiryLog = now
+			exp, ok := creds.Expiry()
+			reportedExpired = ok && !now.Before(exp)
 			renewed()
 		}
 	}

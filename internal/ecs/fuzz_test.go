@@ -1,0 +1,125 @@
+package ecs
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/elastic/beats/v7/libbeat/beat"
+	jsoncodec "github.com/elastic/beats/v7/libbeat/outputs/codec/json"
+
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+
+	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+)
+
+// checkMapped holds for every event the mapper returns, whatever it was
+// given: the dataset and an _id are set, the timestamp is set, and the
+// output's JSON encoder turns it into valid UTF-8 JSON.
+func checkMapped(t *testing.T, out beat.Event) {
+	t.Helper()
+	if out.Timestamp.IsZero() {
+		t.Fatal("no @timestamp")
+	}
+	if id, _ := out.Meta["_id"].(string); id == "" {
+		t.Fatalf("no _id: %v", out.Meta)
+	}
+	if ds, _ := out.Fields.GetValue("event.dataset"); ds != DatasetAudit {
+		t.Fatalf("event.dataset %v", ds)
+	}
+	enc := jsoncodec.New("9.3.0", jsoncodec.Config{EscapeHTML: false})
+	b, err := enc.Encode("teleportbeat", &out)
+	if err != nil {
+		t.Fatalf("the output cannot encode the event: %v", err)
+	}
+	if !utf8.Valid(b) || !json.Valid(b) {
+		t.Fatalf("the encoded event is not valid UTF-8 JSON: %q", b)
+	}
+}
+
+func corpusJSON(f *testing.F) [][]byte {
+	evs, err := teleporttest.CorpusEvents()
+	if err != nil {
+		f.Fatal(err)
+	}
+	var out [][]byte
+	for _, e := range evs {
+		b, err := protojson.Marshal(e.Proto().GetUnstructured())
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// FuzzMapJSON maps arbitrary JSON objects, as Teleport's unstructured
+// events carry them (SearchUnstructuredEvents turns the event's JSON into
+// a protobuf Struct), seeded with the sample corpus. Run it with
+// `go test -fuzz FuzzMapJSON ./internal/ecs`; the inputs it found worth
+// keeping are in testdata/fuzz/FuzzMapJSON and run with every `go test`.
+func FuzzMapJSON(f *testing.F) {
+	for _, b := range corpusJSON(f) {
+		f.Add(b)
+	}
+	f.Add([]byte(`{"event":"x","addr.local":"1.2.3.4:5","addr":{"local":7}}`))
+	f.Add([]byte(`{"time":"not a time","uid":"","event":""}`))
+	f.Add([]byte(`{"time":"2999-01-01T00:00:00Z","event":"db.session.query","db_query":"\u0000\ud800"}`))
+	f.Add([]byte(`{"a.b.c":1,"a":{"b":{"c":2}},"a.b":[1,{"c":3}]}`))
+	m := NewAuditMapper()
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var s structpb.Struct
+		if err := protojson.Unmarshal(data, &s); err != nil {
+			return // not a JSON object: Teleport never sends it
+		}
+		ev := &auditlogpb.EventUnstructured{Unstructured: &s}
+		if v, ok := s.GetFields()["event"]; ok {
+			ev.Type = v.GetStringValue()
+		}
+		if v, ok := s.GetFields()["uid"]; ok {
+			ev.Id = v.GetStringValue()
+		}
+		if v, ok := s.GetFields()["time"]; ok {
+			if ts, err := time.Parse(time.RFC3339Nano, v.GetStringValue()); err == nil {
+				ev.Time = timestamppb.New(ts)
+			}
+		}
+		checkMapped(t, m.Map(ev, now))
+	})
+}
+
+// FuzzMapWire maps arbitrary protobuf messages as they come off the wire:
+// whatever decodes as an EventUnstructured maps without a panic.
+func FuzzMapWire(f *testing.F) {
+	evs, err := teleporttest.CorpusEvents()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range evs[:40] {
+		b, err := proto.Marshal(e.Proto())
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	m := NewAuditMapper()
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		var ev auditlogpb.EventUnstructured
+		if err := proto.Unmarshal(wire, &ev); err != nil {
+			return
+		}
+		out := m.Map(&ev, now)
+		checkMapped(t, out)
+		if uid := ev.GetUnstructured().GetFields()["uid"].GetStringValue(); uid != "" && out.Meta["_id"] != uid {
+			t.Fatalf("_id %v, uid %q", out.Meta["_id"], uid)
+		}
+	})
+}
