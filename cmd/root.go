@@ -49,6 +49,12 @@ func RootCmd() *cmd.BeatsRootCmd {
 	root.RemoveCommand(root.VersionCmd)
 	root.VersionCmd = versionCmd()
 	root.AddCommand(root.VersionCmd)
+	for _, c := range root.ExportCmd.Commands() {
+		if c.Name() == "config" {
+			root.ExportCmd.RemoveCommand(c)
+		}
+	}
+	root.ExportCmd.AddCommand(exportConfigCmd(settings))
 	return root
 }
 
