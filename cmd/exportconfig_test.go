@@ -10,7 +10,7 @@ func TestRedact(t *testing.T) {
 	cfg := map[string]any{
 		"output": map[string]any{"elasticsearch": map[string]any{
 			"hosts": []any{"https://es:9200"}, "username": "elastic", "password": "p", "api_key": "id:key",
-			"ssl": map[string]any{"key": "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n", "certificate": "/etc/cert.pem", "key_passphrase": "kp"},
+			"ssl":     map[string]any{"key": "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n", "certificate": "/etc/cert.pem", "key_passphrase": "kp"},
 			"headers": map[string]any{"Authorization": "Bearer x"},
 		}},
 		"list": []any{"-----BEGIN EC PRIVATE KEY-----", "plain"},
