@@ -15,6 +15,8 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/teleportbeat/teleportbeat/internal/generate"
+	"github.com/teleportbeat/teleportbeat/internal/packaging"
+	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 
 // Default is the target run by a plain `go tool mage`.
@@ -96,6 +98,39 @@ func Check() error {
 func Test() error {
 	mg.Deps(Check)
 	return run("go", "test", "-count=1", "-timeout", "25m", "./...")
+}
+
+// Package builds the release artefacts under build/distributions: for
+// linux/amd64 and linux/arm64, a .tar.gz laid out like the Beats' archives
+// and .deb and .rpm packages with a systemd unit (nfpm, no Docker). PLATFORMS
+// (e.g. "amd64") and FORMATS (e.g. "deb") narrow it down.
+func Package() error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	arches, formats := []string{"amd64", "arm64"}, []string{"tar.gz", "deb", "rpm"}
+	if v := os.Getenv("PLATFORMS"); v != "" {
+		arches = strings.Fields(strings.ReplaceAll(v, ",", " "))
+	}
+	if v := os.Getenv("FORMATS"); v != "" {
+		formats = strings.Fields(strings.ReplaceAll(v, ",", " "))
+	}
+	mtime := time.Now().UTC()
+	if ts := output("git", "log", "-1", "--format=%ct"); ts != "" {
+		var sec int64
+		if _, err := fmt.Sscan(ts, &sec); err == nil {
+			mtime = time.Unix(sec, 0).UTC() // reproducible: the commit's time
+		}
+	}
+	arts, err := packaging.Build(packaging.Options{
+		Root: root, Out: "build/distributions", Version: version.Version,
+		Arches: arches, Formats: formats, LDFlags: ldflags(), TrimPath: true, MTime: mtime,
+	})
+	for _, a := range arts {
+		fmt.Println("built", a)
+	}
+	return err
 }
 
 // Info prints the toolchain in use.

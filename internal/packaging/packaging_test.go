@@ -1,0 +1,170 @@
+package packaging
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+)
+
+// TestPackages builds the linux/amd64 archive, deb and rpm (the mage
+// target also builds arm64), inspects them, and installs the deb into a
+// scratch root (dpkg-deb -x, what dpkg -x does) to run the binary from it.
+func TestPackages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	out := t.TempDir()
+	arts, err := Build(Options{
+		Root: root, Out: out, Version: "0.1.0", Arches: []string{"amd64"}, Formats: []string{"tar.gz", "deb", "rpm"},
+		LDFlags: "-s -w -X github.com/teleportbeat/teleportbeat/internal/version.Commit=packagetestcommit",
+		MTime:   time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		filepath.Join(out, "teleportbeat-0.1.0-linux-x86_64.tar.gz"),
+		filepath.Join(out, "teleportbeat-0.1.0-amd64.deb"),
+		filepath.Join(out, "teleportbeat-0.1.0-x86_64.rpm"),
+	}, arts)
+
+	t.Run("archive", func(t *testing.T) {
+		f, err := os.Open(arts[0])
+		require.NoError(t, err)
+		defer f.Close()
+		gz, err := gzip.NewReader(f)
+		require.NoError(t, err)
+		tr := tar.NewReader(gz)
+		modes := map[string]int64{}
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+			require.True(t, strings.HasPrefix(h.Name, "teleportbeat-0.1.0-linux-x86_64/"), h.Name)
+			modes[strings.TrimPrefix(h.Name, "teleportbeat-0.1.0-linux-x86_64/")] = h.Mode
+		}
+		for name, mode := range map[string]int64{
+			"teleportbeat": 0o755, "teleportbeat.yml": 0o600, "teleportbeat.reference.yml": 0o644, "fields.yml": 0o644,
+			"LICENSE": 0o644, "NOTICE": 0o644, "README.md": 0o644, "kibana/": 0o755,
+		} {
+			got, ok := modes[name]
+			require.True(t, ok, "%s in the archive", name)
+			require.Equal(t, mode, got, name)
+		}
+		var dashboards int
+		for name := range modes {
+			if strings.HasPrefix(name, "kibana/7/dashboard/") && strings.HasSuffix(name, ".json") {
+				dashboards++
+			}
+		}
+		require.Positive(t, dashboards, "the Kibana dashboards")
+	})
+
+	t.Run("deb", func(t *testing.T) {
+		if _, err := exec.LookPath("dpkg-deb"); err != nil {
+			t.Skip("dpkg-deb is not installed")
+		}
+		list := run(t, "dpkg-deb", "-c", arts[1])
+		for _, want := range []string{
+			"-rwxr-xr-x root/root", "./usr/share/teleportbeat/bin/teleportbeat",
+			"-rw-r----- root/root", "./etc/teleportbeat/teleportbeat.yml",
+			"./etc/teleportbeat/teleportbeat.reference.yml", "./etc/teleportbeat/fields.yml",
+			"./usr/share/teleportbeat/kibana/7/dashboard/", "./usr/share/teleportbeat/LICENSE", "./usr/share/teleportbeat/NOTICE",
+			"./lib/systemd/system/teleportbeat.service", "./usr/bin/teleportbeat",
+			"drwxr-x--- root/root         0 2026-01-01 00:00 ./var/lib/teleportbeat/",
+			"drwxr-x--- root/root         0 2026-01-01 00:00 ./var/log/teleportbeat/",
+		} {
+			require.Contains(t, list, want)
+		}
+		ctrl := t.TempDir()
+		run(t, "dpkg-deb", "-e", arts[1], ctrl)
+		conffiles, err := os.ReadFile(filepath.Join(ctrl, "conffiles"))
+		require.NoError(t, err)
+		require.Equal(t, "/etc/teleportbeat/fields.yml\n/etc/teleportbeat/teleportbeat.reference.yml\n/etc/teleportbeat/teleportbeat.yml\n", sortLines(string(conffiles)), "config files are marked as such")
+		for _, s := range []string{"preinst", "postinst", "prerm"} {
+			b, err := os.ReadFile(filepath.Join(ctrl, s))
+			require.NoError(t, err, s)
+			require.True(t, strings.HasPrefix(string(b), "#!/bin/sh"), s)
+		}
+		preinst, _ := os.ReadFile(filepath.Join(ctrl, "preinst"))
+		require.Contains(t, string(preinst), "useradd --system", "a dedicated user")
+		control := run(t, "dpkg-deb", "-f", arts[1])
+		require.Contains(t, control, "Package: teleportbeat")
+		require.Contains(t, control, "Architecture: amd64")
+		require.Contains(t, control, "Version: 0.1.0")
+
+		// Install into a scratch root and run it from there.
+		sys := t.TempDir()
+		run(t, "dpkg-deb", "-x", arts[1], sys)
+		unit, err := os.ReadFile(filepath.Join(sys, "lib/systemd/system/teleportbeat.service"))
+		require.NoError(t, err)
+		for _, want := range []string{"Restart=always", "User=teleportbeat", "Group=teleportbeat",
+			"ExecStart=/usr/share/teleportbeat/bin/teleportbeat --environment systemd",
+			"--path.config /etc/teleportbeat --path.data /var/lib/teleportbeat --path.logs /var/log/teleportbeat",
+			"WantedBy=multi-user.target"} {
+			require.Contains(t, string(unit), want)
+		}
+		bin := filepath.Join(sys, "usr/share/teleportbeat/bin/teleportbeat")
+		version := run(t, bin, "version")
+		require.Contains(t, version, "teleportbeat version 0.1.0")
+		require.Contains(t, version, "commit packagetestcommit", "the commit is stamped at build time")
+
+		// The shipped config, with an identity file where it expects one.
+		tp, err := teleporttest.New(teleporttest.Config{})
+		require.NoError(t, err)
+		defer tp.Stop()
+		id, err := tp.NewIdentity(time.Hour)
+		require.NoError(t, err)
+		idFile := filepath.Join(t.TempDir(), "identity")
+		require.NoError(t, id.WriteIdentityFile(idFile))
+		cfgOut := run(t, bin, "test", "config",
+			"-c", filepath.Join(sys, "etc/teleportbeat/teleportbeat.yml"),
+			"--path.home", filepath.Join(sys, "usr/share/teleportbeat"), "--path.config", filepath.Join(sys, "etc/teleportbeat"),
+			"--path.data", filepath.Join(sys, "var/lib/teleportbeat"), "--path.logs", filepath.Join(sys, "var/log/teleportbeat"),
+			"-E", "teleportbeat.teleport.identity_file="+idFile)
+		require.Contains(t, cfgOut, "Config OK")
+	})
+
+	t.Run("rpm", func(t *testing.T) {
+		b, err := os.ReadFile(arts[2])
+		require.NoError(t, err)
+		require.True(t, bytes.HasPrefix(b, []byte{0xed, 0xab, 0xee, 0xdb}), "an RPM lead")
+		// The header (uncompressed) names every file and directory.
+		for _, want := range []string{"teleportbeat.service", "/lib/systemd/system/", "/etc/teleportbeat/", "/usr/share/teleportbeat/bin/",
+			"teleportbeat.reference.yml", "/var/lib/teleportbeat", "useradd --system", "Apache-2.0", "x86_64"} {
+			require.True(t, bytes.Contains(b, []byte(want)), "%q in the rpm header", want)
+		}
+	})
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	require.NoError(t, err, "%s %v: %s", name, args, out)
+	return string(out)
+}
+
+func sortLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := range lines {
+		for j := i + 1; j < len(lines); j++ {
+			if lines[j] < lines[i] {
+				lines[i], lines[j] = lines[j], lines[i]
+			}
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
