@@ -58,7 +58,7 @@ func redact(v any) {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, val := range t {
-			if s, ok := val.(string); secretKeys[strings.ToLower(k)] || (ok && strings.Contains(s, "PRIVATE KEY")) {
+			if secretKeys[strings.ToLower(k)] || inlineKey(val) {
 				t[k] = redacted
 				continue
 			}
@@ -66,11 +66,17 @@ func redact(v any) {
 		}
 	case []any:
 		for i, val := range t {
-			if s, ok := val.(string); ok && strings.Contains(s, "PRIVATE KEY") {
+			if inlineKey(val) {
 				t[i] = redacted
 				continue
 			}
 			redact(val)
 		}
 	}
+}
+
+// inlineKey reports whether a value is a PEM private key itself.
+func inlineKey(v any) bool {
+	s, ok := v.(string)
+	return ok && strings.Contains(s, "PRIVATE KEY")
 }

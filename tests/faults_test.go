@@ -307,8 +307,9 @@ func TestIdentityExpiresWhileRunning(t *testing.T) {
 	p.waitLog(time.Minute, `"expires":"`+short.NotAfter.UTC().Format(time.RFC3339)+`"`)
 	more := e.gen.Events(300, time.Now().Add(-20*time.Second), 10*time.Millisecond)
 	e.tp.Store.Add(more...)
+	// Three failed searches in a row: the expired identity reads nothing.
 	p.waitLog(30*time.Second, "Teleport audit search failed; retrying")
-	time.Sleep(2 * time.Second)
+	p.waitLog(30*time.Second, `"attempt":3`)
 	require.Equal(t, len(first), es.Count(), "nothing read with an expired identity")
 
 	renewed, err := e.tp.NewIdentity(time.Hour)

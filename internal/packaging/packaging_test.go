@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,12 +160,6 @@ func run(t *testing.T, name string, args ...string) string {
 
 func sortLines(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := range lines {
-		for j := i + 1; j < len(lines); j++ {
-			if lines[j] < lines[i] {
-				lines[i], lines[j] = lines[j], lines[i]
-			}
-		}
-	}
+	slices.Sort(lines)
 	return strings.Join(lines, "\n") + "\n"
 }
