@@ -14,6 +14,7 @@ import (
 	libversion "github.com/elastic/beats/v7/libbeat/version"
 
 	"github.com/teleportbeat/teleportbeat/beater"
+	"github.com/teleportbeat/teleportbeat/internal/agent"
 	"github.com/teleportbeat/teleportbeat/internal/version"
 
 	// Registers fields.yml, the source of the index template.
@@ -43,6 +44,8 @@ func Settings() instance.Settings {
 // RootCmd returns the root command.
 func RootCmd() *cmd.BeatsRootCmd {
 	settings := Settings()
+	// management.enabled: true runs under Elastic Agent (V2 protocol).
+	agent.Register()
 	root := cmd.GenRootCmdWithSettings(beater.New, settings)
 	root.TestCmd.AddCommand(testTeleportCmd(settings))
 	root.AddCommand(configureCmd())

@@ -51,6 +51,9 @@ type AuditConfig struct {
 	Export bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Observe, when set, is told the outcome of every search (nil: it
+	// worked): the beat's health follows it.
+	Observe func(err error)
 }
 
 // AuditStats are the reader's counters.
@@ -462,6 +465,9 @@ func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string)
 		)
 		if err == nil {
 			items, next, err = s.SearchUnstructuredEvents(ctx, from, to, "default", r.cfg.EventTypes, r.cfg.BatchSize, types.EventOrderAscending, key)
+		}
+		if ctx.Err() == nil && r.cfg.Observe != nil {
+			r.cfg.Observe(err)
 		}
 		if err == nil {
 			r.Stats.Pages.Add(1)

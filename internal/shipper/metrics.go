@@ -1,4 +1,4 @@
-package beater
+package shipper
 
 import (
 	"sync/atomic"
