@@ -94,6 +94,11 @@ func All(root string) ([]File, error) {
 		{Path: BeatName + ".yml", Data: short, Mode: 0o600},
 		{Path: BeatName + ".reference.yml", Data: ref, Mode: 0o644},
 	}
+	fleet, err := FleetFiles(teleportYML)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, fleet...)
 	paths := make([]string, 0, len(dash))
 	for p := range dash {
 		paths = append(paths, p)

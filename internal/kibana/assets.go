@@ -6,11 +6,15 @@
 package kibana
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sort"
+
+	"github.com/elastic/beats/v7/libbeat/dashboards"
+	"github.com/elastic/elastic-agent-libs/logp"
 )
 
 // IndexPattern is the id (and title) of the data view libbeat creates from
@@ -330,6 +334,45 @@ func Files() (map[string][]byte, error) {
 			return nil, err
 		}
 		out[filepath.Join("kibana", "7", o.Type, o.ID+".json")] = append(b, '\n')
+	}
+	return out, nil
+}
+
+// FleetIndexPattern is the data view Fleet creates for logs data streams.
+const FleetIndexPattern = "logs-*"
+
+// FleetFiles renders the objects for the Fleet package in pkgDir:
+// <pkgDir>/kibana/<type>/<package>-<id>.json with ids prefixed by the
+// package name (package-spec requires it, and it keeps them apart from the
+// objects `teleportbeat setup` loads), the logs-* data view instead of
+// teleportbeat-*, and the JSON-in-string attributes Kibana's import
+// expects (libbeat encodes them the same way when it loads dashboards).
+func FleetFiles(pkgDir string) (map[string][]byte, error) {
+	pkg := filepath.Base(pkgDir)
+	ids := map[string]string{IndexPattern: FleetIndexPattern}
+	for _, o := range Objects() {
+		ids[o.ID] = pkg + "-" + o.ID
+	}
+	out := map[string][]byte{}
+	for _, o := range Objects() {
+		o.ID = ids[o.ID]
+		refs := make([]Reference, len(o.References))
+		for i, r := range o.References {
+			r.ID = ids[r.ID]
+			refs[i] = r
+		}
+		o.References = refs
+		b, err := json.Marshal(o)
+		if err != nil {
+			return nil, err
+		}
+		b = dashboards.EncodeJSONObjects(b, logp.NewNopLogger())
+		var pretty bytes.Buffer
+		if err := json.Indent(&pretty, b, "", "  "); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", o.Type, o.ID, err)
+		}
+		pretty.WriteByte('\n')
+		out[filepath.Join(pkgDir, "kibana", o.Type, o.ID+".json")] = pretty.Bytes()
 	}
 	return out, nil
 }
