@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -102,7 +103,8 @@ func Test() error {
 
 // Package builds the release artefacts under build/distributions: for
 // linux/amd64 and linux/arm64, a .tar.gz laid out like the Beats' archives
-// and .deb and .rpm packages with a systemd unit (nfpm, no Docker). PLATFORMS
+// and .deb and .rpm packages with a systemd unit (nfpm, no Docker), and the
+// Fleet integration package as Kibana uploads it. PLATFORMS
 // (e.g. "amd64") and FORMATS (e.g. "deb") narrow it down.
 func Package() error {
 	root, err := os.Getwd()
@@ -127,10 +129,31 @@ func Package() error {
 		Root: root, Out: "build/distributions", Version: version.Version,
 		Arches: arches, Formats: formats, LDFlags: ldflags(), TrimPath: true, MTime: mtime,
 	})
-	for _, a := range arts {
+	if err != nil {
+		return err
+	}
+	fleet, err := packaging.FleetPackage(root, "build/distributions", fleetVersion(root), mtime)
+	if err != nil {
+		return err
+	}
+	for _, a := range append(arts, fleet) {
 		fmt.Println("built", a)
 	}
-	return err
+	return nil
+}
+
+// fleetVersion is the Fleet package's version (its manifest's).
+func fleetVersion(root string) string {
+	b, err := os.ReadFile(filepath.Join(root, "module", "teleportbeat", "manifest.yml"))
+	if err != nil {
+		return "0.0.0"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "version: "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "0.0.0"
 }
 
 // Info prints the toolchain in use.

@@ -6,6 +6,7 @@ package packaging
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"compress/gzip"
 	"embed"
 	"fmt"
@@ -120,6 +121,9 @@ func common(o Options, bin string) ([]entry, error) {
 		{src: filepath.Join(o.Root, "LICENSE"), dst: "LICENSE", mode: 0o644},
 		{src: filepath.Join(o.Root, "NOTICE"), dst: "NOTICE", mode: 0o644},
 		{src: filepath.Join(o.Root, "README.md"), dst: "README.md", mode: 0o644},
+		// Elastic Agent runs teleportbeat when this file sits next to the
+		// binary in its components directory.
+		{src: filepath.Join(o.Root, "module", Name+".spec.yml"), dst: Name + ".spec.yml", mode: 0o644},
 	}
 	err := filepath.WalkDir(filepath.Join(o.Root, "kibana"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -323,4 +327,48 @@ func sortedKeys(m map[string]bool) []string {
 	// Parents sort before their children.
 	slices.Sort(out)
 	return out
+}
+
+// FleetPackage zips the Fleet integration package (module/teleportbeat) as
+// Kibana's package upload API takes it: <name>-<version>.zip with
+// everything under <name>-<version>/.
+func FleetPackage(root, out, version string, mtime time.Time) (string, error) {
+	src := filepath.Join(root, "module", Name)
+	top := Name + "-" + version
+	dst := filepath.Join(out, top+".zip")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	zw := zip.NewWriter(f)
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: top + "/" + filepath.ToSlash(rel), Method: zip.Deflate, Modified: mtime})
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("zip the Fleet package: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	return dst, f.Close()
 }

@@ -2,6 +2,7 @@ package packaging
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"io"
@@ -59,7 +60,7 @@ func TestPackages(t *testing.T) {
 		}
 		for name, mode := range map[string]int64{
 			"teleportbeat": 0o755, "teleportbeat.yml": 0o600, "teleportbeat.reference.yml": 0o644, "fields.yml": 0o644,
-			"LICENSE": 0o644, "NOTICE": 0o644, "README.md": 0o644, "kibana/": 0o755,
+			"LICENSE": 0o644, "NOTICE": 0o644, "README.md": 0o644, "kibana/": 0o755, "teleportbeat.spec.yml": 0o644,
 		} {
 			got, ok := modes[name]
 			require.True(t, ok, "%s in the archive", name)
@@ -162,4 +163,26 @@ func sortLines(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	slices.Sort(lines)
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// TestFleetPackage zips the Fleet package as Kibana's upload API takes it.
+func TestFleetPackage(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	p, err := FleetPackage(root, t.TempDir(), "0.1.0", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	require.NoError(t, err)
+	require.Equal(t, "teleportbeat-0.1.0.zip", filepath.Base(p))
+	zr, err := zip.OpenReader(p)
+	require.NoError(t, err)
+	defer zr.Close()
+	var names []string
+	for _, f := range zr.File {
+		require.True(t, strings.HasPrefix(f.Name, "teleportbeat-0.1.0/"), f.Name)
+		names = append(names, strings.TrimPrefix(f.Name, "teleportbeat-0.1.0/"))
+	}
+	for _, want := range []string{"manifest.yml", "changelog.yml", "docs/README.md",
+		"data_stream/audit/manifest.yml", "data_stream/audit/agent/stream/stream.yml.hbs", "data_stream/audit/fields/fields.yml",
+		"data_stream/session/manifest.yml", "data_stream/session/fields/ecs.yml"} {
+		require.Contains(t, names, want)
+	}
 }

@@ -1,0 +1,53 @@
+package shipper
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/elastic/beats/v7/libbeat/beat"
+	conf "github.com/elastic/elastic-agent-libs/config"
+	"github.com/elastic/elastic-agent-libs/logp/logptest"
+
+	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+)
+
+// TestFactoryRunsOneUnitAtATime: units replace each other (the runner list
+// stops the old shipper first); two at once would share the registry, so
+// the second is refused with the reason.
+func TestFactoryRunsOneUnitAtATime(t *testing.T) {
+	tp, err := teleporttest.New(teleporttest.Config{})
+	require.NoError(t, err)
+	t.Cleanup(tp.Stop)
+	ident, err := tp.NewIdentity(time.Hour)
+	require.NoError(t, err)
+	idFile := filepath.Join(t.TempDir(), "identity")
+	require.NoError(t, ident.WriteIdentityFile(idFile))
+	unit := func(id string) *conf.C {
+		c, err := conf.NewConfigFrom(map[string]any{
+			"id":           id,
+			"teleportbeat": map[string]any{"teleport": map[string]any{"addr": []string{tp.Addr()}, "identity_file": idFile}},
+		})
+		require.NoError(t, err)
+		return c
+	}
+	f := &Factory{Log: logptest.NewTestingLogger(t, ""), Info: beat.Info{Beat: "teleportbeat"}, Resolve: func(p string) string { return filepath.Join(t.TempDir(), p) }}
+
+	first, err := f.Create(nil, unit("unit-a"))
+	require.NoError(t, err)
+	_, err = f.Create(nil, unit("unit-b"))
+	require.ErrorContains(t, err, "teleport input unit unit-b: unit unit-a already runs in this teleportbeat")
+	first.Stop()
+	second, err := f.Create(nil, unit("unit-b"))
+	require.NoError(t, err, "once the first is stopped, the next unit runs")
+	require.Equal(t, "teleport input unit unit-b", second.(*Runner).String())
+	second.Stop()
+
+	_, err = f.Create(nil, unit(""))
+	require.NoError(t, err)
+	bad, err := conf.NewConfigFrom(map[string]any{"id": "unit-c", "teleportbeat": map[string]any{"teleport": map[string]any{}}})
+	require.NoError(t, err)
+	require.ErrorContains(t, f.CheckConfig(bad), "teleport input unit unit-c: teleportbeat.teleport.addr: is required")
+}
