@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/teleportbeat/teleportbeat/internal/estest"
 )
 
 func freePort(t *testing.T) int {
@@ -67,4 +70,56 @@ func TestStatsAndProgressLog(t *testing.T) {
 	require.Equal(t, float64(len(evs)), num(s, "libbeat", "output", "events", "acked"))
 	p.waitLog(10*time.Second, `"message":"Audit progress"`)
 	p.stop()
+}
+
+// TestMonitoringClusterGetsTheStats: monitoring.enabled ships libbeat's
+// stats, teleportbeat's counters among them, to a monitoring cluster
+// (.monitoring-beats-*), as every Beat does for Stack Monitoring.
+func TestMonitoringClusterGetsTheStats(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	evs := e.servedEvents(500)
+	es, out := esSetup(t)
+	mon := estest.New()
+	monSrv := mon.Server()
+	t.Cleanup(monSrv.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			var paths []string
+			for _, r := range mon.Requests() {
+				paths = append(paths, r.Method+" "+r.Path)
+			}
+			t.Logf("monitoring cluster: %d bulk calls, %d documents, requests %v", mon.BulkCalls(), len(mon.Docs()), paths)
+		}
+	})
+	p := e.start(e.config("teleportbeat.yml", out+fmt.Sprintf(`monitoring.enabled: true
+monitoring.cluster_uuid: teleportbeat-e2e
+monitoring.elasticsearch:
+  hosts: [%q]
+  metrics.period: 1s
+  state.period: 1s
+`, monSrv.URL)))
+	want := len(expectedIDs(evs))
+	waitFor(t, time.Minute, "every event", func() bool { return es.Count() >= want })
+	var acked float64
+	var types map[string]bool
+	waitFor(t, time.Minute, "beats_stats with teleportbeat's counters at the monitoring cluster", func() bool {
+		types = map[string]bool{}
+		for _, d := range mon.Docs() {
+			if !strings.HasPrefix(d.Index, ".monitoring-beats-") {
+				continue
+			}
+			typ, _ := d.Source["type"].(string)
+			types[typ] = true
+			if typ == "beats_stats" {
+				if v := num(d.Source, "beats_stats", "metrics", "teleportbeat", "audit", "events_acked"); v > acked {
+					acked = v
+				}
+			}
+		}
+		return acked >= float64(want)
+	})
+	require.True(t, types["beats_state"], "the beat's state document too (%v)", types)
+	p.stop()
+	t.Logf("RESULT monitoring: %d documents at the monitoring cluster (%v), teleportbeat.audit.events_acked reached %.0f", len(mon.Docs()), types, acked)
 }

@@ -48,6 +48,7 @@ type Recorder struct {
 	bulkFault  func() int                         // a whole-request status to answer instead (0: none)
 	itemFault  func(id string, source []byte) int // an item status to answer instead (0: none)
 	bulkCalls  int
+	autoIDs    int
 	itemErrors map[int][2]string // error type and reason per injected item status
 }
 
@@ -144,6 +145,9 @@ func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprintf(w, `{"name":"estest","cluster_name":"estest","cluster_uuid":"estest-cluster-uuid","version":{"number":%q,"build_flavor":"default"},"tagline":"You Know, for Search"}`, r.Version)
 	case path == "/_license" && req.Method == http.MethodGet:
 		io.WriteString(w, `{"license":{"status":"active","uid":"estest","type":"basic"}}`)
+	case path == "/_xpack" && req.Method == http.MethodGet:
+		// What libbeat's monitoring reporter asks before it ships stats.
+		io.WriteString(w, `{"features":{"monitoring":{"available":true,"enabled":true}}}`)
 	case strings.HasSuffix(path, "/_bulk") && req.Method == http.MethodPost:
 		r.bulk(w, req)
 	default:
@@ -226,6 +230,14 @@ func (r *Recorder) bulk(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		src := append([]byte(nil), sc.Bytes()...)
+		if meta.ID == "" {
+			// Elasticsearch generates an id (monitoring documents and
+			// other writers that do not set one).
+			r.mu.Lock()
+			r.autoIDs++
+			meta.ID = fmt.Sprintf("auto-%d", r.autoIDs)
+			r.mu.Unlock()
+		}
 		status := r.store(op, meta.Index, meta.ID, src, itemFault)
 		res := map[string]any{"_index": meta.Index, "_id": meta.ID, "status": status}
 		switch {
