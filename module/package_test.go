@@ -356,13 +356,7 @@ func TestComponentSpec(t *testing.T) {
 // teleportbeat accepts it and routes each stream to its data stream.
 func TestRenderedPolicyConfiguresTheBeat(t *testing.T) {
 	p := load(t)
-	tp, err := teleporttest.New(teleporttest.Config{})
-	require.NoError(t, err)
-	t.Cleanup(tp.Stop)
-	ident, err := tp.NewIdentity(time.Hour)
-	require.NoError(t, err)
-	idFile := filepath.Join(t.TempDir(), "identity")
-	require.NoError(t, ident.WriteIdentityFile(idFile))
+	tp, idFile := teleporttest.StartWithIdentity(t, t.TempDir())
 
 	vars := map[string]any{
 		"addr":          []any{tp.Addr()},

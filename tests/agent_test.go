@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -151,24 +150,7 @@ func (a *fakeAgent) start(e *env) *proc {
 	b, err := os.ReadFile(filepath.Join(repoRoot, "module", "teleportbeat.spec.yml"))
 	require.NoError(a.t, err)
 	require.NoError(a.t, yaml.Unmarshal(b, &spec))
-	args := append([]string{"--path.home", e.dir, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs")},
-		spec.Inputs[0].Command.Args...)
-	cmd := exec.Command(beatBin, args...)
-	cmd.Stdin = bytes.NewReader(a.info)
-	p := &proc{t: a.t, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	require.NoError(a.t, cmd.Start())
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	a.t.Cleanup(func() {
-		p.kill()
-		if a.t.Failed() {
-			a.t.Logf("unit states:\n%s\nteleportbeat log (last 8000 bytes):\n%s", a.historyString(), tail(p.logs.String(), 8000))
-		}
-	})
-	return p
+	return e.launch(spec.Inputs[0].Command.Args, bytes.NewReader(a.info), func() string { return "unit states:\n" + a.historyString() })
 }
 
 func outputUnit(t *testing.T, esURL string) *proto.UnitExpected {

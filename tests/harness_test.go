@@ -158,9 +158,17 @@ func (b *syncBuffer) String() string {
 // start runs `teleportbeat run` with the config, data under e.dir/data.
 func (e *env) start(cfg string, args ...string) *proc {
 	e.t.Helper()
-	all := append([]string{"run", "-e", "-c", cfg,
-		"--path.home", e.dir, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs")}, args...)
+	all := append([]string{"run", "-e", "-c", cfg}, args...)
+	return e.launch(all, nil, nil)
+}
+
+// launch starts the binary with args (plus e's path.home, data and logs),
+// stdin, and onFail to describe more than its log when the test fails.
+func (e *env) launch(args []string, stdin io.Reader, onFail func() string) *proc {
+	e.t.Helper()
+	all := append(args, "--path.home", e.dir, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs"))
 	cmd := exec.Command(beatBin, all...)
+	cmd.Stdin = stdin
 	p := &proc{t: e.t, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	require.NoError(e.t, cmd.Start())
@@ -171,7 +179,10 @@ func (e *env) start(cfg string, args ...string) *proc {
 	e.t.Cleanup(func() {
 		p.kill()
 		if e.t.Failed() {
-			e.t.Logf("teleportbeat log (last 6000 bytes):\n%s", tail(p.logs.String(), 6000))
+			if onFail != nil {
+				e.t.Log(onFail())
+			}
+			e.t.Logf("teleportbeat log (last 8000 bytes):\n%s", tail(p.logs.String(), 8000))
 		}
 	})
 	return p

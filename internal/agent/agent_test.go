@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -37,13 +35,7 @@ func unit(streams ...*proto.Stream) *proto.UnitExpectedConfig {
 // file that exists (the configuration check reads it).
 func connection(t *testing.T) map[string]any {
 	t.Helper()
-	tp, err := teleporttest.New(teleporttest.Config{})
-	require.NoError(t, err)
-	t.Cleanup(tp.Stop)
-	ident, err := tp.NewIdentity(time.Hour)
-	require.NoError(t, err)
-	id := filepath.Join(t.TempDir(), "identity")
-	require.NoError(t, ident.WriteIdentityFile(id))
+	tp, id := teleporttest.StartWithIdentity(t, t.TempDir())
 	return map[string]any{"addr": []any{tp.Addr()}, "identity_file": id}
 }
 

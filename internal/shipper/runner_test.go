@@ -3,7 +3,6 @@ package shipper
 import (
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -18,13 +17,7 @@ import (
 // stops the old shipper first); two at once would share the registry, so
 // the second is refused with the reason.
 func TestFactoryRunsOneUnitAtATime(t *testing.T) {
-	tp, err := teleporttest.New(teleporttest.Config{})
-	require.NoError(t, err)
-	t.Cleanup(tp.Stop)
-	ident, err := tp.NewIdentity(time.Hour)
-	require.NoError(t, err)
-	idFile := filepath.Join(t.TempDir(), "identity")
-	require.NoError(t, ident.WriteIdentityFile(idFile))
+	tp, idFile := teleporttest.StartWithIdentity(t, t.TempDir())
 	unit := func(id string) *conf.C {
 		c, err := conf.NewConfigFrom(map[string]any{
 			"id":           id,

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -394,4 +396,24 @@ func (c *trackedConn) Close() error {
 		c.l.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// StartWithIdentity starts a double for a test and writes an identity
+// file for it (valid for an hour) in dir; the double stops with the test.
+func StartWithIdentity(tb testing.TB, dir string) (*Server, string) {
+	tb.Helper()
+	tp, err := New(Config{})
+	if err != nil {
+		tb.Fatalf("start the Teleport double: %v", err)
+	}
+	tb.Cleanup(tp.Stop)
+	ident, err := tp.NewIdentity(time.Hour)
+	if err != nil {
+		tb.Fatalf("issue an identity: %v", err)
+	}
+	path := filepath.Join(dir, "identity")
+	if err := ident.WriteIdentityFile(path); err != nil {
+		tb.Fatalf("write the identity file: %v", err)
+	}
+	return tp, path
 }
