@@ -235,8 +235,9 @@ func TestElasticAgentManagesTheBeat(t *testing.T) {
 	waitFor(t, 2*time.Minute, "every audit event and recording in the data streams", func() bool {
 		return len(docsIn(es, "logs-teleport.audit-default")) >= wantAudit && len(docsIn(es, "logs-teleport.session-default")) >= wantSessions
 	})
+	stored := docsIn(es, "logs-teleport.audit-default")
 	for id := range expectedIDs(evs) {
-		d, ok := docsIn(es, "logs-teleport.audit-default")[id]
+		d, ok := stored[id]
 		require.True(t, ok, "event %s stored in logs-teleport.audit-default", id)
 		require.Equal(t, map[string]any{"type": "logs", "dataset": "teleport.audit", "namespace": "default"}, d.Source["data_stream"], id)
 		require.Equal(t, agentID, d.Source["agent"].(map[string]any)["id"], id)

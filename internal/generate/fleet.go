@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -74,15 +76,16 @@ func FleetFiles(teleportYML []byte) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths := make([]string, 0, len(dash))
-	for p := range dash {
-		paths = append(paths, p)
+	return append(files, sortedFiles(dash)...), nil
+}
+
+// sortedFiles turns rendered files (path to content) into Files, by path.
+func sortedFiles(m map[string][]byte) []File {
+	files := make([]File, 0, len(m))
+	for _, p := range slices.Sorted(maps.Keys(m)) {
+		files = append(files, File{Path: p, Data: m[p], Mode: 0o644})
 	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		files = append(files, File{Path: p, Data: dash[p], Mode: 0o644})
-	}
-	return files, nil
+	return files
 }
 
 // teleportGroups returns the groups under the teleport field of

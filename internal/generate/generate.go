@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"text/template"
 
@@ -99,15 +98,7 @@ func All(root string) ([]File, error) {
 		return nil, err
 	}
 	files = append(files, fleet...)
-	paths := make([]string, 0, len(dash))
-	for p := range dash {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		files = append(files, File{Path: p, Data: dash[p], Mode: 0o644})
-	}
-	return files, nil
+	return append(files, sortedFiles(dash)...), nil
 }
 
 // Write writes every generated file under root.
