@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,11 +163,17 @@ func (e *env) start(cfg string, args ...string) *proc {
 	return e.launch(all, nil, nil)
 }
 
-// launch starts the binary with args (plus e's path.home, data and logs),
-// stdin, and onFail to describe more than its log when the test fails.
+// launch starts the binary with args, stdin, and onFail to describe more
+// than its log when the test fails. path.home, path.data and path.logs
+// default to e.dir, e.dir/data and e.dir/logs unless args set them.
 func (e *env) launch(args []string, stdin io.Reader, onFail func() string) *proc {
 	e.t.Helper()
-	all := append(args, "--path.home", e.dir, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs"))
+	all := slices.Clone(args)
+	for _, d := range [][2]string{{"--path.home", e.dir}, {"--path.data", filepath.Join(e.dir, "data")}, {"--path.logs", filepath.Join(e.dir, "logs")}} {
+		if !slices.Contains(args, d[0]) {
+			all = append(all, d[0], d[1])
+		}
+	}
 	cmd := exec.Command(beatBin, all...)
 	cmd.Stdin = stdin
 	p := &proc{t: e.t, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
