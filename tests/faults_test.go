@@ -399,10 +399,10 @@ func TestTwoInstances(t *testing.T) {
 }
 
 // TestDiskFull is fault 8: path.data fills up while the beat runs. The
-// beat says why it cannot record its position (and /stats reports
-// registry_writable: false), keeps delivering, and records it again once
-// space returns; a crash while the disk is full replays from the last
-// recorded position and loses nothing.
+// beat says why it cannot record its position (/stats: registry_writable
+// false; Elastic Agent: degraded), stops taking new events until it can,
+// and goes on by itself once space returns; a crash while the disk is full
+// replays only what was in flight and loses nothing.
 func TestDiskFull(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -419,6 +419,11 @@ func TestDiskFull(t *testing.T) {
 	cfg := e.config("teleportbeat.yml", out+fmt.Sprintf("http.enabled: true\nhttp.port: %d\nteleportbeat.registry.flush: 0s\n", port))
 	p := e.start(cfg, "--path.data", data)
 	waitFor(t, 2*time.Minute, "the first events", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	writable := func() any {
+		a, _ := stats(t, port)["teleportbeat"].(map[string]any)
+		au, _ := a["audit"].(map[string]any)
+		return au["registry_writable"]
+	}
 
 	fill := func() {
 		f, err := os.Create(filepath.Join(data, "filler"))
@@ -432,40 +437,57 @@ func TestDiskFull(t *testing.T) {
 		}
 		require.NoError(t, f.Close())
 	}
-	fill()
-	more := e.gen.Events(1000, time.Now().Add(-20*time.Second), 10*time.Millisecond)
-	e.tp.Store.Add(more...)
-	evs = append(evs, more...)
-	p.waitLog(time.Minute, "Cannot persist the audit position")
+	// fillUntilHeld fills the disk and serves new events until reading is
+	// held: the registry's files may still have room in their last page,
+	// so the first writes after the disk fills can succeed.
+	fillUntilHeld := func() {
+		fill()
+		before := strings.Count(p.logs.String(), "Reading paused: the audit position cannot be persisted")
+		deadline := time.Now().Add(time.Minute)
+		for strings.Count(p.logs.String(), "Reading paused: the audit position cannot be persisted") == before {
+			require.False(t, time.Now().After(deadline), "reading was not held within 1m of the disk filling up")
+			more := e.gen.Events(50, time.Now().Add(-20*time.Second), 10*time.Millisecond)
+			e.tp.Store.Add(more...)
+			evs = append(evs, more...)
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+
+	fillUntilHeld()
+	p.waitLog(time.Second, "Cannot persist the audit position")
 	p.waitLog(time.Second, "no space left on device")
-	waitFor(t, time.Minute, "registry_writable: false in /stats", func() bool {
-		v, _ := stats(t, port)["teleportbeat"].(map[string]any)["audit"].(map[string]any)["registry_writable"].(bool)
-		return !v
+	waitFor(t, time.Minute, "registry_writable: false in /stats", func() bool { return writable() == false })
+	waitFor(t, time.Minute, "the events in flight to be acknowledged", func() bool {
+		return num(stats(t, port), "teleportbeat", "audit", "events_in_flight") == 0
 	})
-	waitFor(t, time.Minute, "the events read while the disk is full", func() bool { return es.Count() >= len(expectedIDs(evs)) })
 
-	// Space returns: the position is recorded again.
+	// Held: events served now stay in Teleport while the disk is full.
+	stored := es.Count()
+	held := e.gen.Events(300, time.Now().Add(-15*time.Second), 10*time.Millisecond)
+	e.tp.Store.Add(held...)
+	evs = append(evs, held...)
+	time.Sleep(3 * time.Second) // 15 poll intervals: without the hold they would be delivered
+	require.Equal(t, stored, es.Count(), "nothing new is delivered while the position cannot be persisted")
+	require.Less(t, stored, len(expectedIDs(evs)))
+
+	// Space returns: the position is written again and reading resumes.
 	require.NoError(t, os.Remove(filepath.Join(data, "filler")))
-	late := e.gen.Events(200, time.Now().Add(-15*time.Second), 10*time.Millisecond)
-	e.tp.Store.Add(late...)
-	evs = append(evs, late...)
 	p.waitLog(time.Minute, "The audit position is persisted again")
-	waitFor(t, time.Minute, "the events after space returned", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	p.waitLog(10*time.Second, "Reading resumed")
+	waitFor(t, time.Minute, "the events held while the disk was full", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	waitFor(t, time.Minute, "registry_writable: true in /stats", func() bool { return writable() == true })
 
-	// Full again, and the beat crashes: the restart replays from the last
-	// recorded position.
-	fill()
-	last := e.gen.Events(500, time.Now().Add(-12*time.Second), 10*time.Millisecond)
-	e.tp.Store.Add(last...)
-	evs = append(evs, last...)
-	waitFor(t, time.Minute, "the events of the second full disk", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	// Full again, and the beat crashes while reading is held: the restart
+	// replays from the last recorded position.
+	fillUntilHeld()
 	p.kill()
+	dupBefore := replayed(es, evs)
 	require.NoError(t, os.Remove(filepath.Join(data, "filler")))
-	before, _, _ := es.Stats()
 	p = e.start(cfg, "--path.data", data)
-	waitFor(t, time.Minute, "the replay", func() bool { received, _, _ := es.Stats(); return received >= before+len(last) })
+	waitFor(t, time.Minute, "every event after the restart", func() bool { return es.Count() >= len(expectedIDs(evs)) })
 	e.settle()
 	p.stop()
 	checkDocs(t, es, evs)
-	t.Logf("RESULT disk-full: served %d, stored %d, replayed %d after the crash with a full disk, lost 0", len(evs), es.Count(), replayed(es, evs))
+	t.Logf("RESULT disk-full: served %d, stored %d, held while full then delivered %d, sent again %d before the crash and %d after it (the crash with a full disk), lost 0",
+		len(evs), es.Count(), len(held), dupBefore, replayed(es, evs)-dupBefore)
 }

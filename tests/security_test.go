@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,8 +96,8 @@ func TestTLSIsVerifiedByDefault(t *testing.T) {
 // TestNoSecretsInLogsOrExportedConfig runs the beat with every debug
 // selector on (-d '*') and with secrets in its configuration: the Teleport
 // identity's private key, an Elasticsearch API key, a Kibana password.
-// None of them appears in the logs (main and event logs), nor in
-// `export config`. The files it writes are private.
+// None of them appears in the logs (main and event logs), in `export
+// config`, or in a crash dump. The files it writes are private.
 func TestNoSecretsInLogsOrExportedConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -148,6 +149,24 @@ func TestNoSecretsInLogsOrExportedConfig(t *testing.T) {
 	for _, s := range secrets {
 		require.NotContains(t, logs, s, "a secret in the logs")
 		require.NotContains(t, string(exported), s, "a secret in export config")
+	}
+
+	// A crash dump (what a panic or SIGQUIT prints: every goroutine's
+	// stack, with -d '*' logging on) holds none of them either.
+	q := e.start(cfg, "-d", "*")
+	q.waitLog(time.Minute, "Reading the Teleport audit log")
+	require.NoError(t, q.cmd.Process.Signal(syscall.SIGQUIT))
+	select {
+	case <-q.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no crash dump within 30s of SIGQUIT")
+	}
+	dump := q.logs.String()
+	require.Contains(t, dump, "SIGQUIT: quit")
+	require.Contains(t, dump, "goroutine ")
+	require.Contains(t, dump, "github.com/teleportbeat/teleportbeat/internal/shipper.Run(", "the dump shows teleportbeat's own stacks")
+	for _, s := range secrets {
+		require.NotContains(t, dump, s, "a secret in the crash dump")
 	}
 
 	// The registry is private.

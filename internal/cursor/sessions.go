@@ -37,7 +37,7 @@ func (r *Registry) SaveSession(prefix string, s SessionState) error {
 	if !s.UploadTime.IsZero() {
 		rec.UploadTime = s.UploadTime.UTC().Format(time.RFC3339Nano)
 	}
-	if err := r.store.Set(prefix+s.ID, rec); err != nil {
+	if err := r.write(func(st *statestore.Store) error { return st.Set(prefix+s.ID, rec) }); err != nil {
 		return fmt.Errorf("write session %s to the registry under %s: %w", s.ID, r.root, err)
 	}
 	return nil
@@ -45,7 +45,7 @@ func (r *Registry) SaveSession(prefix string, s SessionState) error {
 
 // RemoveSession forgets a session.
 func (r *Registry) RemoveSession(prefix, id string) error {
-	if err := r.store.Remove(prefix + id); err != nil {
+	if err := r.write(func(st *statestore.Store) error { return st.Remove(prefix + id) }); err != nil {
 		return fmt.Errorf("remove session %s from the registry: %w", id, err)
 	}
 	return nil
@@ -53,13 +53,20 @@ func (r *Registry) RemoveSession(prefix, id string) error {
 
 // LoadSession returns a session's state, if the registry has it.
 func (r *Registry) LoadSession(prefix, id string) (SessionState, bool, error) {
-	ok, err := r.store.Has(prefix + id)
-	if err != nil || !ok {
-		return SessionState{}, false, err
-	}
 	var rec sessionRecord
-	if err := r.store.Get(prefix+id, &rec); err != nil {
+	var ok bool
+	err := r.read(func(st *statestore.Store) error {
+		var err error
+		if ok, err = st.Has(prefix + id); err != nil || !ok {
+			return err
+		}
+		return st.Get(prefix+id, &rec)
+	})
+	if err != nil {
 		return SessionState{}, false, fmt.Errorf("read session %s from the registry: %w", id, err)
+	}
+	if !ok {
+		return SessionState{}, false, nil
 	}
 	return decodeSession(id, rec), true, nil
 }
@@ -67,16 +74,18 @@ func (r *Registry) LoadSession(prefix, id string) (SessionState, bool, error) {
 // Sessions returns every session stored under prefix.
 func (r *Registry) Sessions(prefix string) ([]SessionState, error) {
 	var out []SessionState
-	err := r.store.Each(func(key string, dec statestore.ValueDecoder) (bool, error) {
-		if !strings.HasPrefix(key, prefix) {
+	err := r.read(func(st *statestore.Store) error {
+		return st.Each(func(key string, dec statestore.ValueDecoder) (bool, error) {
+			if !strings.HasPrefix(key, prefix) {
+				return true, nil
+			}
+			var rec sessionRecord
+			if err := dec.Decode(&rec); err != nil {
+				return false, fmt.Errorf("read registry key %s: %w", key, err)
+			}
+			out = append(out, decodeSession(strings.TrimPrefix(key, prefix), rec))
 			return true, nil
-		}
-		var rec sessionRecord
-		if err := dec.Decode(&rec); err != nil {
-			return false, fmt.Errorf("read registry key %s: %w", key, err)
-		}
-		out = append(out, decodeSession(strings.TrimPrefix(key, prefix), rec))
-		return true, nil
+		})
 	})
 	return out, err
 }

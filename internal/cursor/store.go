@@ -15,9 +15,13 @@ import (
 // Registry is teleportbeat's registry: libbeat's statestore with the
 // memlog backend, the same store Filebeat keeps its file offsets in.
 type Registry struct {
-	reg   *statestore.Registry
-	store *statestore.Store
-	root  string
+	reg  *statestore.Registry
+	name string
+	root string
+	log  *logp.Logger
+
+	mu    sync.RWMutex
+	store *statestore.Store // nil while a reopen after a failed write fails
 }
 
 // OpenRegistry opens (creating it if needed) the registry under root, a
@@ -47,14 +51,81 @@ func OpenRegistry(logger *logp.Logger, root string, fileMode os.FileMode, storeN
 		reg.Close()
 		return nil, fmt.Errorf("restrict registry directory %s to its owner: %w", filepath.Join(root, storeName), err)
 	}
-	return &Registry{reg: reg, store: st, root: root}, nil
+	return &Registry{reg: reg, name: storeName, root: root, log: logger, store: st}, nil
 }
 
 // Close closes the registry.
 func (r *Registry) Close() error {
-	err := r.store.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var err error
+	if r.store != nil {
+		err = r.store.Close()
+	}
 	r.reg.Close()
 	return err
+}
+
+// read runs fn on the open store.
+func (r *Registry) read(fn func(*statestore.Store) error) error {
+	r.mu.RLock()
+	st := r.store
+	if st != nil {
+		defer r.mu.RUnlock()
+		return fn(st)
+	}
+	r.mu.RUnlock()
+	if err := r.reopen(nil); err != nil {
+		return err
+	}
+	return r.read(fn)
+}
+
+// write runs fn, a change, on the open store. After a failed write the
+// store is reopened from disk: memlog keeps the first error of its log
+// writer (a bufio.Writer) for good, so after one ENOSPC every second write
+// would fail even once space has returned; and what the failed write left
+// in memory was not written, so memory and disk agree again.
+func (r *Registry) write(fn func(*statestore.Store) error) error {
+	r.mu.RLock()
+	st := r.store
+	var err error
+	if st != nil {
+		err = fn(st)
+	}
+	r.mu.RUnlock()
+	if st == nil {
+		if err := r.reopen(nil); err != nil {
+			return err
+		}
+		return r.write(fn)
+	}
+	if err != nil {
+		if rerr := r.reopen(st); rerr != nil {
+			r.log.Warnw("Cannot reopen the registry after a failed write; retrying with the next write", "error", rerr)
+		}
+	}
+	return err
+}
+
+// reopen replaces failed (nil: none open) with a freshly opened store,
+// unless another caller already did.
+func (r *Registry) reopen(failed *statestore.Store) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.store != failed {
+		return nil
+	}
+	if failed != nil {
+		_ = failed.Close() // flushing the broken log fails as the write did
+		r.store = nil
+	}
+	st, err := r.reg.Get(r.name)
+	if err != nil {
+		return fmt.Errorf("reopen registry store %s/%s: %w", r.root, r.name, err)
+	}
+	r.store = st
+	return nil
 }
 
 // record is a Position as stored in the registry (statestore encodes
@@ -72,16 +143,20 @@ type record struct {
 
 // Load returns the position stored under key, or nil if there is none.
 func (r *Registry) Load(key string) (*Position, error) {
-	ok, err := r.store.Has(key)
+	var rec record
+	var ok bool
+	err := r.read(func(st *statestore.Store) error {
+		var err error
+		if ok, err = st.Has(key); err != nil || !ok {
+			return err
+		}
+		return st.Get(key, &rec)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read registry key %s: %w", key, err)
 	}
 	if !ok {
 		return nil, nil
-	}
-	var rec record
-	if err := r.store.Get(key, &rec); err != nil {
-		return nil, fmt.Errorf("read registry key %s: %w", key, err)
 	}
 	pos := &Position{StartKey: rec.StartKey, Done: rec.Done}
 	if rec.Export {
@@ -107,26 +182,39 @@ func (r *Registry) Save(key string, pos *Position) error {
 	if !pos.LastEventTime.IsZero() {
 		rec.LastEventTime = pos.LastEventTime.UTC().Format(time.RFC3339Nano)
 	}
-	if err := r.store.Set(key, rec); err != nil {
+	if err := r.write(func(st *statestore.Store) error { return st.Set(key, rec) }); err != nil {
 		return fmt.Errorf("write registry key %s under %s: %w", key, r.root, err)
 	}
 	return nil
+}
+
+// saver is where a Committer writes: the Registry.
+type saver interface {
+	Save(key string, pos *Position) error
 }
 
 // Committer persists acknowledged positions under one key. Positions are
 // written at most once per flush interval (0: on every commit), the newest
 // one winning, and once more on Close: a crash replays at most what was
 // acknowledged within the last interval, plus what was in flight.
+//
+// A failed write (path.data full or read-only) is retried with capped
+// backoff until it succeeds; Writable tells the shipper to stop taking new
+// events meanwhile, so that what a crash would replay stays bounded by
+// what was in flight when the registry stopped taking writes.
 type Committer struct {
-	reg   *Registry
+	reg   saver
 	key   string
 	flush time.Duration
 	log   *logp.Logger
 
-	mu      sync.Mutex
-	pending *Position // newest position not yet written
-	saved   *Position // newest position written
-	failing error     // the last write error, until a write succeeds
+	retryInit, retryMax time.Duration
+
+	mu       sync.Mutex
+	pending  *Position     // newest position not yet written
+	saved    *Position     // newest position written
+	failing  error         // the last write error, until a write succeeds
+	writable chan struct{} // closed unless failing
 
 	wake chan struct{}
 	stop chan struct{}
@@ -135,14 +223,23 @@ type Committer struct {
 
 // NewCommitter starts a committer writing under key.
 func NewCommitter(logger *logp.Logger, reg *Registry, key string, flush time.Duration) *Committer {
+	return newCommitter(logger, reg, key, flush, time.Second, 10*time.Second)
+}
+
+func newCommitter(logger *logp.Logger, reg saver, key string, flush, retryInit, retryMax time.Duration) *Committer {
+	writable := make(chan struct{})
+	close(writable)
 	c := &Committer{
-		reg:   reg,
-		key:   key,
-		flush: flush,
-		log:   logger,
-		wake:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		reg:       reg,
+		key:       key,
+		flush:     flush,
+		log:       logger,
+		retryInit: retryInit,
+		retryMax:  retryMax,
+		writable:  writable,
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	go c.loop()
 	return c
@@ -173,25 +270,46 @@ func (c *Committer) Err() error {
 	return c.failing
 }
 
+// Writable returns a channel that is closed while positions can be
+// written; while the last write failed, it is open until a retry succeeds.
+func (c *Committer) Writable() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writable
+}
+
 func (c *Committer) loop() {
 	defer close(c.done)
 	var last time.Time
+	retry := c.retryInit
 	for {
+		wake := c.wake
+		var retryAt <-chan time.Time
+		if c.Err() != nil {
+			// Failing: retry on a timer, not on every acknowledgement;
+			// the newest committed position is the one retried.
+			wake = nil
+			retryAt = time.After(retry)
+			retry = min(2*retry, c.retryMax)
+		} else {
+			retry = c.retryInit
+		}
 		select {
 		case <-c.stop:
 			c.write()
 			return
-		case <-c.wake:
-		}
-		if wait := c.flush - time.Since(last); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-c.stop:
-				t.Stop()
-				c.write()
-				return
-			case <-t.C:
+		case <-wake:
+			if wait := c.flush - time.Since(last); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-c.stop:
+					t.Stop()
+					c.write()
+					return
+				case <-t.C:
+				}
 			}
+		case <-retryAt:
 		}
 		c.write()
 		last = time.Now()
@@ -211,16 +329,18 @@ func (c *Committer) write() {
 	defer c.mu.Unlock()
 	if err != nil {
 		if c.failing == nil {
-			c.log.Errorw("Cannot persist the audit position; events keep flowing but a restart will replay them until the registry is writable again", "error", err)
+			c.log.Errorw("Cannot persist the audit position; reading is paused until the registry is writable again (events in flight are still delivered)", "error", err)
+			c.writable = make(chan struct{})
 		}
 		c.failing = err
 		if c.pending == nil {
-			c.pending = pos // retry with the next commit or at close
+			c.pending = pos // retried until it is written
 		}
 		return
 	}
 	if c.failing != nil {
 		c.log.Infow("The audit position is persisted again", "registry_key", c.key)
+		close(c.writable)
 	}
 	c.failing = nil
 	c.saved = pos

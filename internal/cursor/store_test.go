@@ -2,7 +2,12 @@ package cursor
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,4 +110,126 @@ func TestRegistryRoundTripsExportProgress(t *testing.T) {
 func TestExportProgressNeedsADayStart(t *testing.T) {
 	p := &Position{WindowStart: time.Date(2025, 1, 2, 5, 0, 0, 0, time.UTC), Export: &ExportProgress{}}
 	require.ErrorContains(t, p.Validate(), "not a UTC midnight")
+}
+
+// flakySaver fails every write while full is set, as a full disk does.
+type flakySaver struct {
+	mu    sync.Mutex
+	full  bool
+	saved []string
+}
+
+func (f *flakySaver) Save(_ string, pos *Position) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.full {
+		return syscall.ENOSPC
+	}
+	f.saved = append(f.saved, pos.StartKey)
+	return nil
+}
+
+func (f *flakySaver) setFull(v bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.full = v
+}
+
+func (f *flakySaver) writes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.saved)
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestCommitterRetriesAFailedWriteAndHoldsReadingMeanwhile(t *testing.T) {
+	disk := &flakySaver{}
+	c := newCommitter(logptest.NewTestingLogger(t, ""), disk, "k", 0, 10*time.Millisecond, 40*time.Millisecond)
+	require.True(t, isClosed(c.Writable()), "writable from the start")
+
+	disk.setFull(true)
+	c.Commit(&Position{StartKey: "1"})
+	require.Eventually(t, func() bool { return !isClosed(c.Writable()) }, 5*time.Second, 5*time.Millisecond, "a failed write holds reading")
+	require.ErrorIs(t, c.Err(), syscall.ENOSPC)
+	c.Commit(&Position{StartKey: "2"}) // acknowledged while failing: the newest is retried
+	paused := c.Writable()
+
+	disk.setFull(false) // space returns; no further commit is needed
+	select {
+	case <-paused:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the position was not retried after space returned")
+	}
+	require.NoError(t, c.Err())
+	require.Equal(t, "2", c.Saved().StartKey)
+	require.Equal(t, []string{"2"}, disk.writes(), "only the newest position is written")
+	require.NoError(t, c.Close())
+}
+
+func TestCommitterCloseReportsAWriteThatStillFails(t *testing.T) {
+	disk := &flakySaver{full: true}
+	c := newCommitter(logptest.NewTestingLogger(t, ""), disk, "k", 0, time.Hour, time.Hour)
+	c.Commit(&Position{StartKey: "1"})
+	require.Eventually(t, func() bool { return c.Err() != nil }, 5*time.Second, 5*time.Millisecond)
+	require.ErrorIs(t, c.Close(), syscall.ENOSPC, "the final position could not be saved, and Close says so")
+	require.Nil(t, c.Saved())
+}
+
+// TestRegistryWritesAgainAfterTheDiskWasFull fills a small tmpfs under the
+// registry: writes fail while it is full, and every write succeeds once
+// space returns (libbeat's memlog alone fails every second write from then
+// on), and what a restart reads is the last position written.
+func TestRegistryWritesAgainAfterTheDiskWasFull(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	log := logptest.NewTestingLogger(t, "")
+	root := filepath.Join(dir, "registry")
+	reg, err := OpenRegistry(log, root, 0o600, "teleportbeat")
+	require.NoError(t, err)
+	defer reg.Close()
+	save := func(i int) error {
+		return reg.Save("k", &Position{WindowStart: time.Unix(100, 0).UTC(), StartKey: strconv.Itoa(i)})
+	}
+	require.NoError(t, save(0))
+
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	require.NoError(t, err)
+	for err == nil {
+		_, err = f.Write(make([]byte, 64<<10))
+	}
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.NoError(t, f.Close())
+	i, failed := 1, 0
+	for ; i < 200 && failed < 3; i++ { // the log's last page may still take a few
+		if err := save(i); err != nil {
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			require.ErrorContains(t, err, root)
+			failed++
+		}
+	}
+	require.Equal(t, 3, failed, "writes fail while the disk is full")
+
+	require.NoError(t, os.Remove(filler))
+	for j := 0; j < 10; j++ {
+		require.NoError(t, save(i+j), "write %d after space returned", j)
+	}
+	// What a restart finds: a second process would open the same files.
+	other, err := OpenRegistry(log, root, 0o600, "teleportbeat")
+	require.NoError(t, err)
+	defer other.Close()
+	got, err := other.Load("k")
+	require.NoError(t, err)
+	require.Equal(t, strconv.Itoa(i+9), got.StartKey)
 }

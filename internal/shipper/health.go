@@ -19,6 +19,7 @@ type expiring interface {
 //   - healthy while searches succeed;
 //   - degraded while Teleport cannot be reached or a search fails (the
 //     shipper retries by itself; nothing is lost, events are late);
+//   - degraded while the registry cannot be written (reading is held);
 //   - failed when the credentials have expired: retrying cannot help until
 //     someone renews them (the shipper keeps retrying and turns healthy
 //     again once a renewed identity works).
@@ -28,9 +29,10 @@ type health struct {
 	addr  []string
 	now   func() time.Time
 
-	mu    sync.Mutex
-	state status.Status
-	msg   string
+	mu       sync.Mutex
+	state    status.Status
+	msg      string
+	registry error // the registry write error while reading is held
 }
 
 func newHealth(rep status.StatusReporter, creds expiring, addr []string) *health {
@@ -64,7 +66,30 @@ func (h *health) unreachable(err error) {
 	h.failing(fmt.Sprintf("Teleport unreachable at %v", h.addr), err)
 }
 
+// registryFailing holds the status at degraded, whatever Teleport does,
+// until registryWritable.
+func (h *health) registryFailing(err error) {
+	h.mu.Lock()
+	h.registry = err
+	h.mu.Unlock()
+	h.set(status.Degraded, fmt.Sprintf("Reading paused: cannot persist the audit position: %v (retrying)", err))
+}
+
+func (h *health) registryWritable(cluster string) {
+	h.mu.Lock()
+	h.registry = nil
+	h.mu.Unlock()
+	h.connected(cluster)
+}
+
 func (h *health) connected(cluster string) {
+	h.mu.Lock()
+	err := h.registry
+	h.mu.Unlock()
+	if err != nil {
+		h.registryFailing(err)
+		return
+	}
 	h.set(status.Running, "Reading the audit log of Teleport cluster "+cluster)
 }
 

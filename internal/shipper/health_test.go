@@ -44,3 +44,18 @@ func TestHealthFollowsTeleport(t *testing.T) {
 		"Running: Reading the audit log of Teleport cluster example",
 	}, rep.got)
 }
+
+func TestHealthHoldsDegradedWhileTheRegistryCannotBeWritten(t *testing.T) {
+	rep := &reports{}
+	h := newHealth(rep, &expiry{}, []string{"teleport.example.com:443"})
+	h.connected("example")
+	h.registryFailing(errors.New("write registry key k under /var/lib/teleportbeat/registry: no space left on device"))
+	h.searched("example", nil) // a search in flight when reading paused
+	h.registryWritable("example")
+
+	require.Equal(t, []string{
+		"Running: Reading the audit log of Teleport cluster example",
+		"Degraded: Reading paused: cannot persist the audit position: write registry key k under /var/lib/teleportbeat/registry: no space left on device (retrying)",
+		"Running: Reading the audit log of Teleport cluster example",
+	}, rep.got)
+}

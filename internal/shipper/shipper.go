@@ -174,6 +174,9 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	mapper := ecs.NewAuditMapper()
 	var events []beat.Event
 	for {
+		if !waitWritable(ctx, log, committer, hl, cluster) {
+			return nil
+		}
 		var bt teleport.Batch
 		select {
 		case <-ctx.Done():
@@ -209,6 +212,29 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 			tracker.Advance(bt.After)
 		}
 	}
+}
+
+// waitWritable holds reading while the audit position cannot be persisted
+// (path.data full or read-only): events keep their place in Teleport
+// instead of being delivered without a record of it, so a crash meanwhile
+// replays only what was in flight. It reports false when ctx ends first.
+func waitWritable(ctx context.Context, log *logp.Logger, c *cursor.Committer, hl *health, cluster string) bool {
+	select {
+	case <-c.Writable():
+		return true
+	default:
+	}
+	err := c.Err()
+	log.Warnw("Reading paused: the audit position cannot be persisted; free space in path.data (or make it writable) and reading resumes by itself", "error", err)
+	hl.registryFailing(err)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-c.Writable():
+	}
+	log.Infow("Reading resumed: the audit position is persisted again")
+	hl.registryWritable(cluster)
+	return true
 }
 
 // ping waits until the cluster answers, retrying with backoff, and returns
