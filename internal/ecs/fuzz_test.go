@@ -16,6 +16,8 @@ import (
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
+	"github.com/teleportbeat/teleportbeat/internal/event"
+	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -91,12 +93,18 @@ func FuzzMapJSON(f *testing.F) {
 				ev.Time = timestamppb.New(ts)
 			}
 		}
-		checkMapped(t, m.Map(ev, now))
+		d, err := event.FromProto(ev)
+		if err != nil {
+			t.Fatalf("an event protobuf encodes does not decode: %v", err)
+		}
+		checkMapped(t, m.Map(d, now))
 	})
 }
 
 // FuzzMapWire maps arbitrary protobuf messages as they come off the wire:
-// whatever decodes as an EventUnstructured maps without a panic.
+// no input makes the decoder or the mapper panic, whatever protobuf's own
+// decoder reads as an EventUnstructured teleportbeat's reads too, with
+// the same type, id, index, time and uid, and maps.
 func FuzzMapWire(f *testing.F) {
 	evs, err := teleporttest.CorpusEvents()
 	if err != nil {
@@ -112,11 +120,27 @@ func FuzzMapWire(f *testing.F) {
 	m := NewAuditMapper()
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, wire []byte) {
+		d, derr := event.Decode(wire)
 		var ev auditlogpb.EventUnstructured
 		if err := proto.Unmarshal(wire, &ev); err != nil {
+			if derr == nil {
+				checkMapped(t, m.Map(d, now))
+			}
 			return
 		}
-		out := m.Map(&ev, now)
+		if derr != nil {
+			t.Fatalf("protobuf decodes the event, teleportbeat's decoder says: %v", derr)
+		}
+		if d.Type != ev.GetType() || d.ID != ev.GetId() || d.Index != ev.GetIndex() {
+			t.Fatalf("decoded type %q id %q index %d, protobuf: %q %q %d", d.Type, d.ID, d.Index, ev.GetType(), ev.GetId(), ev.GetIndex())
+		}
+		if ts := ev.GetTime(); ts != nil && (ts.GetSeconds() != 0 || ts.GetNanos() != 0) && !d.Time.Equal(ts.AsTime()) {
+			t.Fatalf("decoded time %v, protobuf: %v", d.Time, ts.AsTime())
+		}
+		if d.Key() != eventid.Of(&ev) {
+			t.Fatalf("key %q, eventid.Of %q", d.Key(), eventid.Of(&ev))
+		}
+		out := m.Map(d, now)
 		checkMapped(t, out)
 		if uid := ev.GetUnstructured().GetFields()["uid"].GetStringValue(); uid != "" && out.Meta["_id"] != uid {
 			t.Fatalf("_id %v, uid %q", out.Meta["_id"], uid)

@@ -4,20 +4,15 @@
 package ecs
 
 import (
-	"math"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/types/known/structpb"
-
 	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
-	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
-
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 )
 
 // Datasets of the documents teleportbeat writes.
@@ -49,38 +44,50 @@ func EventNormalization() *bool {
 	return &off
 }
 
-// rootToMap converts the event's top-level Struct like structToMap, first
-// moving a value whose form (object or not) is not the one mapped for its
-// key to the key's alternate (see rawConflicts), so that Teleport's dotted
-// keys ("addr.local") never meet a plain value of the same name ("addr").
-func rootToMap(s *structpb.Struct) mapstr.M {
-	m := make(mapstr.M, len(s.GetFields()))
-	for k, v := range s.GetFields() {
-		val := valueToGo(v)
-		if val == nil {
-			continue
-		}
+// rawFields turns the event's payload into the raw document under
+// teleport.<dataset>, in place: first a value whose form (object or not)
+// is not the one mapped for its key moves to the key's alternate (see
+// rawConflicts), then Teleport's dotted keys ("addr.local") are expanded
+// into objects, so that they never meet a plain value of the same name.
+func rawFields(f mapstr.M) mapstr.M {
+	var moved, dotted []string
+	for k, v := range f {
 		if c, ok := rawConflicts[k]; ok {
-			if _, isObject := val.(mapstr.M); isObject != c.wantObject {
-				k = c.alt
+			if _, isObject := v.(mapstr.M); isObject != c.wantObject {
+				moved = append(moved, k)
 			}
 		}
-		putExpanded(m, k, val)
+		if strings.IndexByte(k, '.') > 0 {
+			dotted = append(dotted, k)
+		}
 	}
-	return m
+	for _, k := range moved {
+		v := f[k]
+		delete(f, k)
+		event.PutExpanded(f, rawConflicts[k].alt, v)
+	}
+	for _, k := range dotted {
+		v := f[k]
+		delete(f, k)
+		event.PutExpanded(f, k, v)
+	}
+	return f
 }
 
 // Map converts one event. now is used as @timestamp for the rare event
 // without a time (it is then tagged so that it can be found).
-func (m *Mapper) Map(ev *auditlogpb.EventUnstructured, now time.Time) beat.Event {
-	raw := rootToMap(ev.GetUnstructured())
+//
+// The event's Fields become the document's: the event is not to be used
+// after.
+func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
+	raw := rawFields(ev.Fields)
 	fields := mapstr.M{
 		"teleport": mapstr.M{m.rawKey: raw},
 	}
 
 	ts := now
-	if t := ev.GetTime(); t != nil && (t.GetSeconds() != 0 || t.GetNanos() != 0) {
-		ts = t.AsTime()
+	if !ev.Time.IsZero() {
+		ts = ev.Time
 	} else if s, ok := raw["time"].(string); ok {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			ts = t
@@ -91,7 +98,7 @@ func (m *Mapper) Map(ev *auditlogpb.EventUnstructured, now time.Time) beat.Event
 		fields["tags"] = []string{"teleport_missing_time"}
 	}
 
-	typ := ev.GetType()
+	typ := ev.Type
 	if typ == "" {
 		typ, _ = raw["event"].(string)
 	}
@@ -107,7 +114,7 @@ func (m *Mapper) Map(ev *auditlogpb.EventUnstructured, now time.Time) beat.Event
 	if code != "" {
 		event["code"] = code
 	}
-	id := eventid.Of(ev)
+	id := ev.Key()
 	event["id"] = id
 	if outcome := outcomeOf(raw, code); outcome != "" {
 		event["outcome"] = outcome
@@ -187,79 +194,4 @@ func SplitAddr(s string) (netip.Addr, int, bool) {
 		return a.Unmap(), 0, true
 	}
 	return a.Unmap(), port, true
-}
-
-// structToMap converts a protobuf Struct to a mapstr.M without going
-// through JSON. Keys with dots ("addr.remote") are expanded into nested
-// objects, which is how Elasticsearch reads them anyway; integral numbers
-// become int64 (protobuf carries every number as a double).
-func structToMap(s *structpb.Struct) mapstr.M {
-	if s == nil {
-		return mapstr.M{}
-	}
-	m := make(mapstr.M, len(s.GetFields()))
-	for k, v := range s.GetFields() {
-		val := valueToGo(v)
-		if val == nil {
-			continue
-		}
-		putExpanded(m, k, val)
-	}
-	return m
-}
-
-func putExpanded(m mapstr.M, key string, val any) {
-	dot := strings.IndexByte(key, '.')
-	if dot <= 0 || dot == len(key)-1 {
-		if existing, ok := m[key].(mapstr.M); ok {
-			if vm, ok := val.(mapstr.M); ok {
-				for k, v := range vm {
-					putExpanded(existing, k, v)
-				}
-				return
-			}
-		}
-		m[key] = val
-		return
-	}
-	head := key[:dot]
-	switch child := m[head].(type) {
-	case mapstr.M:
-		putExpanded(child, key[dot+1:], val)
-	case nil:
-		c := mapstr.M{}
-		m[head] = c
-		putExpanded(c, key[dot+1:], val)
-	default:
-		// "a" is a value and "a.b" a key: keep the dotted key as it is.
-		m[key] = val
-	}
-}
-
-func valueToGo(v *structpb.Value) any {
-	switch k := v.GetKind().(type) {
-	case *structpb.Value_StringValue:
-		return k.StringValue
-	case *structpb.Value_NumberValue:
-		f := k.NumberValue
-		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			return int64(f)
-		}
-		return f
-	case *structpb.Value_BoolValue:
-		return k.BoolValue
-	case *structpb.Value_StructValue:
-		return structToMap(k.StructValue)
-	case *structpb.Value_ListValue:
-		vals := k.ListValue.GetValues()
-		out := make([]any, 0, len(vals))
-		for _, e := range vals {
-			if g := valueToGo(e); g != nil {
-				out = append(out, g)
-			}
-		}
-		return out
-	default:
-		return nil
-	}
 }

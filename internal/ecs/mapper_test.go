@@ -12,6 +12,7 @@ import (
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
@@ -23,7 +24,7 @@ func TestEveryCorpusEventMaps(t *testing.T) {
 	m := NewAuditMapper()
 	now := time.Now()
 	for _, e := range evs {
-		out := m.Map(e.Proto(), now)
+		out := m.Map(decoded(t, e), now)
 		require.Equal(t, e.Time, out.Timestamp.UTC(), e.ID)
 		id := eventid.Of(e.Proto())
 		require.Equal(t, mapstr.M{"_id": id}, out.Meta)
@@ -42,16 +43,24 @@ func TestEveryCorpusEventMaps(t *testing.T) {
 	}
 }
 
-func event(t *testing.T, fields map[string]any) *auditlogpb.EventUnstructured {
+func newEvent(t *testing.T, fields map[string]any) *event.Event {
 	t.Helper()
 	e, err := teleporttest.NewEvent(fields)
 	require.NoError(t, err)
-	return e.Proto()
+	return decoded(t, e)
+}
+
+// decoded is e as teleportbeat reads it off the wire.
+func decoded(t testing.TB, e *teleporttest.Event) *event.Event {
+	t.Helper()
+	d, err := e.Decoded()
+	require.NoError(t, err)
+	return d
 }
 
 func TestECSFields(t *testing.T) {
 	m := NewAuditMapper()
-	out := m.Map(event(t, map[string]any{
+	out := m.Map(newEvent(t, map[string]any{
 		"event": "session.start", "code": "T2000I", "uid": "u-1", "time": "2025-03-01T10:00:00.123Z",
 		"user": "alice", "server_hostname": "node-1", "server_id": "srv-1",
 		"addr.remote": "[2001:db8::1]:4242", "addr.local": "10.0.0.1:3022",
@@ -94,7 +103,7 @@ func TestOutcome(t *testing.T) {
 		{map[string]any{"event": "x"}, nil},
 	} {
 		c.fields["time"] = "2025-01-01T00:00:00Z"
-		out := m.Map(event(t, c.fields), time.Now())
+		out := m.Map(newEvent(t, c.fields), time.Now())
 		v, _ := out.Fields.GetValue("event.outcome")
 		require.Equal(t, c.want, v, "%v", c.fields)
 	}
@@ -103,7 +112,9 @@ func TestOutcome(t *testing.T) {
 func TestMissingTimeIsTagged(t *testing.T) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	pb := &auditlogpb.EventUnstructured{Type: "x", Id: "id", Unstructured: &structpb.Struct{Fields: map[string]*structpb.Value{"event": structpb.NewStringValue("x")}}}
-	out := NewAuditMapper().Map(pb, now)
+	ev, err := event.FromProto(pb)
+	require.NoError(t, err)
+	out := NewAuditMapper().Map(ev, now)
 	require.Equal(t, now, out.Timestamp)
 	require.Equal(t, []string{"teleport_missing_time"}, out.Fields["tags"])
 }

@@ -25,7 +25,7 @@ func TestMappedEventsAreAlreadyNormalized(t *testing.T) {
 	now := time.Now()
 	for _, m := range []*Mapper{NewAuditMapper(), NewSessionMapper()} {
 		for _, e := range evs {
-			out := m.Map(e.Proto(), now)
+			out := m.Map(decoded(t, e), now)
 			require.Equal(t, out.Fields, conv.Convert(out.Fields.Clone()), "event %s (%s)", e.ID, e.Type)
 		}
 	}

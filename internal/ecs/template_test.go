@@ -192,7 +192,7 @@ func fits(typ string, v any) string {
 // fields and @timestamp, as JSON.
 func document(t *testing.T, m *Mapper, e *teleporttest.Event) map[string]any {
 	t.Helper()
-	out := m.Map(e.Proto(), time.Now())
+	out := m.Map(decoded(t, e), time.Now())
 	fields := out.Fields.Clone()
 	fields["@timestamp"] = out.Timestamp.UTC().Format(time.RFC3339Nano)
 	b, err := json.Marshal(fields)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 )
@@ -35,4 +36,30 @@ func ContentHash(ev *auditlogpb.EventUnstructured) string {
 // payload (the API's id is ignored, see Of).
 func SameEvent(a, b *auditlogpb.EventUnstructured) bool {
 	return a == b || proto.Equal(a.GetUnstructured(), b.GetUnstructured())
+}
+
+// PayloadHash is ContentHash of an event whose payload (a protobuf Struct)
+// is given in its wire form, which differs between reads (map order): it
+// is decoded and hashed in its deterministic form. A payload that protobuf
+// refuses to decode (teleportbeat's own decoder is more lenient) is hashed
+// as it is.
+func PayloadHash(payload []byte) string {
+	var s structpb.Struct
+	b := payload
+	if err := proto.Unmarshal(payload, &s); err == nil {
+		if d, err := (proto.MarshalOptions{Deterministic: true}).Marshal(&s); err == nil {
+			b = d
+		}
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// SamePayload is SameEvent for payloads in their wire form.
+func SamePayload(a, b []byte) bool {
+	var sa, sb structpb.Struct
+	if proto.Unmarshal(a, &sa) != nil || proto.Unmarshal(b, &sb) != nil {
+		return string(a) == string(b)
+	}
+	return proto.Equal(&sa, &sb)
 }

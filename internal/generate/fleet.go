@@ -153,7 +153,11 @@ func SampleDocuments() (map[string][]map[string]any, error) {
 		"session": {ecs.NewSessionMapper(), rec},
 	} {
 		for _, e := range pair.evs {
-			ev := pair.m.Map(e.Proto(), start)
+			d, err := e.Decoded()
+			if err != nil {
+				return nil, err
+			}
+			ev := pair.m.Map(d, start)
 			fields := ev.Fields.Clone()
 			fields["@timestamp"] = ev.Timestamp.UTC().Format(time.RFC3339Nano)
 			b, err := json.Marshal(fields)

@@ -19,16 +19,16 @@ import (
 	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/elastic-agent-libs/logp"
 
-	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
-
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
-// Streamer is the session stream of teleport/api's client.
+// Streamer is the session stream of teleport/api's client, with the events
+// decoded by package event (teleport.AuditLog).
 type Streamer interface {
-	StreamUnstructuredSessionEvents(ctx context.Context, sessionID string, startIndex int64) (chan *auditlogpb.EventUnstructured, chan error)
+	StreamUnstructuredSessionEvents(ctx context.Context, sessionID string, startIndex int64) (chan *event.Event, chan error)
 }
 
 // Config configures the manager.
@@ -353,13 +353,13 @@ func (m *Manager) stream(ctx context.Context, sid string, next *int64, tracker *
 			if !ok {
 				return true, nil
 			}
-			idx := ev.GetIndex()
+			idx := ev.Index
 			if idx < *next {
 				continue // the start index is inclusive: already sent
 			}
 			*next = idx + 1
 			pos := &position{next: idx + 1}
-			if m.exclude[ev.GetType()] {
+			if m.exclude[ev.Type] {
 				m.Stats.EventsExcluded.Add(1)
 				if skipped++; skipped%skipCommitEvery == 0 {
 					tracker.Advance(pos)

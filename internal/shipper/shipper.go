@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/types/known/structpb"
-
 	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/beats/v7/libbeat/management/status"
 	"github.com/elastic/elastic-agent-libs/logp"
@@ -118,7 +116,7 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		Prefetch:            a.Prefetch,
 		Export:              a.UseExportAPI,
 		Observe:             func(err error) { hl.searched(cluster, err) },
-	}, func(ctx context.Context) (teleport.Searcher, error) { return conn.Client(ctx) }, log.Named("audit"))
+	}, func(ctx context.Context) (teleport.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
 
 	metrics.reader = reader
 	if s.Stats != nil {
@@ -137,7 +135,7 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 			BackoffMax:        cfg.Teleport.Backoff.Max,
 			RegistryPrefix:    "teleport::session::" + cluster + "::",
 			DoneRetention:     7 * 24 * time.Hour,
-		}, log.Named("sessions"), reg, s.Sessions, func(ctx context.Context) (sessions.Streamer, error) { return conn.Client(ctx) })
+		}, log.Named("sessions"), reg, s.Sessions, func(ctx context.Context) (sessions.Streamer, error) { return conn.AuditLog(ctx) })
 		if err := sess.Start(ctx); err != nil {
 			return err
 		}
@@ -187,17 +185,16 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 			now := time.Now()
 			events = events[:0]
 			for i, e := range bt.Events {
-				if sess != nil && e.GetType() == "session.upload" {
+				if sess != nil && e.Type == "session.upload" {
 					// Recorded before the upload event can be acknowledged.
-					sid := e.GetUnstructured().GetFields()["sid"].GetStringValue()
-					if err := sess.Register(sid, e.GetTime().AsTime()); err != nil {
+					sid := e.String("sid")
+					if err := sess.Register(sid, e.Time); err != nil {
 						log.Errorw("Cannot record the uploaded session in the registry", "session_id", sid, "error", err)
 					}
 				}
-				if locker != nil && e.GetType() == "user.login" {
-					f := e.GetUnstructured().GetFields()
-					if ok, isBool := f["success"].GetKind().(*structpb.Value_BoolValue); isBool && !ok.BoolValue {
-						locker.FailedLogin(f["user"].GetStringValue(), e.GetTime().AsTime())
+				if locker != nil && e.Type == "user.login" {
+					if ok, isBool := e.Bool("success"); isBool && !ok {
+						locker.FailedLogin(e.String("user"), e.Time)
 					}
 				}
 				ev := mapper.Map(e, now)

@@ -8,17 +8,17 @@ import (
 
 	"github.com/elastic/elastic-agent-libs/logp"
 
-	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 	"github.com/gravitational/teleport/api/types"
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
-// Searcher is the audit search of teleport/api's client.
+// Searcher is the audit search of teleport/api's client, with the events
+// decoded by package event (AuditLog).
 type Searcher interface {
-	SearchUnstructuredEvents(ctx context.Context, fromUTC, toUTC time.Time, namespace string, eventTypes []string, limit int, order types.EventOrder, startKey string) ([]*auditlogpb.EventUnstructured, string, error)
+	SearchUnstructuredEvents(ctx context.Context, fromUTC, toUTC time.Time, namespace string, eventTypes []string, limit int, order types.EventOrder, startKey string) ([]*event.Event, string, error)
 }
 
 // Batch is what the reader hands to the publisher: the new events of one
@@ -26,7 +26,7 @@ type Searcher interface {
 // page when it differs from the last event's (a new page or window, or
 // events dropped by the type filter).
 type Batch struct {
-	Events    []*auditlogpb.EventUnstructured
+	Events    []*event.Event
 	Positions []*cursor.Position
 	After     *cursor.Position
 }
@@ -228,19 +228,19 @@ func (r *AuditReader) readOpenWindow(ctx context.Context, st *readState, limit t
 
 // batch turns a page into a batch: the events not seen before on the page
 // and not excluded, each with the position after it.
-func (r *AuditReader) batch(st *readState, items []*auditlogpb.EventUnstructured) (Batch, int) {
+func (r *AuditReader) batch(st *readState, items []*event.Event) (Batch, int) {
 	var b Batch
 	excluded := 0
 	for _, it := range items {
 		if !st.page.add(it) {
 			continue
 		}
-		if _, ex := r.exclude[it.GetType()]; ex {
+		if _, ex := r.exclude[it.Type]; ex {
 			excluded++
 			continue
 		}
-		if t := it.GetTime(); t != nil {
-			st.lastTime = t.AsTime()
+		if !it.Time.IsZero() {
+			st.lastTime = it.Time
 		}
 		b.Events = append(b.Events, it)
 		b.Positions = append(b.Positions, st.page.position(st.from, st.lastTime))
@@ -323,7 +323,7 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 func dropCarried(b Batch, carried map[string]struct{}) Batch {
 	out := Batch{After: b.After}
 	for i, e := range b.Events {
-		if _, ok := carried[eventid.Of(e)]; ok {
+		if _, ok := carried[e.Key()]; ok {
 			continue
 		}
 		out.Events = append(out.Events, e)
@@ -372,7 +372,7 @@ type pageState struct {
 	startKey string
 	done     []string
 	doneSet  map[string]struct{}
-	byID     map[string][]*auditlogpb.EventUnstructured
+	byID     map[string][]*event.Event
 }
 
 func newPageState(startKey string, done []string) *pageState {
@@ -380,7 +380,7 @@ func newPageState(startKey string, done []string) *pageState {
 		startKey: startKey,
 		done:     slices.Clone(done),
 		doneSet:  make(map[string]struct{}, len(done)),
-		byID:     make(map[string][]*auditlogpb.EventUnstructured),
+		byID:     make(map[string][]*event.Event),
 	}
 	for _, k := range done {
 		p.doneSet[k] = struct{}{}
@@ -389,11 +389,11 @@ func newPageState(startKey string, done []string) *pageState {
 }
 
 // add records it and reports whether it is new (not done before).
-func (p *pageState) add(it *auditlogpb.EventUnstructured) bool {
-	id := eventid.Of(it)
+func (p *pageState) add(it *event.Event) bool {
+	id := it.Key()
 	prev := p.byID[id]
 	for _, q := range prev {
-		if eventid.SameEvent(q, it) {
+		if event.Same(q, it) {
 			return false // read again
 		}
 	}
@@ -426,7 +426,7 @@ func (p *pageState) carry(t time.Time) *pageState {
 	next := newPageState("", nil)
 	for id, evs := range p.byID {
 		for i, it := range evs {
-			if et := it.GetTime(); et == nil || et.AsTime().Before(t) {
+			if it.Time.Before(t) {
 				continue
 			}
 			key := id
@@ -446,21 +446,21 @@ func (p *pageState) carry(t time.Time) *pageState {
 }
 
 // contentHash tells apart distinct events that share an id.
-func contentHash(it *auditlogpb.EventUnstructured) string {
-	return eventid.ContentHash(it)[:16]
+func contentHash(it *event.Event) string {
+	return it.ContentHash()[:16]
 }
 
 // fetch runs one search, retrying with capped exponential backoff until it
 // succeeds or ctx is done. It never gives up: Teleport outages, expired
 // credentials and network faults are all waited out, and said in the log.
-func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string) ([]*auditlogpb.EventUnstructured, string, bool) {
+func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string) ([]*event.Event, string, bool) {
 	bo := retry.Backoff{Init: r.cfg.BackoffInit, Max: r.cfg.BackoffMax}
 	failures := 0
 	for {
 		start := time.Now()
 		s, err := r.search(ctx)
 		var (
-			items []*auditlogpb.EventUnstructured
+			items []*event.Event
 			next  string
 		)
 		if err == nil {

@@ -80,7 +80,7 @@ func (h *harness) config() AuditConfig {
 // run starts a reader from pos and returns a function that collects
 // batches until want events were read, then stops the reader.
 func (h *harness) run(cfg AuditConfig, pos cursor.Position) (*AuditReader, func(want int) []Batch) {
-	r := NewAuditReader(cfg, func(ctx context.Context) (Searcher, error) { return h.conn.Client(ctx) }, logptest.NewTestingLogger(h.t, ""))
+	r := NewAuditReader(cfg, func(ctx context.Context) (Searcher, error) { return h.conn.AuditLog(ctx) }, logptest.NewTestingLogger(h.t, ""))
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan Batch, 2)
 	stopped := make(chan struct{})
@@ -110,7 +110,7 @@ func ids(bs []Batch) []string {
 	var out []string
 	for _, b := range bs {
 		for _, e := range b.Events {
-			out = append(out, eventid.Of(e))
+			out = append(out, e.Key())
 		}
 	}
 	return out
@@ -138,8 +138,8 @@ func TestReaderReadsEveryEventOnceAcrossPagesAndWindows(t *testing.T) {
 	for _, b := range got {
 		for i, e := range b.Events {
 			p := b.Positions[i]
-			require.Equal(t, eventid.Of(e), p.Done[len(p.Done)-1])
-			require.Equal(t, e.GetTime().AsTime(), p.LastEventTime)
+			require.Equal(t, e.Key(), p.Done[len(p.Done)-1])
+			require.Equal(t, e.Time, p.LastEventTime)
 		}
 	}
 }
@@ -274,7 +274,7 @@ func TestReaderKeepsDistinctEventsThatShareAUid(t *testing.T) {
 	var codes []string
 	for _, bt := range rest {
 		for _, e := range bt.Events {
-			codes = append(codes, e.GetUnstructured().GetFields()["code"].GetStringValue())
+			codes = append(codes, e.String("code"))
 		}
 	}
 	require.Equal(t, []string{"TDB02W", "TDB02E"}, codes)

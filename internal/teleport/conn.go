@@ -75,6 +75,16 @@ func (c *Conn) Client(ctx context.Context) (*client.Client, error) {
 	return clt, nil
 }
 
+// AuditLog is Client's audit log service, decoding events with package
+// event.
+func (c *Conn) AuditLog(ctx context.Context) (*AuditLog, error) {
+	clt, err := c.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return NewAuditLog(clt), nil
+}
+
 // Reset drops the client; the next call dials again.
 func (c *Conn) Reset() {
 	c.mu.Lock()

@@ -18,15 +18,16 @@ import (
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
-// Exporter is the bulk export API of teleport/api's client (Teleport 16+,
-// served by the Athena backend; others answer NotImplemented).
+// Exporter is the bulk export API of teleport/api's client, with the events
+// decoded by package event (AuditLog). Teleport 16+ serves it with the
+// Athena backend; other backends answer NotImplemented.
 type Exporter interface {
 	GetEventExportChunks(ctx context.Context, req *auditlogpb.GetEventExportChunksRequest) stream.Stream[*auditlogpb.EventExportChunk]
-	ExportUnstructuredEvents(ctx context.Context, req *auditlogpb.ExportUnstructuredEventsRequest) stream.Stream[*auditlogpb.ExportEventUnstructured]
+	ExportUnstructuredEvents(ctx context.Context, req *auditlogpb.ExportUnstructuredEventsRequest) stream.Stream[Exported]
 }
 
 // exportResult is how the export of a day ended.
@@ -61,7 +62,7 @@ func (r *AuditReader) canExport(st *readState, limit time.Time) bool {
 // finished.
 type chunkBatch struct {
 	chunk  string
-	events []*auditlogpb.EventUnstructured
+	events []*event.Event
 	cursor string
 	done   bool
 }
@@ -140,14 +141,14 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 			if !ok {
 				continue // draining after a failed send
 			}
-			b := Batch{Events: make([]*auditlogpb.EventUnstructured, 0, len(cb.events))}
+			b := Batch{Events: make([]*event.Event, 0, len(cb.events))}
 			before := prev
 			for _, e := range cb.events {
 				if !r.exported(e, carried) {
 					continue
 				}
-				if t := e.GetTime(); t != nil && t.AsTime().After(st.lastTime) {
-					st.lastTime = t.AsTime()
+				if e.Time.After(st.lastTime) {
+					st.lastTime = e.Time
 				}
 				b.Events = append(b.Events, e)
 				b.Positions = append(b.Positions, before)
@@ -189,19 +190,19 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 
 // exported reports whether an exported event is to be sent: not filtered
 // by type, and not already sent from the previous search window.
-func (r *AuditReader) exported(e *auditlogpb.EventUnstructured, carried *pageState) bool {
+func (r *AuditReader) exported(e *event.Event, carried *pageState) bool {
 	if len(r.include) > 0 {
-		if _, ok := r.include[e.GetType()]; !ok {
+		if _, ok := r.include[e.Type]; !ok {
 			r.Stats.Excluded.Add(1)
 			return false
 		}
 	}
-	if _, ex := r.exclude[e.GetType()]; ex {
+	if _, ex := r.exclude[e.Type]; ex {
 		r.Stats.Excluded.Add(1)
 		return false
 	}
 	if len(carried.doneSet) > 0 {
-		if _, ok := carried.doneSet[eventid.Of(e)]; ok {
+		if _, ok := carried.doneSet[e.Key()]; ok {
 			return false
 		}
 	}
@@ -375,14 +376,14 @@ func (r *AuditReader) streamChunk(ctx context.Context, day time.Time, chunk, cur
 			return true
 		}
 		ok := emit(pending)
-		pending = chunkBatch{chunk: chunk, cursor: pending.cursor, events: make([]*auditlogpb.EventUnstructured, 0, size)}
+		pending = chunkBatch{chunk: chunk, cursor: pending.cursor, events: make([]*event.Event, 0, size)}
 		return ok
 	}
 	for s.Next() {
 		it := s.Item()
 		received++
-		pending.events = append(pending.events, it.GetEvent())
-		pending.cursor = it.GetCursor()
+		pending.events = append(pending.events, it.Event)
+		pending.cursor = it.Cursor
 		if len(pending.events) >= size && !flush() {
 			return received, ctx.Err()
 		}

@@ -89,7 +89,7 @@ func TestReaderResumesAnExportFromItsChunks(t *testing.T) {
 	var resume *cursor.Position
 	for _, b := range first {
 		for _, e := range b.Events {
-			before = append(before, eventid.Of(e))
+			before = append(before, e.Key())
 		}
 		if len(before) >= 2000 && b.After != nil && b.After.Export != nil {
 			resume = b.After

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+
+	"github.com/teleportbeat/teleportbeat/internal/event"
 )
 
 // Paging limits of a Teleport Auth Service (lib/defaults): a request
@@ -46,6 +48,15 @@ type Event struct {
 
 // Proto returns the event as the audit-log API sends it.
 func (e *Event) Proto() *auditlogpb.EventUnstructured { return e.pb }
+
+// Decoded returns the event as teleportbeat reads it off the wire.
+func (e *Event) Decoded() (*event.Event, error) {
+	d, err := event.FromProto(e.pb)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	return d, nil
+}
 
 // NewEvent builds a stored event from the JSON fields of a Teleport audit
 // event ("event", "uid", "time", "ei", ... as in Teleport's JSON log). The

@@ -1,0 +1,79 @@
+// Package event is a Teleport audit or session event as teleportbeat reads
+// it: decoded straight from Teleport's wire format (an EventUnstructured
+// message) into the map the ECS mapper publishes, without building
+// protobuf Struct and Value objects first.
+package event
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/elastic/elastic-agent-libs/mapstr"
+
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+
+	"github.com/teleportbeat/teleportbeat/internal/eventid"
+)
+
+// Event is one Teleport event.
+type Event struct {
+	// Type is the event type ("user.login").
+	Type string
+	// ID is the id the API gives the event. It is not stable for events
+	// without a uid (see Key).
+	ID string
+	// Time is the event's time; zero when Teleport sent none.
+	Time time.Time
+	// Index is the event's index in its session (session recordings).
+	Index int64
+	// Fields is the event's payload. Top-level keys are as Teleport sent
+	// them ("addr.remote" stays one key; the mapper decides how to expand
+	// them); nested objects have dotted keys expanded; integral numbers
+	// are int64, other numbers float64; nulls are left out.
+	Fields mapstr.M
+
+	key     string
+	payload string // the payload (a protobuf Struct) as it came on the wire
+}
+
+// Key is what tells the event apart and the id Elasticsearch stores it
+// under: its uid, or for the rare event without one a hash of its content
+// (see eventid.Of).
+func (e *Event) Key() string { return e.key }
+
+// String is the payload's top-level string field key ("" if it is not a
+// string).
+func (e *Event) String(key string) string {
+	s, _ := e.Fields[key].(string)
+	return s
+}
+
+// Bool is the payload's top-level boolean field key; ok is false when the
+// event has no such boolean.
+func (e *Event) Bool(key string) (v, ok bool) {
+	v, ok = e.Fields[key].(bool)
+	return v, ok
+}
+
+// ContentHash is the SHA-256 of the event's payload, the same for every
+// read of the event (see eventid.ContentHash).
+func (e *Event) ContentHash() string { return eventid.PayloadHash([]byte(e.payload)) }
+
+// Same reports whether a and b are reads of the same event: the same
+// payload (the API's id is ignored, see Key).
+func Same(a, b *Event) bool {
+	return a == b || a.payload == b.payload || eventid.SamePayload([]byte(a.payload), []byte(b.payload))
+}
+
+// FromProto converts an event decoded by teleport/api's generated code, as
+// session recordings and tests have them: it marshals the message and
+// decodes it again, so that every event goes through one decoder.
+func FromProto(pb *auditlogpb.EventUnstructured) (*Event, error) {
+	b, err := proto.Marshal(pb)
+	if err != nil {
+		return nil, fmt.Errorf("encode the event: %w", err)
+	}
+	return Decode(b)
+}
