@@ -57,8 +57,8 @@ func repoRoot() (string, error) {
 func build(o *options, root string, log io.Writer) error {
 	if o.teleportbeat == "" {
 		o.teleportbeat = filepath.Join(o.work, "bin", "teleportbeat")
-		fmt.Fprintln(log, "==> building teleportbeat")
-		if err := goBuild(root, o.teleportbeat, log); err != nil {
+		fmt.Fprintln(log, "==> building teleportbeat as releases are (static, stripped)")
+		if err := goBuild(root, o.teleportbeat, log, releaseBuild...); err != nil {
 			return fmt.Errorf("build teleportbeat: %w", err)
 		}
 	}
@@ -72,10 +72,32 @@ func build(o *options, root string, log io.Writer) error {
 	return nil
 }
 
-func goBuild(dir, out string, log io.Writer) error {
-	cmd := exec.Command("go", "build", "-o", out, ".")
+// releaseBuild are the settings teleportbeat's release binaries are built
+// with (magefile.go, internal/packaging): no cgo, so one static binary runs
+// on every Linux; stripped. (Releases also use -trimpath, which changes
+// nothing at run time; without it the build shares the tests' compile
+// cache.) Filebeat is built with Go's defaults: cgo where a C compiler is
+// found, as Elastic's Linux releases have it.
+var releaseBuild = []string{"CGO_ENABLED=0", "-ldflags=-s -w"}
+
+func goBuild(dir, out string, log io.Writer, settings ...string) error {
+	args := []string{"build", "-o", out}
+	env := []string{"GONOSUMDB=github.com/elastic"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CGO_ENABLED=") {
+			env = append(env, kv)
+		}
+	}
+	for _, s := range settings {
+		if strings.HasPrefix(s, "-") {
+			args = append(args, s)
+		} else {
+			env = append(env, s)
+		}
+	}
+	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GONOSUMDB=github.com/elastic")
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = log, log
 	return cmd.Run()
 }

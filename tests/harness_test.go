@@ -53,7 +53,9 @@ func runMain(m *testing.M) int {
 	if prebuilt := os.Getenv("TELEPORTBEAT_BINARY"); prebuilt != "" {
 		beatBin = prebuilt
 	} else {
+		// As releases are built (magefile.go): static, without cgo.
 		cmd := exec.Command("go", "build", "-o", beatBin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Dir = repoRoot
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"time"
 
@@ -90,10 +89,9 @@ func buildBinary(o Options, arch, bin string) error {
 	}
 	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Dir = o.Root
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch)
-	if arch != runtime.GOARCH {
-		cmd.Env = append(cmd.Env, "CGO_ENABLED=0") // no C cross-compiler needed
-	}
+	// Static for every architecture: runs on any Linux whatever its C
+	// library, and needs no C cross-compiler.
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch, "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("build the linux/%s binary: %w", arch, err)

@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"debug/elf"
 	"io"
 	"os"
 	"os/exec"
@@ -123,6 +124,12 @@ func TestPackages(t *testing.T) {
 		version := run(t, bin, "version")
 		require.Contains(t, version, "teleportbeat version 0.1.0")
 		require.Contains(t, version, "commit packagetestcommit", "the commit is stamped at build time")
+		exe, err := elf.Open(bin)
+		require.NoError(t, err)
+		for _, p := range exe.Progs {
+			require.NotEqual(t, elf.PT_INTERP, p.Type, "the binary is static: it runs on any Linux whatever its C library")
+		}
+		require.NoError(t, exe.Close())
 
 		// The shipped config, with an identity file where it expects one.
 		tp, err := teleporttest.New(teleporttest.Config{})
