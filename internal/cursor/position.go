@@ -22,6 +22,12 @@ import (
 type Position struct {
 	// WindowStart is the `from` of the current search window.
 	WindowStart time.Time `json:"window_start"`
+	// WindowEnd is the `to` of the current search window when it is a
+	// closed window read in parts (a backfill); zero for the open window,
+	// whose end moves with the clock. A start key is valid for the search
+	// it came from and any later `to`, so a restart resumes the part with
+	// the same bounds.
+	WindowEnd time.Time `json:"window_end,omitzero"`
 	// StartKey is the start key of the current page ("" for the first page
 	// of the window).
 	StartKey string `json:"start_key,omitempty"`
@@ -52,6 +58,9 @@ type ExportProgress struct {
 func (p *Position) Validate() error {
 	if p.WindowStart.IsZero() {
 		return fmt.Errorf("position has no window_start")
+	}
+	if !p.WindowEnd.IsZero() && !p.WindowEnd.After(p.WindowStart) {
+		return fmt.Errorf("position has window_end %s not after window_start %s", p.WindowEnd.Format(time.RFC3339Nano), p.WindowStart.Format(time.RFC3339Nano))
 	}
 	if p.Export != nil && !p.WindowStart.Equal(p.WindowStart.UTC().Truncate(24*time.Hour)) {
 		return fmt.Errorf("position has export progress, but window_start %s is not a UTC midnight", p.WindowStart.Format(time.RFC3339Nano))

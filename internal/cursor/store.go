@@ -132,6 +132,7 @@ func (r *Registry) reopen(failed *statestore.Store) error {
 // values with go-structform, which reads `struct` tags).
 type record struct {
 	WindowStart   string   `struct:"window_start"`
+	WindowEnd     string   `struct:"window_end"`
 	StartKey      string   `struct:"start_key"`
 	Done          []string `struct:"done"`
 	LastEventTime string   `struct:"last_event_time"`
@@ -165,6 +166,11 @@ func (r *Registry) Load(key string) (*Position, error) {
 	if pos.WindowStart, err = time.Parse(time.RFC3339Nano, rec.WindowStart); err != nil {
 		return nil, fmt.Errorf("registry key %s: bad window_start %q: %w", key, rec.WindowStart, err)
 	}
+	if rec.WindowEnd != "" {
+		if pos.WindowEnd, err = time.Parse(time.RFC3339Nano, rec.WindowEnd); err != nil {
+			return nil, fmt.Errorf("registry key %s: bad window_end %q: %w", key, rec.WindowEnd, err)
+		}
+	}
 	if rec.LastEventTime != "" {
 		if pos.LastEventTime, err = time.Parse(time.RFC3339Nano, rec.LastEventTime); err != nil {
 			return nil, fmt.Errorf("registry key %s: bad last_event_time %q: %w", key, rec.LastEventTime, err)
@@ -178,6 +184,9 @@ func (r *Registry) Save(key string, pos *Position) error {
 	rec := record{WindowStart: pos.WindowStart.UTC().Format(time.RFC3339Nano), StartKey: pos.StartKey, Done: pos.Done}
 	if e := pos.Export; e != nil {
 		rec.Export, rec.ExportChunks, rec.ExportDone = true, e.Chunks, e.DoneChunks
+	}
+	if !pos.WindowEnd.IsZero() {
+		rec.WindowEnd = pos.WindowEnd.UTC().Format(time.RFC3339Nano)
 	}
 	if !pos.LastEventTime.IsZero() {
 		rec.LastEventTime = pos.LastEventTime.UTC().Format(time.RFC3339Nano)

@@ -28,6 +28,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 
 	want := &Position{
 		WindowStart:   time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC),
+		WindowEnd:     time.Date(2025, 1, 2, 3, 25, 5, 0, time.UTC),
 		StartKey:      "abc",
 		Done:          []string{"u1", "u2"},
 		LastEventTime: time.Date(2025, 1, 2, 3, 4, 9, 0, time.UTC),
@@ -110,6 +111,14 @@ func TestRegistryRoundTripsExportProgress(t *testing.T) {
 func TestExportProgressNeedsADayStart(t *testing.T) {
 	p := &Position{WindowStart: time.Date(2025, 1, 2, 5, 0, 0, 0, time.UTC), Export: &ExportProgress{}}
 	require.ErrorContains(t, p.Validate(), "not a UTC midnight")
+}
+
+func TestWindowEndMustFollowWindowStart(t *testing.T) {
+	start := time.Date(2025, 1, 2, 5, 0, 0, 0, time.UTC)
+	p := &Position{WindowStart: start, WindowEnd: start}
+	require.ErrorContains(t, p.Validate(), "window_end 2025-01-02T05:00:00Z not after window_start")
+	p.WindowEnd = start.Add(time.Minute)
+	require.NoError(t, p.Validate())
 }
 
 // flakySaver fails every write while full is set, as a full disk does.

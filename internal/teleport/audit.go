@@ -99,6 +99,7 @@ type AuditReader struct {
 	Stats    AuditStats
 	caughtUp atomic.Bool
 	noExport atomic.Bool // the cluster answered that it has no export API
+	sizer    *windowSizer
 }
 
 // NewAuditReader returns a reader that gets its Searcher from search
@@ -114,7 +115,13 @@ func NewAuditReader(cfg AuditConfig, search func(ctx context.Context) (Searcher,
 		}
 		return m
 	}
-	return &AuditReader{cfg: cfg, search: search, log: log, include: set(cfg.EventTypes), exclude: set(cfg.ExcludeEventTypes)}
+	return &AuditReader{
+		cfg: cfg, search: search, log: log,
+		include: set(cfg.EventTypes), exclude: set(cfg.ExcludeEventTypes),
+		// A window ahead of the one handed over is read whole into its
+		// queue when it holds about Prefetch pages (backfill.go).
+		sizer: newWindowSizer(max(1, cfg.Prefetch)*max(1, cfg.BatchSize), cfg.Window),
+	}
 }
 
 // CaughtUp reports whether the last search found the reader at the end of
@@ -123,7 +130,7 @@ func (r *AuditReader) CaughtUp() bool { return r.caughtUp.Load() }
 
 // Run reads from pos until ctx is done, sending batches to out.
 func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch) {
-	st := &readState{from: pos.WindowStart, page: newPageState(pos.StartKey, pos.Done), lastTime: pos.LastEventTime, export: pos.Export}
+	st := &readState{from: pos.WindowStart, to: pos.WindowEnd, page: newPageState(pos.StartKey, pos.Done), lastTime: pos.LastEventTime, export: pos.Export}
 	for ctx.Err() == nil {
 		now := r.cfg.Now().UTC()
 		limit := now.Add(-r.cfg.SafetyMargin)
@@ -178,10 +185,11 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 	}
 }
 
-// readState is where the reader is: the window's start, the page being read
-// in it and the time of the newest event read.
+// readState is where the reader is: the window's bounds, the page being
+// read in it and the time of the newest event read.
 type readState struct {
 	from     time.Time
+	to       time.Time // end of a closed window read in parts; zero for the open window
 	page     *pageState
 	lastTime time.Time
 	export   *cursor.ExportProgress // progress through the day at from, when exported
@@ -202,6 +210,7 @@ func (r *AuditReader) windowEnd(from time.Time) time.Time {
 // the safety margin), and waits poll_interval when that was the end of the
 // log. It reports false when ctx is done.
 func (r *AuditReader) readOpenWindow(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) bool {
+	st.to = time.Time{} // the open window's end moves with the clock
 	items, next, ok := r.fetch(ctx, st.from, limit, st.page.startKey)
 	if !ok {
 		return false
@@ -211,11 +220,11 @@ func (r *AuditReader) readOpenWindow(ctx context.Context, st *readState, limit t
 	switch {
 	case next != "":
 		st.page = newPageState(next, nil)
-		b.After = st.page.position(st.from, st.lastTime)
+		b.After = st.position()
 	default:
 		caughtUp = true
 		if excluded > 0 {
-			b.After = st.page.position(st.from, st.lastTime)
+			b.After = st.position()
 		}
 	}
 	r.caughtUp.Store(caughtUp)
@@ -243,7 +252,7 @@ func (r *AuditReader) batch(st *readState, items []*event.Event) (Batch, int) {
 			st.lastTime = it.Time
 		}
 		b.Events = append(b.Events, it)
-		b.Positions = append(b.Positions, st.page.position(st.from, st.lastTime))
+		b.Positions = append(b.Positions, st.position())
 	}
 	r.Stats.Events.Add(int64(len(b.Events)))
 	r.Stats.Excluded.Add(int64(excluded))
@@ -259,103 +268,6 @@ func send(ctx context.Context, out chan<- Batch, b Batch) bool {
 		return true
 	case <-ctx.Done():
 		return false
-	}
-}
-
-// readClosedWindows reads up to BackfillConcurrency complete windows at
-// once, each by its own goroutine, and forwards their batches in window
-// order: the events, and so the positions the output acknowledges, stay in
-// order, and a window's progress is committed only after every earlier
-// window's. Events at a window's very end may come again at the start of
-// the next (bounds are inclusive, and some backends compare whole
-// seconds); they are dropped on the way.
-func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) {
-	type window struct {
-		from, to time.Time
-		ch       chan Batch
-		carry    chan *pageState
-	}
-	var windows []*window
-	from := st.from
-	for i := 0; i < max(1, r.cfg.BackfillConcurrency); i++ {
-		to := r.windowEnd(from)
-		if to.After(limit) {
-			break
-		}
-		windows = append(windows, &window{from: from, to: to, ch: make(chan Batch, max(1, r.cfg.Prefetch)), carry: make(chan *pageState, 1)})
-		from = to
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for i, w := range windows {
-		ws := &readState{from: w.from, page: newPageState("", nil), lastTime: st.lastTime}
-		if i == 0 {
-			ws.page = st.page
-		}
-		go func() {
-			defer close(w.ch)
-			w.carry <- r.readWindow(wctx, ws, w.to, w.ch)
-		}()
-	}
-	var prevCarry map[string]struct{}
-	for _, w := range windows {
-		for b := range w.ch {
-			if prevCarry != nil {
-				b = dropCarried(b, prevCarry)
-			}
-			if len(b.Positions) > 0 {
-				st.lastTime = b.Positions[len(b.Positions)-1].LastEventTime
-			}
-			if !send(ctx, out, b) {
-				return
-			}
-		}
-		carry := <-w.carry
-		if carry == nil || ctx.Err() != nil {
-			return // cancelled
-		}
-		st.from, st.page = w.to, carry
-		prevCarry = carry.doneSet
-	}
-}
-
-// dropCarried removes from b the events the previous window already sent.
-func dropCarried(b Batch, carried map[string]struct{}) Batch {
-	out := Batch{After: b.After}
-	for i, e := range b.Events {
-		if _, ok := carried[e.Key()]; ok {
-			continue
-		}
-		out.Events = append(out.Events, e)
-		out.Positions = append(out.Positions, b.Positions[i])
-	}
-	return out
-}
-
-// readWindow pages through the complete window [st.from, to] and returns
-// the state to start the next window with (nil when ctx is done).
-func (r *AuditReader) readWindow(ctx context.Context, st *readState, to time.Time, out chan<- Batch) *pageState {
-	for {
-		items, next, ok := r.fetch(ctx, st.from, to, st.page.startKey)
-		if !ok {
-			return nil
-		}
-		b, excluded := r.batch(st, items)
-		var carry *pageState
-		if next != "" {
-			st.page = newPageState(next, nil)
-			b.After = st.page.position(st.from, st.lastTime)
-		} else {
-			carry = st.page.carry(to.Add(-time.Second))
-			b.After = carry.position(to, st.lastTime)
-		}
-		r.log.Debugw("Read audit page", "from", st.from, "to", to, "new_events", len(b.Events), "excluded", excluded, "page_size", len(items), "next_page", next != "")
-		if !send(ctx, out, b) {
-			return nil
-		}
-		if carry != nil {
-			return carry
-		}
 	}
 }
 
@@ -410,10 +322,17 @@ func (p *pageState) add(it *event.Event) bool {
 	return true
 }
 
-// position is the position after the events done so far.
-func (p *pageState) position(from, lastTime time.Time) *cursor.Position {
+// position is the position after the events of the page done so far.
+func (st *readState) position() *cursor.Position {
+	return st.page.position(st.from, st.to, st.lastTime)
+}
+
+// position is the position after the events done so far, in the window
+// [from, to] (to is zero for the open window).
+func (p *pageState) position(from, to, lastTime time.Time) *cursor.Position {
 	return &cursor.Position{
 		WindowStart:   from,
+		WindowEnd:     to,
 		StartKey:      p.startKey,
 		Done:          p.done[:len(p.done):len(p.done)],
 		LastEventTime: lastTime,
@@ -443,6 +362,20 @@ func (p *pageState) carry(t time.Time) *pageState {
 	}
 	slices.Sort(next.done)
 	return next
+}
+
+// merge adds to p the events of q (carried from the page before).
+func (p *pageState) merge(q *pageState) {
+	for id, evs := range q.byID {
+		p.byID[id] = append(p.byID[id], evs...)
+	}
+	for _, k := range q.done {
+		if _, ok := p.doneSet[k]; !ok {
+			p.doneSet[k] = struct{}{}
+			p.done = append(p.done, k)
+		}
+	}
+	slices.Sort(p.done)
 }
 
 // contentHash tells apart distinct events that share an id.

@@ -1,0 +1,221 @@
+package teleport
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// A backfill (or a catch-up after an outage) reads complete windows of the
+// past. Within a window the pages come one after the other, since each
+// page's start key comes with the page before it; so one window is read at
+// one page per round trip at best (500 events per 50 ms is 10,000 events/s,
+// whatever the output could take). The only way to read faster is to read
+// several windows at once, and since events are handed over in log order
+// (the output's acknowledgements move one position forward), a window
+// ahead of the one being handed over can only read as far as its queue
+// holds (prefetch pages). So the windows of a backfill are cut to hold
+// about that much: BackfillConcurrency of them are read at once, each
+// window ahead of the head is read whole while it waits, and memory stays
+// bounded by BackfillConcurrency x Prefetch pages.
+
+// firstPart is the length of the first window of a backfill, before any
+// page has told how dense the log is.
+const firstPart = time.Hour
+
+// minPart is the shortest window a backfill is cut into (the shortest
+// configurable window). Window bounds are whole seconds.
+const minPart = time.Minute
+
+// windowSizer chooses the length of the next window of a backfill from the
+// density of the pages read so far.
+type windowSizer struct {
+	mu       sync.Mutex
+	target   float64 // events a window should hold
+	min, max time.Duration
+	size     time.Duration // 0 until a page has been read
+}
+
+func newWindowSizer(target int, maxSize time.Duration) *windowSizer {
+	return &windowSizer{target: float64(max(1, target)), min: min(minPart, maxSize), max: maxSize}
+}
+
+// observe takes in that events were found over span of audit time. A
+// span with no event counts as one event: the next window grows, at most
+// eightfold per observation, so that one quiet hour does not make the next
+// window a day long.
+func (z *windowSizer) observe(span time.Duration, events int) {
+	if span < 0 {
+		return
+	}
+	size := time.Duration(float64(span) * z.target / float64(max(1, events)))
+	size = min(max(size, z.min), z.max)
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.size > 0 {
+		size = min(size, 8*z.size)
+	}
+	z.size = size
+}
+
+// next is the length of the next window, and false while nothing has been
+// read to size it from.
+func (z *windowSizer) next() (time.Duration, bool) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.size, z.size > 0
+}
+
+// partEnd is the end of a backfill window starting at from that is size
+// long: a whole second, never past the window (and so the day) from is in.
+func (r *AuditReader) partEnd(from time.Time, size time.Duration) time.Time {
+	end := from.Add(size).Truncate(time.Second)
+	if !end.After(from) {
+		end = from.Add(time.Second).Truncate(time.Second)
+	}
+	if whole := r.windowEnd(from); whole.Before(end) {
+		return whole
+	}
+	return end
+}
+
+// headEnd is the end of the window a backfill resumes in. A start key is
+// only valid for a `to` at or after the one of the search it came from: the
+// position's window end, or the whole window for a position saved without
+// one (by the open window, or by an earlier version).
+func (r *AuditReader) headEnd(st *readState) time.Time {
+	whole := r.windowEnd(st.from)
+	switch {
+	case !st.to.IsZero() && st.to.After(st.from) && !st.to.After(whole):
+		return st.to
+	case st.page.startKey != "":
+		return whole
+	}
+	size, ok := r.sizer.next()
+	if !ok {
+		size = firstPart
+	}
+	return r.partEnd(st.from, size)
+}
+
+// readClosedWindows reads the complete windows from st.from up to limit,
+// BackfillConcurrency at once, each by its own goroutine, and forwards
+// their batches in window order: the events, and so the positions the
+// output acknowledges, stay in order, and a window's progress is committed
+// only after every earlier window's. Until the first page has told how
+// dense the log is, only the first window is read. Events at a window's
+// very end may come again at the start of the next (bounds are inclusive,
+// and some backends compare whole seconds); they are dropped on the way.
+func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) {
+	type window struct {
+		to    time.Time
+		ch    chan Batch
+		carry chan *pageState
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var queue []*window
+	next := st.from // where the next window starts
+	start := func(ws *readState) {
+		w := &window{to: ws.to, ch: make(chan Batch, max(1, r.cfg.Prefetch)), carry: make(chan *pageState, 1)}
+		queue = append(queue, w)
+		next = ws.to
+		go func() {
+			defer close(w.ch)
+			w.carry <- r.readWindow(wctx, ws, w.ch)
+		}()
+	}
+	topUp := func() {
+		for len(queue) < max(1, r.cfg.BackfillConcurrency) && next.Before(limit) && !r.windowEnd(next).After(limit) {
+			size, ok := r.sizer.next()
+			if !ok {
+				return
+			}
+			start(&readState{from: next, to: r.partEnd(next, size), page: newPageState("", nil), lastTime: st.lastTime})
+		}
+	}
+	start(&readState{from: st.from, to: r.headEnd(st), page: st.page, lastTime: st.lastTime})
+	topUp()
+
+	var prevCarry map[string]struct{}
+	for len(queue) > 0 {
+		w := queue[0]
+		for b := range w.ch {
+			if prevCarry != nil {
+				b = dropCarried(b, prevCarry)
+			}
+			if len(b.Positions) > 0 {
+				st.lastTime = b.Positions[len(b.Positions)-1].LastEventTime
+			}
+			if !send(ctx, out, b) {
+				return
+			}
+			topUp()
+		}
+		carry := <-w.carry
+		if carry == nil || ctx.Err() != nil {
+			return // cancelled
+		}
+		queue = queue[1:]
+		st.from, st.to, st.page = w.to, time.Time{}, carry
+		prevCarry = carry.doneSet
+		topUp()
+	}
+}
+
+// dropCarried removes from b the events the previous window already sent.
+func dropCarried(b Batch, carried map[string]struct{}) Batch {
+	out := Batch{After: b.After}
+	for i, e := range b.Events {
+		if _, ok := carried[e.Key()]; ok {
+			continue
+		}
+		out.Events = append(out.Events, e)
+		out.Positions = append(out.Positions, b.Positions[i])
+	}
+	return out
+}
+
+// readWindow pages through the complete window [st.from, st.to] and
+// returns the state to start the next window with (nil when ctx is done).
+// Full pages and the whole window tell the sizer how dense the log is.
+func (r *AuditReader) readWindow(ctx context.Context, st *readState, out chan<- Batch) *pageState {
+	resumed := st.page.startKey != ""
+	read := 0
+	var prev *pageState // the page before, whose end may be the window's end
+	for {
+		items, next, ok := r.fetch(ctx, st.from, st.to, st.page.startKey)
+		if !ok {
+			return nil
+		}
+		read += len(items)
+		b, excluded := r.batch(st, items)
+		var carry *pageState
+		if next != "" {
+			if n := len(items); n > 1 && !items[0].Time.IsZero() && !items[n-1].Time.IsZero() {
+				r.sizer.observe(items[n-1].Time.Sub(items[0].Time), n-1)
+			}
+			prev, st.page = st.page, newPageState(next, nil)
+			b.After = st.position()
+		} else {
+			if !resumed {
+				r.sizer.observe(st.to.Sub(st.from), read)
+			}
+			// The events at the window's end are on the last page, or on
+			// the one before when the window ended with a full page (the
+			// last is then empty, or holds only what came later).
+			carry = st.page.carry(st.to.Add(-time.Second))
+			if prev != nil {
+				carry.merge(prev.carry(st.to.Add(-time.Second)))
+			}
+			b.After = carry.position(st.to, time.Time{}, st.lastTime)
+		}
+		r.log.Debugw("Read audit page", "from", st.from, "to", st.to, "new_events", len(b.Events), "excluded", excluded, "page_size", len(items), "next_page", next != "")
+		if !send(ctx, out, b) {
+			return nil
+		}
+		if carry != nil {
+			return carry
+		}
+	}
+}
