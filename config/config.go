@@ -144,7 +144,7 @@ func Default() Config {
 			Window:              24 * time.Hour,
 			SafetyMargin:        15 * time.Second,
 			Prefetch:            2,
-			BackfillConcurrency: 4,
+			BackfillConcurrency: 8,
 			UseExportAPI:        true,
 		},
 		Registry: Registry{

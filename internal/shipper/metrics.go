@@ -60,6 +60,8 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		monitoring.ReportInt(v, "search_errors", s.SearchErrors.Load())
 		monitoring.ReportInt(v, "export_chunks", s.ExportChunks.Load())
 		monitoring.ReportInt(v, "export_errors", s.ExportErrors.Load())
+		monitoring.ReportInt(v, "backfill_parts", s.BackfillParts.Load())
+		monitoring.ReportInt(v, "export_readers", s.ExportReaders.Load())
 		if pages := s.Pages.Load(); pages > 0 {
 			monitoring.ReportFloat(v, "search_latency_ms", float64(s.SearchNanos.Load())/float64(pages)/1e6)
 		}

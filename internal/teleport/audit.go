@@ -65,6 +65,12 @@ type AuditStats struct {
 	SearchNanos  atomic.Int64 // time spent in successful searches
 	ExportChunks atomic.Int64 // export chunks read to their end
 	ExportErrors atomic.Int64 // failed export listings and streams
+	// BackfillParts is how many parts of a search backfill are read at
+	// once, after the last growth (0 before any backfill).
+	BackfillParts atomic.Int64
+	// ExportReaders is how many export chunks are read at once, after the
+	// last growth (0 before any export).
+	ExportReaders atomic.Int64
 }
 
 // AuditReader pages through the audit log with SearchUnstructuredEvents.

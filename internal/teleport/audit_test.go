@@ -80,7 +80,19 @@ func (h *harness) config() AuditConfig {
 // run starts a reader from pos and returns a function that collects
 // batches until want events were read, then stops the reader.
 func (h *harness) run(cfg AuditConfig, pos cursor.Position) (*AuditReader, func(want int) []Batch) {
-	r := NewAuditReader(cfg, func(ctx context.Context) (Searcher, error) { return h.conn.AuditLog(ctx) }, logptest.NewTestingLogger(h.t, ""))
+	r := h.reader(cfg)
+	_, collect := h.runReader(r, pos)
+	return r, collect
+}
+
+// reader is an AuditReader of the double.
+func (h *harness) reader(cfg AuditConfig) *AuditReader {
+	return NewAuditReader(cfg, func(ctx context.Context) (Searcher, error) { return h.conn.AuditLog(ctx) }, logptest.NewTestingLogger(h.t, ""))
+}
+
+// runReader runs r from pos and returns its batches, and a function that
+// collects them as run's does.
+func (h *harness) runReader(r *AuditReader, pos cursor.Position) (<-chan Batch, func(want int) []Batch) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan Batch, 2)
 	stopped := make(chan struct{})
@@ -89,7 +101,7 @@ func (h *harness) run(cfg AuditConfig, pos cursor.Position) (*AuditReader, func(
 		r.Run(ctx, pos, out)
 	}()
 	h.t.Cleanup(func() { cancel(); <-stopped })
-	return r, func(want int) []Batch {
+	return out, func(want int) []Batch {
 		var got []Batch
 		n := 0
 		deadline := time.After(20 * time.Second)

@@ -125,8 +125,18 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 			w.carry <- r.readWindow(wctx, ws, w.ch)
 		}()
 	}
+	// Parts read at once: two to begin with (the head and one ahead), one
+	// more each time the head has nothing to hand over while the publisher
+	// has nothing queued either, up to
+	// BackfillConcurrency. Where Teleport answers fast, parts ahead are not
+	// needed and their queues would only hold memory; where each page
+	// takes a round trip of tens of milliseconds, the head is waited for
+	// and more parts are read ahead.
+	maxParts := max(1, r.cfg.BackfillConcurrency)
+	parts := min(2, maxParts)
+	r.Stats.BackfillParts.Store(int64(parts))
 	topUp := func() {
-		for len(queue) < max(1, r.cfg.BackfillConcurrency) && next.Before(limit) && !r.windowEnd(next).After(limit) {
+		for len(queue) < parts && next.Before(limit) && !r.windowEnd(next).After(limit) {
 			size, ok := r.sizer.next()
 			if !ok {
 				return
@@ -140,9 +150,21 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 	var prevCarry map[string]struct{}
 	for len(queue) > 0 {
 		w := queue[0]
-		for b := range w.ch {
+		for {
+			b, ok := receive(w.ch, out, func() {
+				if parts < maxParts {
+					parts++
+					r.Stats.BackfillParts.Store(int64(parts))
+					topUp()
+				}
+			})
+			if !ok {
+				break
+			}
 			if prevCarry != nil {
+				n := len(b.Events)
 				b = dropCarried(b, prevCarry)
+				r.Stats.Events.Add(int64(len(b.Events) - n)) // read twice, counted once
 			}
 			if len(b.Positions) > 0 {
 				st.lastTime = b.Positions[len(b.Positions)-1].LastEventTime
@@ -161,6 +183,23 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 		prevCarry = carry.doneSet
 		topUp()
 	}
+}
+
+// receive takes the next batch of ch, calling starving first when there is
+// none yet and out holds none either: the publisher is about to wait for
+// Teleport. (While out still holds batches, the publisher is the slower
+// side, and reading more at once would not help.)
+func receive(ch <-chan Batch, out chan<- Batch, starving func()) (Batch, bool) {
+	select {
+	case b, ok := <-ch:
+		return b, ok
+	default:
+	}
+	if len(out) == 0 {
+		starving()
+	}
+	b, ok := <-ch
+	return b, ok
 }
 
 // dropCarried removes from b the events the previous window already sent.

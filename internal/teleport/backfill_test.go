@@ -23,10 +23,11 @@ func TestBackfillReadsOneDayInConcurrentParts(t *testing.T) {
 	cfg := h.config()
 	cfg.BackfillConcurrency = 4
 	cfg.Prefetch = 2
-	_, collect := h.run(cfg, cursor.Position{WindowStart: start})
+	r, collect := h.run(cfg, cursor.Position{WindowStart: start})
 	got := collect(n)
 	require.Equal(t, storedIDs(h.srv.Store), ids(got))
 	require.GreaterOrEqual(t, h.srv.MaxConcurrentSearches(), int64(3), "parts of one day are read at once")
+	require.Equal(t, int64(4), r.Stats.BackfillParts.Load(), "waiting for Teleport, the reader reads as many parts as allowed")
 
 	var last *cursor.Position
 	parts := map[time.Time]bool{}
@@ -88,6 +89,35 @@ func TestBackfillResumesInsideAPart(t *testing.T) {
 	}
 	require.Equal(t, resume.WindowStart, first.WindowStart)
 	require.Equal(t, resume.WindowEnd, first.WindowEnd, "the part is read to its own end")
+}
+
+// TestBackfillReadsFewPartsWhenTeleportKeepsUp: when the output is the
+// slower side, parts ahead are already read when their turn comes, so the
+// reader does not read more of them at once (their queues would only hold
+// memory).
+func TestBackfillReadsFewPartsWhenTeleportKeepsUp(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 30, 0, 0, 0, 0, time.UTC)
+	const n = 1200
+	h.srv.Store.Add(teleporttest.NewGenerator(13).Events(n, start, time.Minute)...)
+	cfg := h.config()
+	cfg.BackfillConcurrency = 8
+	cfg.Prefetch = 2
+	r := h.reader(cfg)
+	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
+	read := 0
+	for read < n {
+		b := <-out
+		read += len(b.Events)
+		time.Sleep(150 * time.Millisecond) // a slow output: under 700 events/s
+	}
+	parts := r.Stats.BackfillParts.Load()
+	// Two waits are in the start itself: the very first page, and the first
+	// part sized from it, begun as the first part (one page) ended. Every
+	// later part was read while the output worked.
+	require.LessOrEqual(t, parts, int64(4), "no more parts than the start asked for")
+	require.Equal(t, n, read)
+	require.Equal(t, int64(n), r.Stats.Events.Load(), "events at a part's end, read again by the next, are counted once")
 }
 
 func TestWindowSizer(t *testing.T) {

@@ -135,9 +135,14 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 		results := make(chan chunkBatch, max(1, r.cfg.BackfillConcurrency))
 		cctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
-		go func() { errc <- r.readChunks(cctx, day, todo, maps.Clone(chunkCursors), results) }()
+		more := make(chan struct{}, 1)
+		go func() { errc <- r.readChunks(cctx, day, todo, maps.Clone(chunkCursors), results, more) }()
 		ok := true
-		for cb := range results {
+		for {
+			cb, open := receiveChunk(results, out, more)
+			if !open {
+				break
+			}
 			if !ok {
 				continue // draining after a failed send
 			}
@@ -262,9 +267,32 @@ func (r *AuditReader) exporter(ctx context.Context) (Exporter, error) {
 	return ex, nil
 }
 
-// readChunks reads the given chunks, BackfillConcurrency at once, each from
-// its cursor, and closes results when all are read or ctx is done.
-func (r *AuditReader) readChunks(ctx context.Context, day time.Time, chunks []string, cursors map[string]string, results chan<- chunkBatch) error {
+// receiveChunk takes the next batch of results; when there is none yet and
+// out holds none either (the publisher is about to wait for Teleport), it
+// first asks for one more chunk reader.
+func receiveChunk(results <-chan chunkBatch, out chan<- Batch, more chan<- struct{}) (chunkBatch, bool) {
+	select {
+	case cb, ok := <-results:
+		return cb, ok
+	default:
+	}
+	if len(out) == 0 {
+		select {
+		case more <- struct{}{}:
+		default: // asked already
+		}
+	}
+	cb, ok := <-results
+	return cb, ok
+}
+
+// readChunks reads the given chunks, each from its cursor, and closes
+// results when all are read or ctx is done. Two chunks are read at once to
+// begin with, and one more each time the forwarder has nothing to hand
+// over while the publisher has nothing queued (more), up to
+// BackfillConcurrency: where Teleport keeps up with the
+// output, more streams would only hold more events in memory.
+func (r *AuditReader) readChunks(ctx context.Context, day time.Time, chunks []string, cursors map[string]string, results chan<- chunkBatch, more <-chan struct{}) error {
 	defer close(results)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -274,7 +302,10 @@ func (r *AuditReader) readChunks(ctx context.Context, day time.Time, chunks []st
 		mu       sync.Mutex
 		firstErr error
 	)
-	for range min(max(1, r.cfg.BackfillConcurrency), len(chunks)) {
+	readers, maxReaders := 0, min(max(1, r.cfg.BackfillConcurrency), len(chunks))
+	spawn := func() {
+		readers++
+		r.Stats.ExportReaders.Store(int64(readers))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -291,13 +322,23 @@ func (r *AuditReader) readChunks(ctx context.Context, day time.Time, chunks []st
 			}
 		}()
 	}
+	for range min(2, maxReaders) {
+		spawn()
+	}
+feed:
 	for _, c := range chunks {
-		select {
-		case work <- c:
-			continue
-		case <-ctx.Done():
+		for {
+			select {
+			case work <- c:
+				continue feed
+			case <-more:
+				if readers < maxReaders {
+					spawn()
+				}
+			case <-ctx.Done():
+				break feed
+			}
 		}
-		break
 	}
 	close(work)
 	wg.Wait()

@@ -185,3 +185,49 @@ func TestReaderFiltersExportedEvents(t *testing.T) {
 	require.Eventually(t, func() bool { return r.Stats.Excluded.Load() == int64(len(evs)-len(want)) }, 5*time.Second, 10*time.Millisecond)
 	require.Positive(t, h.srv.ExportCalls())
 }
+
+// exportDay serves one past day in chunks of 100 events and returns a
+// reader of it that starts at the day's midnight.
+func exportDay(t *testing.T, h *harness, chunks, concurrency int) (*AuditReader, time.Time) {
+	t.Helper()
+	day := time.Date(2025, 5, 30, 0, 0, 0, 0, time.UTC)
+	g := teleporttest.NewGenerator(21)
+	for i := range chunks {
+		h.srv.Store.Add(g.Events(100, day.Add(time.Duration(i)*time.Hour), 30*time.Second)...)
+	}
+	cfg := exportConfig(h)
+	cfg.BackfillConcurrency = concurrency
+	return h.reader(cfg), day
+}
+
+// TestExportReadsMoreChunksAtOnceWhileTheOutputWaits: with a slow start to
+// every chunk stream, the forwarder waits, and the reader reads as many
+// chunks at once as allowed.
+func TestExportReadsMoreChunksAtOnceWhileTheOutputWaits(t *testing.T) {
+	h := newHarness(t)
+	h.srv.Faults.SetExportLatency(30 * time.Millisecond)
+	r, day := exportDay(t, h, 12, 6)
+	_, collect := h.runReader(r, cursor.Position{WindowStart: day})
+	requireOnce(t, storedIDs(h.srv.Store), ids(collect(1200)))
+	// Two to begin with, one for the first wait of all; more only because
+	// the output kept waiting.
+	require.GreaterOrEqual(t, r.Stats.ExportReaders.Load(), int64(4))
+}
+
+// TestExportReadsFewChunksAtOnceWhenTeleportKeepsUp: when the output is the
+// slower side, two chunk streams (and one for the very first wait) keep it
+// busy; more would only hold more events in memory.
+func TestExportReadsFewChunksAtOnceWhenTeleportKeepsUp(t *testing.T) {
+	h := newHarness(t)
+	r, day := exportDay(t, h, 12, 6)
+	out, _ := h.runReader(r, cursor.Position{WindowStart: day})
+	var got []Batch
+	for n := 0; n < 1200; {
+		b := <-out
+		got = append(got, b)
+		n += len(b.Events)
+		time.Sleep(30 * time.Millisecond) // a slow output
+	}
+	requireOnce(t, storedIDs(h.srv.Store), ids(got))
+	require.LessOrEqual(t, r.Stats.ExportReaders.Load(), int64(3))
+}
