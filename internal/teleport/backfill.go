@@ -185,20 +185,28 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 	}
 }
 
-// receive takes the next batch of ch, calling starving first when there is
-// none yet and out holds none either: the publisher is about to wait for
-// Teleport. (While out still holds batches, the publisher is the slower
-// side, and reading more at once would not help.)
+// starveAfter is how long the publisher must wait for Teleport before more
+// is read at once. Shorter waits are the publisher catching up with a
+// reader busy decoding, which more readers would not shorten (they share
+// the same CPUs); a round trip to a slow or distant cluster is longer.
+const starveAfter = 5 * time.Millisecond
+
+// receive takes the next batch of ch, and calls starving when it had to
+// wait for it at least starveAfter while out held nothing either: the
+// publisher waited for Teleport. (While out still holds batches, the
+// publisher is the slower side, and reading more at once would not help.)
 func receive(ch <-chan Batch, out chan<- Batch, starving func()) (Batch, bool) {
 	select {
 	case b, ok := <-ch:
 		return b, ok
 	default:
 	}
-	if len(out) == 0 {
+	idle := len(out) == 0
+	start := time.Now()
+	b, ok := <-ch
+	if idle && ok && time.Since(start) >= starveAfter {
 		starving()
 	}
-	b, ok := <-ch
 	return b, ok
 }
 

@@ -267,22 +267,24 @@ func (r *AuditReader) exporter(ctx context.Context) (Exporter, error) {
 	return ex, nil
 }
 
-// receiveChunk takes the next batch of results; when there is none yet and
-// out holds none either (the publisher is about to wait for Teleport), it
-// first asks for one more chunk reader.
+// receiveChunk takes the next batch of results; when it had to wait for it
+// at least starveAfter while out held nothing either (the publisher waited
+// for Teleport), it asks for one more chunk reader.
 func receiveChunk(results <-chan chunkBatch, out chan<- Batch, more chan<- struct{}) (chunkBatch, bool) {
 	select {
 	case cb, ok := <-results:
 		return cb, ok
 	default:
 	}
-	if len(out) == 0 {
+	idle := len(out) == 0
+	start := time.Now()
+	cb, ok := <-results
+	if idle && ok && time.Since(start) >= starveAfter {
 		select {
 		case more <- struct{}{}:
 		default: // asked already
 		}
 	}
-	cb, ok := <-results
 	return cb, ok
 }
 
