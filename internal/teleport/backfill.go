@@ -151,15 +151,14 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 	for len(queue) > 0 {
 		w := queue[0]
 		for {
-			b, ok := receive(w.ch, out, func() {
-				if parts < maxParts {
-					parts++
-					r.Stats.BackfillParts.Store(int64(parts))
-					topUp()
-				}
-			})
+			b, ok, starved := await(w.ch, out)
 			if !ok {
 				break
+			}
+			if starved && parts < maxParts {
+				parts++
+				r.Stats.BackfillParts.Store(int64(parts))
+				topUp()
 			}
 			if prevCarry != nil {
 				n := len(b.Events)
@@ -191,23 +190,20 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 // the same CPUs); a round trip to a slow or distant cluster is longer.
 const starveAfter = 5 * time.Millisecond
 
-// receive takes the next batch of ch, and calls starving when it had to
-// wait for it at least starveAfter while out held nothing either: the
-// publisher waited for Teleport. (While out still holds batches, the
-// publisher is the slower side, and reading more at once would not help.)
-func receive(ch <-chan Batch, out chan<- Batch, starving func()) (Batch, bool) {
+// await takes the next value of ch, and reports whether the publisher
+// starved for it: it had to wait at least starveAfter while out held
+// nothing either. (While out still holds batches, the publisher is the
+// slower side, and reading more at once would not help.)
+func await[T any](ch <-chan T, out chan<- Batch) (v T, ok, starved bool) {
 	select {
-	case b, ok := <-ch:
-		return b, ok
+	case v, ok = <-ch:
+		return v, ok, false
 	default:
 	}
 	idle := len(out) == 0
 	start := time.Now()
-	b, ok := <-ch
-	if idle && ok && time.Since(start) >= starveAfter {
-		starving()
-	}
-	return b, ok
+	v, ok = <-ch
+	return v, ok, ok && idle && time.Since(start) >= starveAfter
 }
 
 // dropCarried removes from b the events the previous window already sent.

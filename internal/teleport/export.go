@@ -139,9 +139,15 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 		go func() { errc <- r.readChunks(cctx, day, todo, maps.Clone(chunkCursors), results, more) }()
 		ok := true
 		for {
-			cb, open := receiveChunk(results, out, more)
+			cb, open, starved := await(results, out)
 			if !open {
 				break
+			}
+			if starved {
+				select {
+				case more <- struct{}{}: // one more chunk reader
+				default: // asked already
+				}
 			}
 			if !ok {
 				continue // draining after a failed send
@@ -265,27 +271,6 @@ func (r *AuditReader) exporter(ctx context.Context) (Exporter, error) {
 		return nil, trace.NotImplemented("the Teleport client has no export API")
 	}
 	return ex, nil
-}
-
-// receiveChunk takes the next batch of results; when it had to wait for it
-// at least starveAfter while out held nothing either (the publisher waited
-// for Teleport), it asks for one more chunk reader.
-func receiveChunk(results <-chan chunkBatch, out chan<- Batch, more chan<- struct{}) (chunkBatch, bool) {
-	select {
-	case cb, ok := <-results:
-		return cb, ok
-	default:
-	}
-	idle := len(out) == 0
-	start := time.Now()
-	cb, ok := <-results
-	if idle && ok && time.Since(start) >= starveAfter {
-		select {
-		case more <- struct{}{}:
-		default: // asked already
-		}
-	}
-	return cb, ok
 }
 
 // readChunks reads the given chunks, each from its cursor, and closes

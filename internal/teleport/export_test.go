@@ -205,10 +205,10 @@ func exportDay(t *testing.T, h *harness, chunks, concurrency int) (*AuditReader,
 // chunks at once as allowed.
 func TestExportReadsMoreChunksAtOnceWhileTheOutputWaits(t *testing.T) {
 	h := newHarness(t)
-	h.srv.Faults.SetExportLatency(30 * time.Millisecond)
-	r, day := exportDay(t, h, 12, 6)
+	h.srv.Faults.SetExportLatency(50 * time.Millisecond)
+	r, day := exportDay(t, h, 20, 6)
 	_, collect := h.runReader(r, cursor.Position{WindowStart: day})
-	requireOnce(t, storedIDs(h.srv.Store), ids(collect(1200)))
+	requireOnce(t, storedIDs(h.srv.Store), ids(collect(2000)))
 	// Two to begin with, one for the first wait of all; more only because
 	// the output kept waiting.
 	require.GreaterOrEqual(t, r.Stats.ExportReaders.Load(), int64(4))
