@@ -99,11 +99,11 @@ func (r *AuditReader) headEnd(st *readState) time.Time {
 }
 
 // readClosedWindows reads the complete windows from st.from up to limit,
-// BackfillConcurrency at once, each by its own goroutine, and forwards
-// their batches in window order: the events, and so the positions the
-// output acknowledges, stay in order, and a window's progress is committed
-// only after every earlier window's. Until the first page has told how
-// dense the log is, only the first window is read. Events at a window's
+// cut into parts, several at once, each by its own goroutine, and forwards
+// their batches in part order: the events, and so the positions the output
+// acknowledges, stay in order, and a part's progress is committed only
+// after every earlier part's. Until the first page has told how dense the
+// log is, only the first part is read. Events at a window's
 // very end may come again at the start of the next (bounds are inclusive,
 // and some backends compare whole seconds); they are dropped on the way.
 func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) {
@@ -126,10 +126,9 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 		}()
 	}
 	// Parts read at once: two to begin with (the head and one ahead), one
-	// more each time the head has nothing to hand over while the publisher
-	// has nothing queued either, up to
-	// BackfillConcurrency. Where Teleport answers fast, parts ahead are not
-	// needed and their queues would only hold memory; where each page
+	// more each time the publisher starves (await), up to
+	// BackfillConcurrency. Where Teleport answers fast, parts ahead are
+	// not needed and their queues would only hold memory; where each page
 	// takes a round trip of tens of milliseconds, the head is waited for
 	// and more parts are read ahead.
 	maxParts := max(1, r.cfg.BackfillConcurrency)
