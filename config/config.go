@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,9 +80,12 @@ type Audit struct {
 	ExcludeEventTypes []string `config:"exclude_event_types"`
 	// Window bounds one search's time range.
 	Window time.Duration `config:"window"`
-	// SafetyMargin keeps the read window this far behind now: audit
-	// backends make some events searchable only after their time.
+	// SafetyMargin keeps the head's read window this far behind now (the
+	// sweeps of LateEvents catch what becomes visible later).
 	SafetyMargin time.Duration `config:"safety_margin"`
+	// LateEvents configures the sweeps that catch events that become
+	// visible in Teleport after their time.
+	LateEvents LateEvents `config:"late_events"`
 	// Prefetch is the number of pages read ahead of the publisher.
 	Prefetch int `config:"prefetch"`
 	// BackfillConcurrency is how many complete past windows are read at
@@ -92,6 +96,36 @@ type Audit struct {
 	UseExportAPI bool `config:"use_export_api"`
 
 	startTime time.Time
+}
+
+// LateEvents configures the sweeps of the recent past that catch events
+// that become visible in Teleport after the reader passed their time.
+type LateEvents struct {
+	// MaxDelay is how long after its time an event may become visible in
+	// Teleport and still be shipped (0: no sweeps).
+	MaxDelay time.Duration `config:"max_delay"`
+	// Sweeps are the ages of the earlier sweeps (each below MaxDelay),
+	// which catch events a little late sooner.
+	Sweeps []time.Duration `config:"sweeps"`
+	// MaxTracked bounds how many recently shipped events are remembered
+	// (about 16 bytes each).
+	MaxTracked int `config:"max_tracked"`
+}
+
+// Ages are the sweep ages, ascending, ending with MaxDelay (none when
+// MaxDelay is 0).
+func (l LateEvents) Ages() []time.Duration {
+	if l.MaxDelay <= 0 {
+		return nil
+	}
+	var ages []time.Duration
+	for _, a := range l.Sweeps {
+		if a > 0 && a < l.MaxDelay && !slices.Contains(ages, a) {
+			ages = append(ages, a)
+		}
+	}
+	slices.Sort(ages)
+	return append(ages, l.MaxDelay)
 }
 
 // Sessions configures the shipping of session recordings.
@@ -128,6 +162,10 @@ type Registry struct {
 	Flush time.Duration `config:"flush"`
 	// FilePermissions of the registry files.
 	FilePermissions os.FileMode `config:"file_permissions"`
+	// RecoveryHorizon is how far before the registry's last write reading
+	// starts again when the registry and its backup cannot be read and no
+	// start_time is set.
+	RecoveryHorizon time.Duration `config:"recovery_horizon"`
 }
 
 // Default returns the configuration before the user's settings apply.
@@ -139,10 +177,15 @@ func Default() Config {
 			ReloadInterval: 10 * time.Second,
 		},
 		Audit: Audit{
-			BatchSize:           500,
-			PollInterval:        5 * time.Second,
-			Window:              24 * time.Hour,
-			SafetyMargin:        15 * time.Second,
+			BatchSize:    500,
+			PollInterval: 5 * time.Second,
+			Window:       24 * time.Hour,
+			SafetyMargin: 0,
+			LateEvents: LateEvents{
+				MaxDelay:   15 * time.Minute,
+				Sweeps:     []time.Duration{time.Minute},
+				MaxTracked: 1_000_000,
+			},
 			Prefetch:            2,
 			BackfillConcurrency: 8,
 			UseExportAPI:        true,
@@ -151,6 +194,7 @@ func Default() Config {
 			Path:            "registry",
 			Flush:           0,
 			FilePermissions: 0o600,
+			RecoveryHorizon: 24 * time.Hour,
 		},
 		Sessions: Sessions{
 			Concurrency:       5,
@@ -241,6 +285,21 @@ func (c *Config) check() error {
 	if a.SafetyMargin < 0 {
 		add("audit.safety_margin", "must not be negative, got %s", a.SafetyMargin)
 	}
+	if l := &a.LateEvents; l.MaxDelay < 0 {
+		add("audit.late_events.max_delay", "must not be negative (0 turns the sweeps off), got %s", l.MaxDelay)
+	} else if l.MaxDelay > 0 {
+		if l.MaxDelay < time.Minute {
+			add("audit.late_events.max_delay", "must be at least 1m (or 0 to turn the sweeps off), got %s", l.MaxDelay)
+		}
+		for i, age := range l.Sweeps {
+			if age <= 0 || age >= l.MaxDelay {
+				add(fmt.Sprintf("audit.late_events.sweeps.%d", i), "must be positive and below teleportbeat.audit.late_events.max_delay (%s), got %s", l.MaxDelay, age)
+			}
+		}
+		if l.MaxTracked < 1000 {
+			add("audit.late_events.max_tracked", "must be at least 1000, got %d", l.MaxTracked)
+		}
+	}
 	if a.BackfillConcurrency < 1 || a.BackfillConcurrency > 64 {
 		add("audit.backfill_concurrency", "must be between 1 and 64, got %d", a.BackfillConcurrency)
 	}
@@ -294,6 +353,9 @@ func (c *Config) check() error {
 	}
 	if r.Flush < 0 {
 		add("registry.flush", "must not be negative, got %s", r.Flush)
+	}
+	if r.RecoveryHorizon <= 0 {
+		add("registry.recovery_horizon", "must be positive, got %s", r.RecoveryHorizon)
 	}
 	if r.FilePermissions&^0o777 != 0 || r.FilePermissions&0o600 != 0o600 {
 		add("registry.file_permissions", "must be a file mode that lets the beat read and write, such as 0600, got %#o", r.FilePermissions)

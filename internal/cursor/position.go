@@ -39,6 +39,10 @@ type Position struct {
 	// Export, when set, is the progress through the UTC day that starts at
 	// WindowStart, read with Teleport's export API instead of searches.
 	Export *ExportProgress `json:"export,omitempty"`
+	// Sweeps are the cursors of the late-event sweeps, one per sweep age:
+	// the event time up to which each has read the recent past, with every
+	// late event found before it acknowledged.
+	Sweeps []time.Time `json:"sweeps,omitempty"`
 }
 
 // ExportProgress is where the export of one day stands. The export API

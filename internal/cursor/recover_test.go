@@ -1,6 +1,7 @@
 package cursor
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,8 +9,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/elastic/beats/v7/libbeat/statestore"
 	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
+
+	"github.com/teleportbeat/teleportbeat/internal/late"
 )
 
 // saved writes a position under root and returns the store's directory.
@@ -28,10 +32,10 @@ func TestOpenPositionReadsAHealthyRegistry(t *testing.T) {
 	want := &Position{WindowStart: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), StartKey: "k1"}
 	saved(t, log, root, want)
 
-	reg, got, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", time.Now())
+	o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", time.Now(), nil)
 	require.NoError(t, err)
-	defer reg.Close()
-	require.Equal(t, want, got)
+	defer o.Registry.Close()
+	require.Equal(t, want, o.Position)
 	matches, _ := filepath.Glob(root + ".corrupt-*")
 	require.Empty(t, matches, "a healthy registry stays where it is")
 
@@ -77,10 +81,12 @@ func TestOpenPositionMovesAnUnreadableRegistryAside(t *testing.T) {
 			corrupt(t, log, root)
 
 			now := time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC)
-			reg, got, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", now)
+			o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", now, nil)
 			require.NoError(t, err)
-			require.Nil(t, got, "starts over from start_time")
-			require.Contains(t, logs.String(), "The registry cannot be read; it was moved aside")
+			reg := o.Registry
+			require.Nil(t, o.Position, "starts over from start_time or the recovery horizon")
+			require.False(t, o.LastWrite.IsZero(), "the moved registry's last write is known")
+			require.Contains(t, logs.String(), "The registry cannot be read, nor its backup; it was moved aside")
 			require.Contains(t, logs.String(), "registry.corrupt-20250607T080910Z")
 			_, err = os.Stat(root + ".corrupt-20250607T080910Z")
 			require.NoError(t, err, "the unreadable registry is kept")
@@ -88,10 +94,10 @@ func TestOpenPositionMovesAnUnreadableRegistryAside(t *testing.T) {
 			// The new registry works, and is used again on the next start.
 			require.NoError(t, reg.Save("k", pos))
 			require.NoError(t, reg.Close())
-			reg, got, err = OpenPosition(log, root, 0o600, "teleportbeat", "k", now.Add(time.Hour))
+			o, err = OpenPosition(log, root, 0o600, "teleportbeat", "k", now.Add(time.Hour), nil)
 			require.NoError(t, err)
-			defer reg.Close()
-			require.Equal(t, pos, got)
+			defer o.Registry.Close()
+			require.Equal(t, pos, o.Position)
 		})
 	}
 }
@@ -103,8 +109,73 @@ func TestOpenPositionKeepsTheRegistryOnIOErrors(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "data")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
-	_, _, err := OpenPosition(log, filepath.Join(file, "registry"), 0o600, "teleportbeat", "k", time.Now())
+	_, err := OpenPosition(log, filepath.Join(file, "registry"), 0o600, "teleportbeat", "k", time.Now(), nil)
 	require.ErrorContains(t, err, "create registry directory")
 	matches, _ := filepath.Glob(filepath.Join(dir, "*corrupt*"))
 	require.Empty(t, matches)
+}
+
+// TestOpenPositionRecoversFromTheBackup: with the registry unreadable, the
+// position backed up in the late-events state file is used, and the set of
+// recently shipped events is loaded from it.
+func TestOpenPositionRecoversFromTheBackup(t *testing.T) {
+	log, logs := logp.NewInMemoryLocal("", logp.ConsoleEncoderConfig())
+	root := filepath.Join(t.TempDir(), "registry")
+	want := &Position{
+		WindowStart: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), StartKey: "key-7", Done: []string{"a", "b"},
+		LastEventTime: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+		Sweeps:        []time.Time{time.Date(2025, 1, 2, 3, 3, 0, 0, time.UTC), time.Date(2025, 1, 2, 2, 50, 0, 0, time.UTC)},
+	}
+	dir := saved(t, log, root, want)
+	set := late.NewSet(0)
+	shipped := late.RefOf("uid-1", want.LastEventTime)
+	set.Read(shipped)
+	set.Acked(shipped)
+	raw, err := json.Marshal(want)
+	require.NoError(t, err)
+	require.NoError(t, late.SaveState(StatePath(root, "teleportbeat", "k"), raw, set, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), []byte("\x00garbage"), 0o600))
+
+	got := late.NewSet(0)
+	o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", time.Now(), got)
+	require.NoError(t, err)
+	defer o.Registry.Close()
+	require.True(t, o.FromBackup)
+	require.NotEmpty(t, o.MovedAside)
+	require.True(t, want.WindowStart.Equal(o.Position.WindowStart))
+	require.Equal(t, want.StartKey, o.Position.StartKey)
+	require.Equal(t, want.Done, o.Position.Done)
+	require.Len(t, o.Position.Sweeps, 2)
+	require.True(t, got.Has(shipped), "the shipped set comes back with the position")
+	require.Contains(t, logs.String(), "reading resumes from the backup of the last acknowledged position")
+}
+
+// TestRegistryRemovedWhileRunningIsWrittenAgain: memlog keeps writing to
+// removed files; the registry notices the removal, says so, and writes
+// every key it holds again.
+func TestRegistryRemovedWhileRunningIsWrittenAgain(t *testing.T) {
+	log, logs := logp.NewInMemoryLocal("", logp.ConsoleEncoderConfig())
+	root := filepath.Join(t.TempDir(), "registry")
+	reg, err := OpenRegistry(log, root, 0o600, "teleportbeat")
+	require.NoError(t, err)
+	clock := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	reg.now = func() time.Time { return clock }
+	first := &Position{WindowStart: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC)}
+	require.NoError(t, reg.Save("audit", first))
+	require.NoError(t, reg.write(func(st *statestore.Store) error { return st.Set("session::s1", map[string]any{"next": 7}) }))
+
+	require.NoError(t, os.RemoveAll(root))
+	clock = clock.Add(2 * presenceCheckEvery)
+	second := &Position{WindowStart: first.WindowStart, StartKey: "p2"}
+	require.NoError(t, reg.Save("audit", second))
+	require.Contains(t, logs.String(), "The registry was removed while teleportbeat runs")
+	require.NoError(t, reg.Close())
+
+	o, err := OpenPosition(log, root, 0o600, "teleportbeat", "audit", time.Now(), nil)
+	require.NoError(t, err)
+	defer o.Registry.Close()
+	require.Equal(t, "p2", o.Position.StartKey, "the newest position is on disk again")
+	var sess map[string]any
+	require.NoError(t, o.Registry.read(func(st *statestore.Store) error { return st.Get("session::s1", &sess) }))
+	require.EqualValues(t, 7, sess["next"], "other keys are written again too")
 }

@@ -22,6 +22,10 @@ type Registry struct {
 
 	mu    sync.RWMutex
 	store *statestore.Store // nil while a reopen after a failed write fails
+
+	checkMu   sync.Mutex
+	checkedAt time.Time // when the store's files were last seen on disk
+	now       func() time.Time
 }
 
 // OpenRegistry opens (creating it if needed) the registry under root, a
@@ -51,7 +55,62 @@ func OpenRegistry(logger *logp.Logger, root string, fileMode os.FileMode, storeN
 		reg.Close()
 		return nil, fmt.Errorf("restrict registry directory %s to its owner: %w", filepath.Join(root, storeName), err)
 	}
-	return &Registry{reg: reg, name: storeName, root: root, log: logger, store: st}, nil
+	return &Registry{reg: reg, name: storeName, root: root, log: logger, store: st, now: time.Now}, nil
+}
+
+// presenceCheckEvery is how often a write checks that the registry's files
+// are still on disk.
+const presenceCheckEvery = time.Second
+
+// ensurePresent notices a registry removed from disk while the beat runs
+// (memlog would go on writing to the removed files, and the position would
+// be lost at the next start): it says so and writes the registry again,
+// every key as the beat holds it in memory.
+func (r *Registry) ensurePresent() {
+	r.checkMu.Lock()
+	defer r.checkMu.Unlock()
+	if now := r.now(); now.Sub(r.checkedAt) < presenceCheckEvery {
+		return
+	} else {
+		r.checkedAt = now
+	}
+	meta := filepath.Join(r.root, r.name, "meta.json")
+	if _, err := os.Stat(meta); !os.IsNotExist(err) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.store == nil {
+		return
+	}
+	kept := map[string]map[string]any{}
+	_ = r.store.Each(func(key string, dec statestore.ValueDecoder) (bool, error) {
+		v := map[string]any{}
+		if err := dec.Decode(&v); err == nil {
+			kept[key] = v
+		}
+		return true, nil
+	})
+	_ = r.store.Close()
+	r.store = nil
+	if err := os.MkdirAll(r.root, 0o700); err != nil {
+		r.log.Errorw("The registry was removed while teleportbeat runs, and cannot be created again", "registry", r.root, "error", err)
+		return
+	}
+	st, err := r.reg.Get(r.name)
+	if err != nil {
+		r.log.Errorw("The registry was removed while teleportbeat runs, and cannot be opened again", "registry", r.root, "error", err)
+		return
+	}
+	_ = os.Chmod(filepath.Join(r.root, r.name), 0o700)
+	r.store = st
+	for k, v := range kept {
+		if err := st.Set(k, v); err != nil {
+			r.log.Errorw("The registry was removed while teleportbeat runs; writing it again failed", "registry", r.root, "key", k, "error", err)
+			return
+		}
+	}
+	r.log.Warnw("The registry was removed while teleportbeat runs; it is written again from memory (to start over, stop teleportbeat before removing it)", "registry", r.root, "keys", len(kept))
 }
 
 // Close closes the registry.
@@ -87,6 +146,7 @@ func (r *Registry) read(fn func(*statestore.Store) error) error {
 // would fail even once space has returned; and what the failed write left
 // in memory was not written, so memory and disk agree again.
 func (r *Registry) write(fn func(*statestore.Store) error) error {
+	r.ensurePresent()
 	r.mu.RLock()
 	st := r.store
 	var err error
@@ -140,6 +200,8 @@ type record struct {
 	Export       bool              `struct:"export"`
 	ExportChunks map[string]string `struct:"export_chunks"`
 	ExportDone   []string          `struct:"export_done_chunks"`
+	// Sweep cursors of the late-event sweeps.
+	Sweeps []string `struct:"sweeps"`
 }
 
 // Load returns the position stored under key, or nil if there is none.
@@ -176,6 +238,13 @@ func (r *Registry) Load(key string) (*Position, error) {
 			return nil, fmt.Errorf("registry key %s: bad last_event_time %q: %w", key, rec.LastEventTime, err)
 		}
 	}
+	for i, s := range rec.Sweeps {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, fmt.Errorf("registry key %s: bad sweeps.%d %q: %w", key, i, s, err)
+		}
+		pos.Sweeps = append(pos.Sweeps, t)
+	}
 	return pos, nil
 }
 
@@ -190,6 +259,9 @@ func (r *Registry) Save(key string, pos *Position) error {
 	}
 	if !pos.LastEventTime.IsZero() {
 		rec.LastEventTime = pos.LastEventTime.UTC().Format(time.RFC3339Nano)
+	}
+	for _, t := range pos.Sweeps {
+		rec.Sweeps = append(rec.Sweeps, t.UTC().Format(time.RFC3339Nano))
 	}
 	if err := r.write(func(st *statestore.Store) error { return st.Set(key, rec) }); err != nil {
 		return fmt.Errorf("write registry key %s under %s: %w", key, r.root, err)
@@ -219,6 +291,10 @@ type Committer struct {
 
 	retryInit, retryMax time.Duration
 
+	// saved, when set, is called after each successful write, and with
+	// final set after the last one (Close).
+	onSaved func(pos *Position, final bool)
+
 	mu       sync.Mutex
 	pending  *Position     // newest position not yet written
 	saved    *Position     // newest position written
@@ -230,15 +306,24 @@ type Committer struct {
 	done chan struct{}
 }
 
-// NewCommitter starts a committer writing under key.
-func NewCommitter(logger *logp.Logger, reg *Registry, key string, flush time.Duration) *Committer {
-	return newCommitter(logger, reg, key, flush, time.Second, 10*time.Second)
+// Bounds of the wait between attempts to write a position after a failed
+// write (a full or read-only path.data).
+const (
+	writeRetryInit = time.Second
+	writeRetryMax  = 10 * time.Second
+)
+
+// NewCommitter starts a committer writing under key. onSaved (optional) is
+// called after each successful write, and with final set after the last.
+func NewCommitter(logger *logp.Logger, reg *Registry, key string, flush time.Duration, onSaved func(pos *Position, final bool)) *Committer {
+	return newCommitter(logger, reg, key, flush, writeRetryInit, writeRetryMax, onSaved)
 }
 
-func newCommitter(logger *logp.Logger, reg saver, key string, flush, retryInit, retryMax time.Duration) *Committer {
+func newCommitter(logger *logp.Logger, reg saver, key string, flush, retryInit, retryMax time.Duration, onSaved func(*Position, bool)) *Committer {
 	writable := make(chan struct{})
 	close(writable)
 	c := &Committer{
+		onSaved:   onSaved,
 		reg:       reg,
 		key:       key,
 		flush:     flush,
@@ -306,6 +391,7 @@ func (c *Committer) loop() {
 		select {
 		case <-c.stop:
 			c.write()
+			c.final()
 			return
 		case <-wake:
 			if wait := c.flush - time.Since(last); wait > 0 {
@@ -314,6 +400,7 @@ func (c *Committer) loop() {
 				case <-c.stop:
 					t.Stop()
 					c.write()
+					c.final()
 					return
 				case <-t.C:
 				}
@@ -353,6 +440,18 @@ func (c *Committer) write() {
 	}
 	c.failing = nil
 	c.saved = pos
+	if c.onSaved != nil {
+		c.mu.Unlock()
+		c.onSaved(pos, false)
+		c.mu.Lock()
+	}
+}
+
+// final tells onSaved the last position written.
+func (c *Committer) final() {
+	if p := c.Saved(); p != nil && c.onSaved != nil && c.Err() == nil {
+		c.onSaved(p, true)
+	}
 }
 
 // Close writes the newest position and stops the committer.

@@ -60,7 +60,7 @@ func TestCommitterWritesNewestAndFlushesOnClose(t *testing.T) {
 	require.NoError(t, err)
 	defer reg.Close()
 
-	c := NewCommitter(log, reg, "k", time.Hour)
+	c := NewCommitter(log, reg, "k", time.Hour, nil)
 	first := &Position{WindowStart: time.Unix(100, 0).UTC(), StartKey: "1"}
 	c.Commit(first)
 	require.Eventually(t, func() bool { return c.Saved() == first }, 5*time.Second, 10*time.Millisecond, "the first commit is written at once")
@@ -161,7 +161,7 @@ func isClosed(ch <-chan struct{}) bool {
 
 func TestCommitterRetriesAFailedWriteAndHoldsReadingMeanwhile(t *testing.T) {
 	disk := &flakySaver{}
-	c := newCommitter(logptest.NewTestingLogger(t, ""), disk, "k", 0, 10*time.Millisecond, 40*time.Millisecond)
+	c := newCommitter(logptest.NewTestingLogger(t, ""), disk, "k", 0, 10*time.Millisecond, 40*time.Millisecond, nil)
 	require.True(t, isClosed(c.Writable()), "writable from the start")
 
 	disk.setFull(true)
@@ -185,7 +185,7 @@ func TestCommitterRetriesAFailedWriteAndHoldsReadingMeanwhile(t *testing.T) {
 
 func TestCommitterCloseReportsAWriteThatStillFails(t *testing.T) {
 	disk := &flakySaver{full: true}
-	c := newCommitter(logptest.NewTestingLogger(t, ""), disk, "k", 0, time.Hour, time.Hour)
+	c := newCommitter(logptest.NewTestingLogger(t, ""), disk, "k", 0, time.Hour, time.Hour, nil)
 	c.Commit(&Position{StartKey: "1"})
 	require.Eventually(t, func() bool { return c.Err() != nil }, 5*time.Second, 5*time.Millisecond)
 	require.ErrorIs(t, c.Close(), syscall.ENOSPC, "the final position could not be saved, and Close says so")

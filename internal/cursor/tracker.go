@@ -22,6 +22,7 @@ type Tracker[P comparable] struct {
 	acked     uint64
 	pending   []pendingPosition[P]
 	commit    func(P)
+	onACK     func(n int) // told, in order, how many events each ACK covers
 }
 
 type pendingPosition[P comparable] struct {
@@ -38,7 +39,7 @@ func NewTracker[P comparable](commit func(P)) *Tracker[P] {
 func (t *Tracker[P]) EventListener() beat.EventListener {
 	// EventPrivateReporter reports, in order, the Private field of every
 	// event that is done, including events dropped by processors.
-	return acker.EventPrivateReporter(t.onACK)
+	return acker.EventPrivateReporter(t.onACKed)
 }
 
 // Published records that n events were handed to the pipeline client. It
@@ -76,10 +77,13 @@ func (t *Tracker[P]) InFlight() uint64 {
 	return t.published - t.acked
 }
 
-func (t *Tracker[P]) onACK(_ int, data []interface{}) {
+func (t *Tracker[P]) onACKed(_ int, data []interface{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.acked += uint64(len(data))
+	if t.onACK != nil {
+		t.onACK(len(data))
+	}
 	var zero P
 	latest, atEnd, before := zero, zero, zero
 	for i := len(data) - 1; i >= 0; i-- {

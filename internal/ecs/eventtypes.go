@@ -339,7 +339,7 @@ func EventTypes() []EventType { return eventTypeList }
 // share its longest prefix, and its last word: "x.y.create" is a creation
 // in the category of the other "x.y.*" events. ok is false when nothing
 // can be guessed; the event is then published with its raw fields only.
-func guessEventType(name string) (EventType, bool) {
+func guessEventType(name, code string) (EventType, bool) {
 	guess := EventType{Name: name, Action: "did " + name}
 	last := name
 	if i := lastDot(name); i >= 0 {
@@ -366,6 +366,14 @@ func guessEventType(name string) (EventType, bool) {
 		}
 		prefix = prefix[:i]
 		if cat, ok := familyCategory[prefix]; ok {
+			guess.Category = cat
+			return guess, true
+		}
+	}
+	// An unknown family: the family of its code ("TDB" databases, "T90"
+	// roles), where the known types of that code prefix agree.
+	if len(code) >= 4 {
+		if cat, ok := codeCategories[code[:3]]; ok {
 			guess.Category = cat
 			return guess, true
 		}

@@ -82,13 +82,24 @@ func TestCorpusEventTypesAreKnown(t *testing.T) {
 	sort.Strings(unknown)
 	require.Equal(t, []string{"access_list.member.add", "access_list.member.delete_all_members", "device.token.spent"}, unknown)
 	for _, typ := range unknown {
-		g, ok := guessEventType(typ)
+		g, ok := guessEventType(typ, "")
 		require.True(t, ok, typ)
 		require.NotEmpty(t, g.Category, typ)
 	}
-	g, _ := guessEventType("access_list.member.add")
+	g, _ := guessEventType("access_list.member.add", "")
 	require.Equal(t, []string{"iam"}, g.Category)
 	require.Equal(t, []string{"creation"}, g.Type)
-	_, ok := guessEventType("nothing_like_it")
+	_, ok := guessEventType("nothing_like_it", "")
 	require.False(t, ok)
+
+	// A family the pinned API does not know: its code's family decides.
+	g, ok = guessEventType("quantum_db.session.entangle", "TPG99I")
+	require.True(t, ok)
+	require.Equal(t, []string{"database"}, g.Category)
+	g, ok = guessEventType("role_template.deleted", "T9099I")
+	require.True(t, ok)
+	require.Equal(t, []string{"iam", "configuration"}, g.Category)
+	require.Equal(t, []string{"deletion"}, g.Type)
+	_, ok = guessEventType("nothing_like_it", "TZZ00I")
+	require.False(t, ok, "an unknown code family gives no category")
 }

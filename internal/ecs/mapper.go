@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
@@ -22,10 +23,30 @@ const (
 	Module         = "teleport"
 )
 
-// Mapper turns Teleport events into beat events for one dataset.
+// Mapper turns Teleport events into beat events for one dataset. It is
+// safe for concurrent use.
 type Mapper struct {
 	dataset string
 	rawKey  string // "audit" or "session": the raw event goes under teleport.<rawKey>
+
+	shapes        shapes // first shape seen at unknown raw paths
+	misfits       atomic.Int64
+	uidCollisions atomic.Int64
+}
+
+// MapperStats are a mapper's counters.
+type MapperStats struct {
+	// Misfits counts events with a value moved to teleport.misfits.
+	Misfits int64
+	// UIDCollisions counts events stored under their uid and a hash of
+	// their content, because another event with different content has
+	// the same uid.
+	UIDCollisions int64
+}
+
+// Stats returns the mapper's counters.
+func (m *Mapper) Stats() MapperStats {
+	return MapperStats{Misfits: m.misfits.Load(), UIDCollisions: m.uidCollisions.Load()}
 }
 
 // NewAuditMapper returns the mapper for audit log events.
@@ -33,6 +54,9 @@ func NewAuditMapper() *Mapper { return &Mapper{dataset: DatasetAudit, rawKey: "a
 
 // NewSessionMapper returns the mapper for session recording events.
 func NewSessionMapper() *Mapper { return &Mapper{dataset: DatasetSession, rawKey: "session"} }
+
+// TagUIDShared marks an event whose uid another, different event has.
+const TagUIDShared = "teleport_uid_shared"
 
 // EventNormalization is the setting for beat.ProcessingConfig of clients
 // that publish the mapper's events: off. libbeat's normalization makes a
@@ -81,9 +105,9 @@ func rawFields(f mapstr.M) mapstr.M {
 // after.
 func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
 	raw := rawFields(ev.Fields)
-	fields := mapstr.M{
-		"teleport": mapstr.M{m.rawKey: raw},
-	}
+	tp := mapstr.M{m.rawKey: raw}
+	fields := mapstr.M{"teleport": tp}
+	var tags []string
 
 	ts := now
 	if !ev.Time.IsZero() {
@@ -92,10 +116,10 @@ func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			ts = t
 		} else {
-			fields["tags"] = []string{"teleport_missing_time"}
+			tags = append(tags, "teleport_missing_time")
 		}
 	} else {
-		fields["tags"] = []string{"teleport_missing_time"}
+		tags = append(tags, "teleport_missing_time")
 	}
 
 	typ := ev.Type
@@ -115,16 +139,34 @@ func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
 		event["code"] = code
 	}
 	id := ev.Key()
-	event["id"] = id
+	if uid := ev.SharedUID(); uid != "" {
+		// Another event with different content has this uid: this one is
+		// stored under its uid and a hash of its content (the reader
+		// warned), and event.id stays the uid.
+		event["id"] = uid
+		tags = append(tags, TagUIDShared)
+		m.uidCollisions.Add(1)
+	} else {
+		event["id"] = id
+	}
 	if outcome := outcomeOf(raw, code); outcome != "" {
 		event["outcome"] = outcome
 	}
 	fields["event"] = event
 
 	normalize(raw)
+	misfits := mapstr.M{}
+	if fit(raw, "", misfits, &m.shapes) > 0 {
+		tp[MisfitsField] = misfits
+		tags = append(tags, TagMisfit)
+		m.misfits.Add(1)
+	}
+	if len(tags) > 0 {
+		fields["tags"] = tags
+	}
 	et, known := LookupEventType(typ)
 	if !known {
-		if g, ok := guessEventType(typ); ok {
+		if g, ok := guessEventType(typ, code); ok {
 			et = &g
 		}
 	}

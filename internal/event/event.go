@@ -36,7 +36,23 @@ type Event struct {
 
 	key     string
 	payload string // the payload (a protobuf Struct) as it came on the wire
+	// sharedUID is the uid, when another event with different content has
+	// it too and this one is known by key (uid#content hash) instead.
+	sharedUID string
 }
+
+// ShareUID marks the event as a second, different event with the uid of
+// another: it is known, and stored, by key instead.
+func (e *Event) ShareUID(key string) {
+	if e.sharedUID == "" {
+		e.sharedUID = e.key
+	}
+	e.key = key
+}
+
+// SharedUID is the uid the event shares with another, different event ("":
+// none known).
+func (e *Event) SharedUID() string { return e.sharedUID }
 
 // Key is what tells the event apart and the id Elasticsearch stores it
 // under: its uid, or for the rare event without one a hash of its content

@@ -65,6 +65,10 @@ func All(root string) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
+	codesGo, err := CodeCategoriesGo()
+	if err != nil {
+		return nil, err
+	}
 	fy, err := FieldsYML(beats, teleportYML)
 	if err != nil {
 		return nil, err
@@ -88,6 +92,7 @@ func All(root string) ([]File, error) {
 	files := []File{
 		{Path: "_meta/fields.yml", Data: teleportYML, Mode: 0o644},
 		{Path: "internal/ecs/rawfields_gen.go", Data: rawGo, Mode: 0o644},
+		{Path: "internal/ecs/codes_gen.go", Data: codesGo, Mode: 0o644},
 		{Path: "fields.yml", Data: fy, Mode: 0o644},
 		{Path: "include/fields.go", Data: fgo, Mode: 0o644},
 		{Path: BeatName + ".yml", Data: short, Mode: 0o600},

@@ -424,6 +424,15 @@ func TeleportFieldsYML(rf RawFields) []byte {
 `)
 		b.WriteString(fieldsYAML(rf.Fields, 12))
 	}
+	// Values that do not fit their field's type (internal/ecs/fit.go).
+	b.WriteString(`        - name: misfits
+          type: flattened
+          description: >
+            Raw values that do not fit the type their field is mapped to (an
+            object where a keyword is mapped, a time that is not RFC 3339),
+            moved here unchanged under their path; the event is tagged
+            teleport_field_misfit.
+`)
 	return b.Bytes()
 }
 

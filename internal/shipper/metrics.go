@@ -8,6 +8,8 @@ import (
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
+	"github.com/teleportbeat/teleportbeat/internal/ecs"
+	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/lock"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
@@ -17,22 +19,31 @@ import (
 // teleportbeat.audit in libbeat's stats registry (the /stats endpoint of
 // http.enabled, and Stack Monitoring) and logged periodically.
 type auditMetrics struct {
-	reader    *teleport.AuditReader
-	tracker   *cursor.Tracker[*cursor.Position]
-	committer *cursor.Committer
-	sessions  *sessions.Manager // nil when session recordings are not shipped
-	locker    *lock.Detector    // nil when locking is off
+	reader      *teleport.AuditReader
+	progress    progress
+	committer   *cursor.Committer
+	lateSet     *late.Set         // nil without late-event sweeps
+	teleportLag *late.Lag         // nil without late-event sweeps
+	sessions    *sessions.Manager // nil when session recordings are not shipped
+	locker      *lock.Detector    // nil when locking is off
+	mapper      *ecs.Mapper
 
-	published     atomic.Int64
 	lastEventTime atomic.Int64 // unix nanoseconds of the newest acknowledged event
 }
 
-// committed records an acknowledged position, then persists it.
-func (m *auditMetrics) committed(p *cursor.Position) {
+// progress is what the publisher counts.
+type progress interface {
+	Published() int64
+	Acked() uint64
+	InFlight() uint64
+}
+
+// observeCommit takes in an acknowledged position on its way to the
+// registry.
+func (m *auditMetrics) observeCommit(p *cursor.Position) {
 	if !p.LastEventTime.IsZero() {
 		m.lastEventTime.Store(p.LastEventTime.UnixNano())
 	}
-	m.committer.Commit(p)
 }
 
 // lag is how far behind now the newest acknowledged event is (0 before the
@@ -53,9 +64,9 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		s := &m.reader.Stats
 		monitoring.ReportInt(v, "events_read", s.Events.Load())
 		monitoring.ReportInt(v, "events_excluded", s.Excluded.Load())
-		monitoring.ReportInt(v, "events_published", m.published.Load())
-		monitoring.ReportInt(v, "events_acked", int64(m.tracker.Acked()))
-		monitoring.ReportInt(v, "events_in_flight", int64(m.tracker.InFlight()))
+		monitoring.ReportInt(v, "events_published", m.progress.Published())
+		monitoring.ReportInt(v, "events_acked", int64(m.progress.Acked()))
+		monitoring.ReportInt(v, "events_in_flight", int64(m.progress.InFlight()))
 		monitoring.ReportInt(v, "pages", s.Pages.Load())
 		monitoring.ReportInt(v, "search_errors", s.SearchErrors.Load())
 		monitoring.ReportInt(v, "export_chunks", s.ExportChunks.Load())
@@ -68,6 +79,25 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		monitoring.ReportFloat(v, "lag_seconds", m.lag(time.Now()).Seconds())
 		monitoring.ReportBool(v, "caught_up", m.reader.CaughtUp())
 		monitoring.ReportBool(v, "registry_writable", m.committer.Err() == nil)
+		l := &m.reader.Late
+		monitoring.ReportInt(v, "late_events_caught", l.Caught.Load())
+		monitoring.ReportInt(v, "late_events_read", l.Read.Load())
+		monitoring.ReportInt(v, "late_sweeps", l.Sweeps.Load())
+		monitoring.ReportFloat(v, "late_max_seconds", time.Duration(l.MaxLatency.Load()).Seconds())
+		if m.lateSet != nil {
+			monitoring.ReportInt(v, "late_tracked", int64(m.lateSet.Len()))
+			monitoring.ReportInt(v, "late_forgotten", m.lateSet.Dropped())
+		}
+		if m.teleportLag != nil {
+			if d, ok := m.teleportLag.Measured(); ok {
+				monitoring.ReportFloat(v, "teleport_lag_seconds", d.Seconds())
+			}
+		}
+		if m.mapper != nil {
+			ms := m.mapper.Stats()
+			monitoring.ReportInt(v, "events_misfit", ms.Misfits)
+			monitoring.ReportInt(v, "uid_collisions", ms.UIDCollisions)
+		}
 		if m.locker != nil {
 			monitoring.ReportInt(v, "locks_created", m.locker.Created.Load())
 			monitoring.ReportInt(v, "lock_errors", m.locker.Errors.Load())
@@ -98,19 +128,22 @@ func (m *auditMetrics) logProgress(log *logp.Logger, interval time.Duration, don
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	lastAcked, lastTime := m.tracker.Acked(), time.Now()
+	lastAcked, lastTime := m.progress.Acked(), time.Now()
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-t.C:
-			acked := m.tracker.Acked()
+			acked := m.progress.Acked()
 			rate := float64(acked-lastAcked) / now.Sub(lastTime).Seconds()
 			lastAcked, lastTime = acked, now
 			fields := []any{
 				"events_acked", acked, "events_per_second", int64(rate),
-				"events_in_flight", m.tracker.InFlight(), "caught_up", m.reader.CaughtUp(),
+				"events_in_flight", m.progress.InFlight(), "caught_up", m.reader.CaughtUp(),
 				"search_errors", m.reader.Stats.SearchErrors.Load(), "export_errors", m.reader.Stats.ExportErrors.Load(),
+			}
+			if c := m.reader.Late.Caught.Load(); c > 0 {
+				fields = append(fields, "late_events_caught", c)
 			}
 			if t := m.lastEventTime.Load(); t != 0 {
 				fields = append(fields, "lag", m.lag(now).Round(time.Second).String(), "last_event_time", time.Unix(0, t).UTC().Format(time.RFC3339))

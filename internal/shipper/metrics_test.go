@@ -22,8 +22,8 @@ func TestAuditMetricsReportTheReadersCounters(t *testing.T) {
 	t.Cleanup(func() { _ = reg.Close() })
 	m := &auditMetrics{
 		reader:    teleport.NewAuditReader(teleport.AuditConfig{}, nil, log),
-		tracker:   cursor.NewTracker(func(*cursor.Position) {}),
-		committer: cursor.NewCommitter(log, reg, "k", 0),
+		progress:  fixedProgress{published: 9, acked: 8, inFlight: 1},
+		committer: cursor.NewCommitter(log, reg, "k", 0, nil),
 	}
 	m.reader.Stats.Events.Store(42)
 	m.reader.Stats.Pages.Store(3)
@@ -39,4 +39,16 @@ func TestAuditMetricsReportTheReadersCounters(t *testing.T) {
 	require.Equal(t, int64(5), audit["backfill_parts"])
 	require.Equal(t, int64(7), audit["export_readers"])
 	require.Equal(t, true, audit["registry_writable"])
+	require.Equal(t, int64(9), audit["events_published"])
+	require.Equal(t, int64(8), audit["events_acked"])
+	require.Equal(t, int64(1), audit["events_in_flight"])
 }
+
+type fixedProgress struct {
+	published       int64
+	acked, inFlight uint64
+}
+
+func (f fixedProgress) Published() int64 { return f.published }
+func (f fixedProgress) Acked() uint64    { return f.acked }
+func (f fixedProgress) InFlight() uint64 { return f.inFlight }

@@ -7,7 +7,9 @@ package shipper
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -19,6 +21,8 @@ import (
 	"github.com/teleportbeat/teleportbeat/config"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
+	"github.com/teleportbeat/teleportbeat/internal/event"
+	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/lock"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
@@ -64,13 +68,19 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	}
 
 	regKey := "teleport::audit::" + cluster
-	reg, stored, err := cursor.OpenPosition(log, s.RegistryRoot, cfg.Registry.FilePermissions, s.StoreName, regKey, time.Now())
+	var lateSet *late.Set
+	if len(cfg.Audit.LateEvents.Ages()) > 0 {
+		lateSet = late.NewSet(cfg.Audit.LateEvents.MaxTracked)
+	}
+	opened, err := cursor.OpenPosition(log, s.RegistryRoot, cfg.Registry.FilePermissions, s.StoreName, regKey, time.Now(), lateSet)
 	if err != nil {
 		return err
 	}
+	reg := opened.Registry
 	defer reg.Close()
-	pos := startPosition(log, cfg.Audit, stored)
-	committer := cursor.NewCommitter(log, reg, regKey, cfg.Registry.Flush)
+	pos := startPosition(log, cfg, opened, time.Now())
+	committer := cursor.NewCommitter(log, reg, regKey, cfg.Registry.Flush,
+		stateSaver(log, cursor.StatePath(s.RegistryRoot, s.StoreName, regKey), lateSet, cfg.Registry.FilePermissions))
 	defer func() {
 		if err := committer.Close(); err != nil {
 			log.Errorw("Could not persist the final audit position", "error", err)
@@ -78,32 +88,161 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 			log.Infow("Audit position saved", "window_start", p.WindowStart, "last_event_time", p.LastEventTime)
 		}
 	}()
-	metrics := &auditMetrics{committer: committer}
-	tracker := cursor.NewTracker(metrics.committed)
-	metrics.tracker = tracker
-	tracker.Advance(pos) // a first run records its start time at once
 
-	client, err := s.Audit.ConnectWith(beat.ClientConfig{
-		PublishMode:   beat.GuaranteedSend,
-		EventListener: tracker.EventListener(),
-		Processing: beat.ProcessingConfig{
-			// host.* describes the Teleport host an event is about, not
-			// the machine teleportbeat runs on (that is agent.*).
-			DisableHost: true,
-			// The mapper builds events of the types normalization would
-			// produce (TestMappedEventsAreAlreadyNormalized), so the copy
-			// it makes of every event is skipped.
-			EventNormalization: ecs.EventNormalization(),
+	metrics := &auditMetrics{committer: committer, lateSet: lateSet}
+	var acks *late.Acks
+	if lateSet != nil {
+		acks = late.NewAcks(lateSet)
+	}
+	pub, err := cursor.NewPublisher(s.Audit, cursor.PublisherConfig[*cursor.Position]{
+		Commit: func(p *cursor.Position) {
+			metrics.observeCommit(p)
+			committer.Commit(p)
+		},
+		OnACK: func(n int) {
+			if acks != nil {
+				acks.Acked(n)
+			}
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("connect to the publisher pipeline: %w", err)
 	}
+	metrics.progress = pub
+	pub.Advance(pos) // a first run records its start time at once
 	// Closing the client also unblocks a Publish waiting for queue space.
-	go func() { <-ctx.Done(); _ = client.Close() }()
+	go func() { <-ctx.Done(); _ = pub.Close() }()
 
+	lag := &late.Lag{}
+	metrics.teleportLag = lag
+	reader := teleport.NewAuditReader(readerConfig(cfg, lateSet, lag, func(err error) { hl.searched(cluster, err) }),
+		func(ctx context.Context) (teleport.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
+	metrics.reader = reader
+	mapper := ecs.NewAuditMapper()
+	metrics.mapper = mapper
+	if s.Stats != nil {
+		defer metrics.register(s.Stats)()
+	}
+	go metrics.logProgress(log.Named("audit"), cfg.ProgressInterval, ctx.Done())
+
+	var observers []observer
+	if sc := cfg.Sessions; sc.Enabled {
+		sess := sessions.New(sessions.Config{
+			Concurrency:       sc.Concurrency,
+			ExcludeEventTypes: sc.ExcludeEventTypes,
+			MissingTimeout:    sc.MissingTimeout,
+			MissingRetry:      sc.MissingRetry,
+			BackoffInit:       cfg.Teleport.Backoff.Init,
+			BackoffMax:        cfg.Teleport.Backoff.Max,
+			RegistryPrefix:    "teleport::session::" + cluster + "::",
+			DoneRetention:     sessionDoneRetention,
+		}, log.Named("sessions"), reg, s.Sessions, func(ctx context.Context) (sessions.Streamer, error) { return conn.AuditLog(ctx) })
+		if err := sess.Start(ctx); err != nil {
+			return err
+		}
+		defer sess.Wait()
+		metrics.sessions = sess
+		observers = append(observers, func(e *event.Event) {
+			if e.Type != "session.upload" {
+				return
+			}
+			// Recorded before the upload event can be acknowledged.
+			sid := e.String("sid")
+			if err := sess.Register(sid, e.Time); err != nil {
+				log.Errorw("Cannot record the uploaded session in the registry", "session_id", sid, "error", err)
+			}
+		})
+	}
+	if lc := cfg.Lock; lc.Enabled {
+		locker := lock.New(ctx, lock.Config{
+			FailedAttempts: lc.FailedAttempts,
+			Period:         lc.Period,
+			LockFor:        lc.LockFor,
+			// Failures read late (a backfill, a catch-up after an outage)
+			// must not lock anyone now.
+			MaxEventAge: lc.Period + cfg.Audit.SafetyMargin + cfg.Audit.PollInterval + time.Minute,
+			BackoffInit: cfg.Teleport.Backoff.Init,
+			BackoffMax:  cfg.Teleport.Backoff.Max,
+		}, log.Named("lock"), func(ctx context.Context) (lock.Locker, error) { return conn.Client(ctx) })
+		defer locker.Wait()
+		metrics.locker = locker
+		observers = append(observers, func(e *event.Event) {
+			if e.Type != "user.login" {
+				return
+			}
+			if ok, isBool := e.Bool("success"); isBool && !ok {
+				locker.FailedLogin(e.String("user"), e.Time)
+			}
+		})
+	}
+
+	batches := make(chan teleport.Batch, cfg.Audit.Prefetch)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		reader.Run(ctx, *pos, batches)
+	}()
+	defer wg.Wait()
+
+	log.Infow("Reading the Teleport audit log", "cluster", cluster, "window_start", pos.WindowStart, "resumed", pos.StartKey != "" || len(pos.Done) > 0, "registry", s.RegistryRoot,
+		"late_events_max_delay", cfg.Audit.LateEvents.MaxDelay.String())
+	p := &pump{
+		batches:   batches,
+		observers: observers,
+		mapper:    mapper,
+		pub:       pub,
+		acks:      acks,
+		hold:      func(ctx context.Context) bool { return waitWritable(ctx, log, committer, hl, cluster) },
+		now:       time.Now,
+		cur:       pos,
+	}
+	p.run(ctx)
+	return nil
+}
+
+// sessionDoneRetention is how long a finished session is remembered in the
+// registry (so that a late second upload event of it is not shipped again).
+const sessionDoneRetention = 7 * 24 * time.Hour
+
+// stateSaveEvery is how often the late-events state file (the set of
+// events shipped recently, and the backup of the position) is written;
+// what a crash loses of it is only sent again.
+const stateSaveEvery = 5 * time.Second
+
+// stateSaver returns the committer's hook that writes the late-events
+// state file with each saved position, at most every stateSaveEvery and
+// once more at the end.
+func stateSaver(log *logp.Logger, path string, set *late.Set, perm os.FileMode) func(*cursor.Position, bool) {
+	var last time.Time
+	failing := false
+	return func(pos *cursor.Position, final bool) {
+		if !final && time.Since(last) < stateSaveEvery {
+			return
+		}
+		last = time.Now()
+		raw, err := json.Marshal(pos)
+		if err == nil {
+			if set == nil {
+				set = late.NewSet(0)
+			}
+			err = late.SaveState(path, raw, set, perm)
+		}
+		switch {
+		case err != nil && !failing:
+			failing = true
+			log.Warnw("Cannot write the late-events state file (the backup of the position and the events shipped recently); retrying with the next position", "file", path, "error", err)
+		case err == nil && failing:
+			failing = false
+			log.Infow("The late-events state file is written again", "file", path)
+		}
+	}
+}
+
+// readerConfig is the audit reader's configuration from teleportbeat.yml.
+func readerConfig(cfg config.Config, set *late.Set, lag *late.Lag, observe func(error)) teleport.AuditConfig {
 	a := cfg.Audit
-	reader := teleport.NewAuditReader(teleport.AuditConfig{
+	return teleport.AuditConfig{
 		EventTypes:          a.EventTypes,
 		ExcludeEventTypes:   a.ExcludeEventTypes,
 		BatchSize:           a.BatchSize,
@@ -115,99 +254,8 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		BackfillConcurrency: a.BackfillConcurrency,
 		Prefetch:            a.Prefetch,
 		Export:              a.UseExportAPI,
-		Observe:             func(err error) { hl.searched(cluster, err) },
-	}, func(ctx context.Context) (teleport.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
-
-	metrics.reader = reader
-	if s.Stats != nil {
-		defer metrics.register(s.Stats)()
-	}
-	go metrics.logProgress(log.Named("audit"), cfg.ProgressInterval, ctx.Done())
-
-	var sess *sessions.Manager
-	if sc := cfg.Sessions; sc.Enabled {
-		sess = sessions.New(sessions.Config{
-			Concurrency:       sc.Concurrency,
-			ExcludeEventTypes: sc.ExcludeEventTypes,
-			MissingTimeout:    sc.MissingTimeout,
-			MissingRetry:      sc.MissingRetry,
-			BackoffInit:       cfg.Teleport.Backoff.Init,
-			BackoffMax:        cfg.Teleport.Backoff.Max,
-			RegistryPrefix:    "teleport::session::" + cluster + "::",
-			DoneRetention:     7 * 24 * time.Hour,
-		}, log.Named("sessions"), reg, s.Sessions, func(ctx context.Context) (sessions.Streamer, error) { return conn.AuditLog(ctx) })
-		if err := sess.Start(ctx); err != nil {
-			return err
-		}
-		defer sess.Wait()
-		metrics.sessions = sess
-	}
-
-	var locker *lock.Detector
-	if lc := cfg.Lock; lc.Enabled {
-		locker = lock.New(ctx, lock.Config{
-			FailedAttempts: lc.FailedAttempts,
-			Period:         lc.Period,
-			LockFor:        lc.LockFor,
-			// Failures read late (a backfill, a catch-up after an outage)
-			// must not lock anyone now.
-			MaxEventAge: lc.Period + a.SafetyMargin + a.PollInterval + time.Minute,
-			BackoffInit: cfg.Teleport.Backoff.Init,
-			BackoffMax:  cfg.Teleport.Backoff.Max,
-		}, log.Named("lock"), func(ctx context.Context) (lock.Locker, error) { return conn.Client(ctx) })
-		defer locker.Wait()
-		metrics.locker = locker
-	}
-
-	batches := make(chan teleport.Batch, a.Prefetch)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		reader.Run(ctx, *pos, batches)
-	}()
-	defer wg.Wait()
-
-	log.Infow("Reading the Teleport audit log", "cluster", cluster, "window_start", pos.WindowStart, "resumed", pos.StartKey != "" || len(pos.Done) > 0, "registry", s.RegistryRoot)
-	mapper := ecs.NewAuditMapper()
-	var events []beat.Event
-	for {
-		if !waitWritable(ctx, log, committer, hl, cluster) {
-			return nil
-		}
-		var bt teleport.Batch
-		select {
-		case <-ctx.Done():
-			return nil
-		case bt = <-batches:
-		}
-		if n := len(bt.Events); n > 0 {
-			now := time.Now()
-			events = events[:0]
-			for i, e := range bt.Events {
-				if sess != nil && e.Type == "session.upload" {
-					// Recorded before the upload event can be acknowledged.
-					sid := e.String("sid")
-					if err := sess.Register(sid, e.Time); err != nil {
-						log.Errorw("Cannot record the uploaded session in the registry", "session_id", sid, "error", err)
-					}
-				}
-				if locker != nil && e.Type == "user.login" {
-					if ok, isBool := e.Bool("success"); isBool && !ok {
-						locker.FailedLogin(e.String("user"), e.Time)
-					}
-				}
-				ev := mapper.Map(e, now)
-				ev.Private = bt.Positions[i]
-				events = append(events, ev)
-			}
-			tracker.Published(n)
-			metrics.published.Add(int64(n))
-			client.PublishAll(events)
-		}
-		if bt.After != nil {
-			tracker.Advance(bt.After)
-		}
+		Late:                teleport.LateConfig{Ages: a.LateEvents.Ages(), Set: set, Lag: lag},
+		Observe:             observe,
 	}
 }
 
@@ -265,18 +313,32 @@ func ping(ctx context.Context, log *logp.Logger, cfg config.Teleport, conn *tele
 	}
 }
 
-// startPosition is the stored position, or on the very first run the
-// configured start time (default: now).
-func startPosition(log *logp.Logger, a config.Audit, stored *cursor.Position) *cursor.Position {
-	start := a.Start()
-	if stored != nil {
-		if !start.IsZero() {
-			log.Infow("Resuming from the registry; teleportbeat.audit.start_time applies to the first run only (delete the registry to start over)", "start_time", start, "registry_window_start", stored.WindowStart)
+// startPosition is where reading starts: the stored position; after an
+// unreadable registry without a usable backup, start_time or the recovery
+// horizon before the registry's last write (never now: the events since
+// the last acknowledged position would be lost); on the very first run,
+// start_time, by default the late-event horizon before now (events that
+// are late, or timed by a Teleport clock behind this host's, are not lost
+// at the start).
+func startPosition(log *logp.Logger, cfg config.Config, o cursor.Opened, now time.Time) *cursor.Position {
+	start := cfg.Audit.Start()
+	if o.Position != nil {
+		if !start.IsZero() && !o.FromBackup {
+			log.Infow("Resuming from the registry; teleportbeat.audit.start_time applies to the first run only (delete the registry to start over)", "start_time", start, "registry_window_start", o.Position.WindowStart)
 		}
-		return stored
+		return o.Position
+	}
+	if o.MovedAside != "" && start.IsZero() {
+		last := now
+		if !o.LastWrite.IsZero() && o.LastWrite.Before(now) {
+			last = o.LastWrite
+		}
+		start = last.Add(-cfg.Registry.RecoveryHorizon).UTC().Truncate(time.Second)
+		log.Warnw("Reading starts again from the recovery horizon before the unreadable registry's last write (teleportbeat.registry.recovery_horizon)", "start", start, "registry_last_written", o.LastWrite)
+		return &cursor.Position{WindowStart: start}
 	}
 	if start.IsZero() {
-		start = time.Now().UTC().Truncate(time.Second)
+		start = now.Add(-cfg.Audit.LateEvents.MaxDelay).UTC().Truncate(time.Second)
 	}
 	return &cursor.Position{WindowStart: start}
 }

@@ -3,6 +3,7 @@ package teleport
 import (
 	"context"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/event"
+	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
@@ -25,10 +27,17 @@ type Searcher interface {
 // page with the position after each, and the position reached after the
 // page when it differs from the last event's (a new page or window, or
 // events dropped by the type filter).
+//
+// A batch of late events (Late) found by a sweep has no positions of its
+// own: its events are published at the position of the head's last batch,
+// and Sweeps, when set, are the sweep cursors reached after them.
 type Batch struct {
 	Events    []*event.Event
 	Positions []*cursor.Position
 	After     *cursor.Position
+
+	Late   bool
+	Sweeps []time.Time
 }
 
 // AuditConfig configures the audit reader.
@@ -49,6 +58,9 @@ type AuditConfig struct {
 	// cluster offers it (BackfillConcurrency chunks at once), and with
 	// searches where it does not.
 	Export bool
+	// Late configures the sweeps that catch events that become visible
+	// after the head has passed their time (sweep.go).
+	Late LateConfig
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Observe, when set, is told the outcome of every search (nil: it
@@ -65,6 +77,9 @@ type AuditStats struct {
 	SearchNanos  atomic.Int64 // time spent in successful searches
 	ExportChunks atomic.Int64 // export chunks read to their end
 	ExportErrors atomic.Int64 // failed export listings and streams
+	// UIDCollisions counts events read that share their uid with another,
+	// different event.
+	UIDCollisions atomic.Int64
 	// BackfillParts is how many parts of a search backfill are read at
 	// once, after the last growth (0 before any backfill).
 	BackfillParts atomic.Int64
@@ -106,6 +121,9 @@ type AuditReader struct {
 	caughtUp atomic.Bool
 	noExport atomic.Bool // the cluster answered that it has no export API
 	sizer    *windowSizer
+	floor    headFloor // the head's page floor, for the sweeps
+	// Late are the sweeps' counters.
+	Late LateStats
 }
 
 // NewAuditReader returns a reader that gets its Searcher from search
@@ -137,12 +155,32 @@ func (r *AuditReader) CaughtUp() bool { return r.caughtUp.Load() }
 // Run reads from pos until ctx is done, sending batches to out.
 func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch) {
 	st := &readState{from: pos.WindowStart, to: pos.WindowEnd, page: newPageState(pos.StartKey, pos.Done), lastTime: pos.LastEventTime, export: pos.Export}
+	// The page floor of a resumed page is not stored: the newest event
+	// acknowledged is at or after it (a later floor only makes sweeps read
+	// a little more).
+	st.page.floor = st.from
+	if st.page.startKey != "" && st.lastTime.After(st.from) {
+		st.page.floor = st.lastTime
+	}
+	r.floor.set(st.from)
+	if sw := r.newSweeper(pos.Sweeps, st.page.floor); sw != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sw.run(ctx, out)
+		}()
+	}
 	for ctx.Err() == nil {
 		now := r.cfg.Now().UTC()
-		limit := now.Add(-r.cfg.SafetyMargin)
+		// Windows close on Teleport's clock as its events show it, not on
+		// this host's alone (late.Lag).
+		limit := r.reference(now).Add(-r.cfg.SafetyMargin)
 		if r.canExport(st, limit) {
 			// A complete past day: read it in bulk.
 			r.caughtUp.Store(false)
+			r.floor.set(st.from)
 			switch r.readExportDay(ctx, st, out) {
 			case exportCancelled:
 				return
@@ -168,6 +206,7 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 			// a catch-up after an outage. With the export API, only up
 			// to the next UTC midnight, where exporting takes over.
 			r.caughtUp.Store(false)
+			r.floor.set(st.from)
 			if r.cfg.Export && !r.noExport.Load() {
 				if midnight := st.from.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour); midnight.Before(limit) {
 					limit = midnight
@@ -185,7 +224,16 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 			}
 			continue
 		}
-		if !r.readOpenWindow(ctx, st, limit, out) {
+		// The open window is read up to now (minus the safety margin), but
+		// not past its end: it closes on the reference clock.
+		to := now.Add(-r.cfg.SafetyMargin)
+		if end := r.windowEnd(st.from); end.Before(to) {
+			to = end
+		}
+		if to.Before(st.from) {
+			to = st.from
+		}
+		if !r.readOpenWindow(ctx, st, to, out) {
 			return
 		}
 	}
@@ -217,15 +265,36 @@ func (r *AuditReader) windowEnd(from time.Time) time.Time {
 // log. It reports false when ctx is done.
 func (r *AuditReader) readOpenWindow(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) bool {
 	st.to = time.Time{} // the open window's end moves with the clock
+	if st.page.floor.Before(st.from) {
+		st.page.floor = st.from // the first page of a window
+	}
+	r.floor.set(st.page.floor)
 	items, next, ok := r.fetch(ctx, st.from, limit, st.page.startKey)
 	if !ok {
 		return false
 	}
+	readAt := r.cfg.Now()
 	b, excluded := r.batch(st, items)
+	if lag := r.cfg.Late.Lag; lag != nil && len(b.Events) > 0 && next == "" {
+		// New events on the last page: the newest was written within a
+		// poll interval of this read.
+		newest := b.Events[0].Time
+		for _, e := range b.Events[1:] {
+			if e.Time.After(newest) {
+				newest = e.Time
+			}
+		}
+		lag.Observe(readAt, newest)
+	}
 	caughtUp := false
 	switch {
 	case next != "":
+		floor := st.page.floor
+		if n := len(items); n > 0 && !items[n-1].Time.IsZero() {
+			floor = items[n-1].Time
+		}
 		st.page = newPageState(next, nil)
+		st.page.floor = floor
 		b.After = st.position()
 	default:
 		caughtUp = true
@@ -250,23 +319,51 @@ func (r *AuditReader) batch(st *readState, items []*event.Event) (Batch, int) {
 		if !st.page.add(it) {
 			continue
 		}
-		if _, ex := r.exclude[it.Type]; ex {
-			excluded++
-			continue
-		}
 		if !it.Time.IsZero() {
 			st.lastTime = it.Time
+		}
+		if _, ex := r.exclude[it.Type]; ex {
+			excluded++
+			r.track(it, true)
+			continue
+		}
+		if !r.track(it, false) {
+			// A sweep sent it already, or it was acknowledged before a
+			// restart: done without sending it again.
+			if len(b.Events) == 0 {
+				excluded++ // the position after it must still be recorded
+			} else {
+				b.Positions[len(b.Positions)-1] = st.position()
+			}
+			continue
 		}
 		b.Events = append(b.Events, it)
 		b.Positions = append(b.Positions, st.position())
 	}
 	r.Stats.Events.Add(int64(len(b.Events)))
 	r.Stats.Excluded.Add(int64(excluded))
+	r.reportShared(st.page, b.Events)
 	return b, excluded
 }
 
+// reportShared warns about each new event that shares its uid with another,
+// different event: Elasticsearch would have answered 409 (a duplicate) to
+// the second and kept only the first.
+func (r *AuditReader) reportShared(p *pageState, evs []*event.Event) {
+	if p.shared == 0 {
+		return
+	}
+	p.shared = 0
+	for _, e := range evs {
+		if uid := e.SharedUID(); uid != "" {
+			r.Stats.UIDCollisions.Add(1)
+			r.log.Warnw("Two different audit events have the same uid; this one is stored under its uid and a hash of its content", "event_id", uid, "stored_as", e.Key(), "event_type", e.Type, "event_time", e.Time)
+		}
+	}
+}
+
 func send(ctx context.Context, out chan<- Batch, b Batch) bool {
-	if len(b.Events) == 0 && b.After == nil {
+	if len(b.Events) == 0 && b.After == nil && b.Sweeps == nil {
 		return true
 	}
 	select {
@@ -288,9 +385,13 @@ func send(ctx context.Context, out chan<- Batch, b Batch) bool {
 // of the same event from a different one.
 type pageState struct {
 	startKey string
-	done     []string
-	doneSet  map[string]struct{}
-	byID     map[string][]*event.Event
+	// floor is the time of the event the start key follows (the window's
+	// start for its first page): the page holds no event before it.
+	floor   time.Time
+	done    []string
+	doneSet map[string]struct{}
+	byID    map[string][]*event.Event
+	shared  int // events marked as sharing a uid, not yet reported
 }
 
 func newPageState(startKey string, done []string) *pageState {
@@ -306,9 +407,15 @@ func newPageState(startKey string, done []string) *pageState {
 	return p
 }
 
-// add records it and reports whether it is new (not done before).
+// add records it and reports whether it is new (not done before). A second,
+// different event with the uid of one already on the page is marked
+// (event.ShareUID): it is known and stored by its uid and a hash of its
+// content.
 func (p *pageState) add(it *event.Event) bool {
 	id := it.Key()
+	if uid := it.SharedUID(); uid != "" {
+		id = uid // already marked (a read of the page before)
+	}
 	prev := p.byID[id]
 	for _, q := range prev {
 		if event.Same(q, it) {
@@ -318,6 +425,8 @@ func (p *pageState) add(it *event.Event) bool {
 	key := id
 	if len(prev) > 0 {
 		key = id + "#" + contentHash(it)
+		it.ShareUID(key)
+		p.shared++
 	}
 	p.byID[id] = append(prev, it)
 	if _, ok := p.doneSet[key]; ok {
@@ -326,6 +435,23 @@ func (p *pageState) add(it *event.Event) bool {
 	p.doneSet[key] = struct{}{}
 	p.done = append(p.done, key)
 	return true
+}
+
+// track records in the late-event set that the head read it, and reports
+// whether it is new to the set (false: a sweep sent it already, or it was
+// acknowledged before a restart). done marks it acknowledged at once (an
+// event that is not sent).
+func (r *AuditReader) track(it *event.Event, done bool) bool {
+	set := r.cfg.Late.Set
+	if set == nil || it.Time.IsZero() {
+		return true
+	}
+	ref := late.RefOf(it.Key(), it.Time)
+	isNew := set.Read(ref)
+	if done {
+		set.Acked(ref)
+	}
+	return isNew
 }
 
 // position is the position after the events of the page done so far.

@@ -200,16 +200,12 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 }
 
 // exported reports whether an exported event is to be sent: not filtered
-// by type, and not already sent from the previous search window.
+// by type, not already sent from the previous search window, and not known
+// to the late-event set (a sweep sent it).
 func (r *AuditReader) exported(e *event.Event, carried *pageState) bool {
-	if len(r.include) > 0 {
-		if _, ok := r.include[e.Type]; !ok {
-			r.Stats.Excluded.Add(1)
-			return false
-		}
-	}
-	if _, ex := r.exclude[e.Type]; ex {
+	if !r.wanted(e) {
 		r.Stats.Excluded.Add(1)
+		r.track(e, true)
 		return false
 	}
 	if len(carried.doneSet) > 0 {
@@ -217,7 +213,7 @@ func (r *AuditReader) exported(e *event.Event, carried *pageState) bool {
 			return false
 		}
 	}
-	return true
+	return r.track(e, false)
 }
 
 // listChunks lists the export chunks of a day, retrying with backoff. It

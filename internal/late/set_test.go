@@ -1,0 +1,133 @@
+package late
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func TestSetKnowsWhatWasReadUntilPruned(t *testing.T) {
+	s := NewSet(0)
+	a := RefOf("uid-a", t0)
+	require.True(t, s.Read(a), "first read is new")
+	require.False(t, s.Read(a), "second read is known (pending)")
+	require.True(t, s.Has(a))
+	s.Acked(a)
+	require.False(t, s.Read(a), "known once acked")
+	require.Equal(t, 1, s.Len())
+
+	b := RefOf("uid-b", t0.Add(3*time.Minute))
+	require.True(t, s.Read(b))
+	s.Prune(t0.Add(time.Minute))
+	require.False(t, s.Has(a), "the minute of a is pruned")
+	require.True(t, s.Has(b))
+	require.False(t, s.Tracks(t0), "below the floor")
+	require.True(t, s.Read(a), "below the floor, events are reported new")
+	require.False(t, s.Has(a), "and not recorded")
+	require.Equal(t, 1, s.Len())
+}
+
+func TestSetForgetsAnUnpublishedRead(t *testing.T) {
+	s := NewSet(0)
+	a := RefOf("uid-a", t0)
+	require.True(t, s.Read(a))
+	s.Forget(a)
+	require.False(t, s.Has(a))
+	require.Equal(t, 0, s.Len())
+	require.True(t, s.Read(a), "read again, it is new again")
+}
+
+func TestSetDropsTheOldestMinutesWhenFull(t *testing.T) {
+	s := NewSet(10)
+	for m := 0; m < 3; m++ {
+		for i := 0; i < 4; i++ {
+			require.True(t, s.Read(RefOf(fmt.Sprintf("m%d-%d", m, i), t0.Add(time.Duration(m)*time.Minute))))
+		}
+	}
+	// 12 events in three minutes: the first minute (4) is dropped.
+	require.Equal(t, 8, s.Len())
+	require.EqualValues(t, 4, s.Dropped())
+	require.Equal(t, t0.Add(time.Minute), s.Floor())
+	require.False(t, s.Tracks(t0))
+	require.True(t, s.Has(RefOf("m2-3", t0.Add(2*time.Minute))))
+}
+
+func TestStateKeepsOnlyAckedEventsAndThePosition(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	s := NewSet(0)
+	acked, pending := RefOf("acked", t0), RefOf("pending", t0.Add(time.Minute))
+	s.Read(acked)
+	s.Acked(acked)
+	s.Read(pending)
+	s.Prune(t0.Add(-time.Hour))
+	require.NoError(t, SaveState(path, []byte(`{"window_start":"x"}`), s, 0o600))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	r := NewSet(0)
+	pos, err := LoadState(path, r)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"window_start":"x"}`, string(pos))
+	require.True(t, r.Has(acked))
+	require.False(t, r.Has(pending), "an event not acknowledged is not persisted: a restart must send it")
+	require.Equal(t, s.Floor(), r.Floor())
+
+	missing, err := LoadState(filepath.Join(dir, "none"), NewSet(0))
+	require.NoError(t, err)
+	require.Nil(t, missing)
+}
+
+func TestStateRefusesACorruptFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	s := NewSet(0)
+	s.Read(RefOf("a", t0))
+	s.Acked(RefOf("a", t0))
+	require.NoError(t, SaveState(path, []byte(`{}`), s, 0o600))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	for name, bad := range map[string][]byte{
+		"flipped byte": func() []byte { b := append([]byte(nil), data...); b[len(magic)+6] ^= 0xff; return b }(),
+		"truncated":    data[:len(data)-9],
+		"not ours":     []byte("{\"registry\": true}\n"),
+	} {
+		require.NoError(t, os.WriteFile(path, bad, 0o600))
+		r := NewSet(0)
+		_, err := LoadState(path, r)
+		require.ErrorIs(t, err, ErrCorrupt, name)
+		require.Equal(t, 0, r.Len(), name)
+	}
+}
+
+func TestLagIsTheSmallestRecentSample(t *testing.T) {
+	l := &Lag{Window: 10 * time.Minute, Noise: 30 * time.Second, Keep: time.Hour}
+	require.Zero(t, l.Behind(t0))
+	// Teleport's clock 10 minutes behind: fresh events look 10m..10m5s old;
+	// one event that was also late by 3 minutes does not raise the minimum.
+	l.Observe(t0, t0.Add(-10*time.Minute-4*time.Second))
+	l.Observe(t0.Add(5*time.Second), t0.Add(-13*time.Minute))
+	l.Observe(t0.Add(10*time.Second), t0.Add(-10*time.Minute+9*time.Second))
+	require.Equal(t, 10*time.Minute+1*time.Second, l.Behind(t0.Add(10*time.Second)))
+	// Samples age out: after the window, a fresh sample of 2 s is the estimate,
+	// which is noise.
+	l.Observe(t0.Add(11*time.Minute), t0.Add(11*time.Minute-2*time.Second))
+	require.Zero(t, l.Behind(t0.Add(11*time.Minute)))
+	m, ok := l.Measured()
+	require.True(t, ok)
+	require.Equal(t, 2*time.Second, m)
+}
+
+func TestLagEstimateExpiresWithoutSamples(t *testing.T) {
+	l := &Lag{Keep: time.Hour}
+	l.Observe(t0, t0.Add(-5*time.Minute))
+	require.Equal(t, 5*time.Minute, l.Behind(t0.Add(59*time.Minute)))
+	require.Zero(t, l.Behind(t0.Add(61*time.Minute)))
+}

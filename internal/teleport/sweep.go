@@ -1,0 +1,251 @@
+package teleport
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/teleportbeat/teleportbeat/internal/event"
+	"github.com/teleportbeat/teleportbeat/internal/late"
+	"github.com/teleportbeat/teleportbeat/internal/retry"
+)
+
+// Late events. An audit backend can make an event searchable some time
+// after its own time: Athena batches events for a minute before they can be
+// queried, DynamoDB's time index is eventually consistent, nodes emit
+// events through a buffered stream and keep them while the Auth Service is
+// unreachable, and a node's clock may run late. The head of the reader
+// reads in time order and re-reads only the last page; an event that
+// appears behind that page's first event is never seen by it.
+//
+// Sweeps catch them. Each sweep follows the head at a fixed age: it
+// searches the time range it has not covered yet, up to now minus its age
+// (and never past the head's page floor, which the head itself re-reads
+// on every poll), and sends the events the late-event set does not know.
+// An event that becomes visible d after its time is caught by the first
+// sweep whose age is at least d; the last age is the promise (MaxDelay).
+// Each sweep reads every event of the recent past once more, so the cost
+// is one extra read per event and sweep, and none where the head's last
+// page covers the range anyway (a cluster quieter than a page per poll).
+//
+// Sweep cursors travel with the position (Batch.Sweeps) and are committed
+// only once the output acknowledged the events found before them; the set
+// persists only acknowledged events. A restart resumes each sweep where
+// its last acknowledged range ended.
+
+// LateConfig configures the late-event sweeps.
+type LateConfig struct {
+	// Ages are the sweeps' ages, ascending; the last is how late an event
+	// may become visible and still be shipped. None: no sweeps.
+	Ages []time.Duration
+	// Set knows the events shipped recently (required with Ages).
+	Set *late.Set
+	// Lag measures how far behind Teleport's event times run (required
+	// with Ages): windows close and sweeps run on the local clock minus it.
+	Lag *late.Lag
+}
+
+// LateStats are the sweeps' counters.
+type LateStats struct {
+	Caught     atomic.Int64 // late events found by sweeps and sent
+	Read       atomic.Int64 // events read by sweeps (the sweeps' cost)
+	Sweeps     atomic.Int64 // sweep searches (pages)
+	MaxLatency atomic.Int64 // largest (found - event time) of a caught event, ns
+}
+
+// headFloor is the earliest event time the head may still read: every
+// event before it that the head will read has been read. Sweeps do not
+// read past it (the head covers the rest).
+type headFloor struct{ ns atomic.Int64 }
+
+func (h *headFloor) set(t time.Time) { h.ns.Store(t.UnixNano()) }
+func (h *headFloor) get() time.Time  { return time.Unix(0, h.ns.Load()).UTC() }
+
+// sweeper runs the sweeps of one reader.
+type sweeper struct {
+	r       *AuditReader
+	cursors []time.Time // per age: the event time up to which it swept
+	mu      sync.Mutex  // guards cursors
+
+	warnedDropped int64 // Set.Dropped when last warned
+}
+
+// reference is the clock windows close on and sweeps age by: the local
+// clock, minus the lag of Teleport's event times when one is measured.
+func (r *AuditReader) reference(now time.Time) time.Time {
+	if r.cfg.Late.Lag == nil {
+		return now
+	}
+	return now.Add(-r.cfg.Late.Lag.Behind(now))
+}
+
+// startSweeps returns the sweeper, or nil when sweeps are off. cursors are
+// the stored ones (nil on a first run, or when the ages changed): they
+// start at from, the head's start, but not before MaxDelay ago, so that a
+// backfill is not read twice.
+func (r *AuditReader) newSweeper(cursors []time.Time, from time.Time) *sweeper {
+	ages := r.cfg.Late.Ages
+	if len(ages) == 0 || r.cfg.Late.Set == nil {
+		return nil
+	}
+	s := &sweeper{r: r, cursors: make([]time.Time, len(ages))}
+	if len(cursors) == len(ages) {
+		copy(s.cursors, cursors)
+	} else {
+		start := from
+		if oldest := r.reference(r.cfg.Now()).Add(-ages[len(ages)-1]); start.Before(oldest) {
+			start = oldest
+		}
+		if len(cursors) > 0 {
+			// The ages changed: resume from the earliest stored cursor.
+			start = slices.MinFunc(cursors, func(a, b time.Time) int { return a.Compare(b) })
+		}
+		for i := range s.cursors {
+			s.cursors[i] = start.UTC()
+		}
+	}
+	// Nothing below the earliest cursor will be swept: the set need not
+	// remember it.
+	r.cfg.Late.Set.Prune(s.minCursor().Add(-time.Minute))
+	return s
+}
+
+func (s *sweeper) minCursor() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.MinFunc(s.cursors, func(a, b time.Time) int { return a.Compare(b) })
+}
+
+// snapshot is a copy of the cursors.
+func (s *sweeper) snapshot() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cursors)
+}
+
+// run sweeps every poll interval until ctx is done.
+func (s *sweeper) run(ctx context.Context, out chan<- Batch) {
+	r := s.r
+	// The first batch states the cursors, so that a first run records
+	// them with its first committed position.
+	if !send(ctx, out, Batch{Sweeps: s.snapshot()}) {
+		return
+	}
+	for {
+		if !retry.Sleep(ctx, r.cfg.PollInterval) {
+			return
+		}
+		for i := range s.cursors {
+			if !s.sweep(ctx, i, out) {
+				return
+			}
+		}
+		r.cfg.Late.Set.Prune(s.minCursor().Add(-time.Minute))
+	}
+}
+
+// sweep runs sweep i once: it reads the events between its cursor and its
+// target, sends those the set does not know, and then the new cursor. It
+// reports false when ctx is done.
+func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
+	r := s.r
+	set := r.cfg.Late.Set
+	now := r.cfg.Now().UTC()
+	target := r.reference(now).Add(-r.cfg.Late.Ages[i]).Truncate(time.Second)
+	if floor := r.floor.get(); floor.Before(target) {
+		target = floor
+	}
+	s.mu.Lock()
+	from := s.cursors[i]
+	s.mu.Unlock()
+	if f := set.Floor(); from.Before(f) {
+		// The set was full and forgot the minutes before f: the events
+		// there can no longer be told apart from late ones.
+		if dropped := set.Dropped(); dropped > s.warnedDropped {
+			s.warnedDropped = dropped
+			r.log.Warnw("The late-event set is full (teleportbeat.audit.late_events.max_tracked): events that become visible before this time are no longer caught by sweeps",
+				"not_swept_before", f, "sweep_age", r.cfg.Late.Ages[i].String(), "events_forgotten", dropped)
+		}
+		from = f
+	}
+	if !target.After(from) {
+		return true
+	}
+	r.log.Debugw("Sweeping the recent past for late events", "sweep_age", r.cfg.Late.Ages[i].String(), "from", from, "to", target)
+	key := ""
+	for {
+		items, next, ok := r.fetch(ctx, from, target, key)
+		if !ok {
+			return false
+		}
+		r.Late.Sweeps.Add(1)
+		r.Late.Read.Add(int64(len(items)))
+		found := r.cfg.Now()
+		var b Batch
+		var lateBy time.Duration
+		for _, it := range items {
+			if it.Time.IsZero() || !set.Read(late.RefOf(it.Key(), it.Time)) {
+				continue
+			}
+			if !r.wanted(it) {
+				set.Acked(late.RefOf(it.Key(), it.Time))
+				continue
+			}
+			b.Events = append(b.Events, it)
+			lateBy = max(lateBy, s.caught(it, found))
+		}
+		if len(b.Events) > 0 {
+			ids := make([]string, 0, min(len(b.Events), 10))
+			for _, e := range b.Events[:min(len(b.Events), 10)] {
+				ids = append(ids, e.Key())
+			}
+			r.log.Infow("Late audit events caught by a sweep of the recent past", "events", len(b.Events), "sweep_age", r.cfg.Late.Ages[i].String(), "late_by_max", lateBy.Round(time.Second).String(), "event_ids", ids)
+		}
+		if next == "" {
+			s.mu.Lock()
+			s.cursors[i] = target
+			s.mu.Unlock()
+			b.Sweeps = s.snapshot()
+		}
+		b.Late = true
+		if (len(b.Events) > 0 || b.Sweeps != nil) && !send(ctx, out, b) {
+			for _, e := range b.Events {
+				set.Forget(late.RefOf(e.Key(), e.Time))
+			}
+			return false
+		}
+		if next == "" {
+			return true
+		}
+		key = next
+	}
+}
+
+// caught counts a late event and returns how late it was found.
+func (s *sweeper) caught(it *event.Event, found time.Time) time.Duration {
+	r := s.r
+	r.Late.Caught.Add(1)
+	d := found.Sub(it.Time)
+	for {
+		cur := r.Late.MaxLatency.Load()
+		if int64(d) <= cur || r.Late.MaxLatency.CompareAndSwap(cur, int64(d)) {
+			break
+		}
+	}
+	r.log.Debugw("Late audit event", "event_id", it.Key(), "event_type", it.Type, "event_time", it.Time, "late_by", d.Round(time.Second).String())
+	return d
+}
+
+// wanted applies the type filters to an event read by a sweep or the
+// export API (searches are filtered by Teleport with event_types).
+func (r *AuditReader) wanted(e *event.Event) bool {
+	if len(r.include) > 0 {
+		if _, ok := r.include[e.Type]; !ok {
+			return false
+		}
+	}
+	_, ex := r.exclude[e.Type]
+	return !ex
+}
