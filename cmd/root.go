@@ -21,6 +21,7 @@ import (
 	_ "github.com/teleportbeat/teleportbeat/include"
 	// Registers the http output (Fluentd, Logstash's http input).
 	_ "github.com/teleportbeat/teleportbeat/internal/httpout"
+	"github.com/teleportbeat/teleportbeat/internal/outguard"
 )
 
 // Name is the beat's name: its config file, index prefix and registry.
@@ -46,6 +47,9 @@ func RootCmd() *cmd.BeatsRootCmd {
 	settings := Settings()
 	// management.enabled: true runs under Elastic Agent (V2 protocol).
 	agent.Register()
+	// An event Elasticsearch (or a proxy before it) refuses alone as too
+	// large is kept and truncated, not dropped (internal/outguard).
+	outguard.Install()
 	root := cmd.GenRootCmdWithSettings(beater.New, settings)
 	root.TestCmd.AddCommand(testTeleportCmd(settings))
 	root.AddCommand(configureCmd())

@@ -111,24 +111,34 @@ func (e *env) addGenerated(n int) []*teleporttest.Event {
 	return evs
 }
 
-// config writes a teleportbeat.yml: the Teleport connection, then extra.
+// config writes a teleportbeat.yml: the Teleport connection, an audit
+// section that backfills from 2019 and polls fast (the late-event sweep
+// short of the default 1m, so that events served behind the reader arrive
+// within seconds), then extra.
 func (e *env) config(name, extra string) string {
 	e.t.Helper()
-	body := fmt.Sprintf(`teleportbeat.teleport:
+	return e.rawConfig(name, `teleportbeat.audit:
+  start_time: "2019-01-01T00:00:00Z"
+  poll_interval: 200ms
+  safety_margin: 1s
+  late_events.sweeps: [2s]
+`+extra)
+}
+
+// rawConfig writes a teleportbeat.yml: the Teleport connection, then body.
+func (e *env) rawConfig(name, body string) string {
+	e.t.Helper()
+	text := fmt.Sprintf(`teleportbeat.teleport:
   addr: [%q]
   identity_file: %q
   backoff.init: 200ms
   backoff.max: 2s
-teleportbeat.audit:
-  start_time: "2019-01-01T00:00:00Z"
-  poll_interval: 200ms
-  safety_margin: 1s
 logging.level: info
 logging.metrics.enabled: false
 %s
-`, e.tp.Addr(), e.idFile, extra)
+`, e.tp.Addr(), e.idFile, body)
 	path := filepath.Join(e.dir, name)
-	require.NoError(e.t, os.WriteFile(path, []byte(body), 0o600))
+	require.NoError(e.t, os.WriteFile(path, []byte(text), 0o600))
 	return path
 }
 

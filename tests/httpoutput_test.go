@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleportbeat/teleportbeat/internal/certs"
+	"github.com/teleportbeat/teleportbeat/internal/deadletter"
 )
 
 // httpReceiver is what the event handler posts to (Fluentd's in_http,
@@ -59,8 +60,9 @@ func (h *httpReceiver) count(path string) int {
 
 // TestHTTPOutputPostsBatchesOverMutualTLS: the http output posts JSON
 // batches to an HTTPS receiver with client certificates, retries when it
-// is unavailable, sends session recordings to their own URL, and drops
-// (with a log naming the events) a batch the receiver refuses.
+// is unavailable, sends session recordings to their own URL, and keeps in
+// the dead-letter file (with a log naming it) an event the receiver
+// refuses for good, delivering the others of its batch.
 func TestHTTPOutputPostsBatchesOverMutualTLS(t *testing.T) {
 	e := newEnv(t)
 	evs := e.addGenerated(1000)
@@ -119,14 +121,21 @@ teleportbeat.sessions.enabled: true
 	require.Less(t, recv.requests, audit/10, "events go in batches")
 	recv.mu.Unlock()
 
-	// A batch the receiver refuses is dropped, and its events named.
-	bad := e.gen.Events(1, time.Now().Add(-20*time.Second), 0)
-	id := bad[0].ID
+	// An event the receiver refuses (400) is kept in the dead-letter file,
+	// and named; the others of its batch are delivered.
+	batch := e.gen.Events(10, time.Now().Add(-20*time.Second), time.Millisecond)
+	id := batch[4].ID
 	recv.mu.Lock()
 	recv.poison = id
 	recv.mu.Unlock()
-	e.tp.Store.Add(bad...)
-	p.waitLog(30*time.Second, "The HTTP receiver refused a batch; its events are dropped")
+	e.tp.Store.Add(batch...)
+	p.waitLog(30*time.Second, "The HTTP receiver refuses an event for good; it is kept in the dead-letter file")
 	p.waitLog(5*time.Second, id)
+	waitFor(t, 30*time.Second, "the other events of the batch", func() bool { return recv.count("/teleport.events") >= audit+9 })
 	p.stop()
+	dead, err := deadletter.Read(filepath.Join(e.dir, "data", deadletter.Dir))
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+	require.Equal(t, id, dead[0].EventID)
+	require.Contains(t, dead[0].Reason, "answered 400")
 }

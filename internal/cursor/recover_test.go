@@ -128,7 +128,7 @@ func TestOpenPositionRecoversFromTheBackup(t *testing.T) {
 	}
 	dir := saved(t, log, root, want)
 	set := late.NewSet(0)
-	shipped := late.RefOf("uid-1", want.LastEventTime)
+	shipped := late.RefOfKey("uid-1", want.LastEventTime, 7)
 	set.Read(shipped)
 	set.Acked(shipped)
 	raw, err := json.Marshal(want)

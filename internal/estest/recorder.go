@@ -50,6 +50,25 @@ type Recorder struct {
 	bulkCalls  int
 	autoIDs    int
 	itemErrors map[int][2]string // error type and reason per injected item status
+	maxBody    int               // larger request bodies are answered 413, as a proxy does (0: no limit)
+	tooLarge   int               // requests answered 413
+}
+
+// SetMaxBodyBytes makes requests whose body (as sent, compressed or not) is
+// larger than n answered 413, as a reverse proxy in front of Elasticsearch
+// with a body size limit does (nginx's client_max_body_size is 1 MiB by
+// default). 0 removes the limit.
+func (r *Recorder) SetMaxBodyBytes(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maxBody = n
+}
+
+// TooLarge is the number of requests answered 413.
+func (r *Recorder) TooLarge() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tooLarge
 }
 
 // New returns a recorder that reports Elasticsearch 9.3.0.
@@ -137,6 +156,25 @@ func (r *Recorder) Requests() []Request {
 }
 
 func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	raw, err := io.ReadAll(req.Body)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	req.Body = io.NopCloser(bytes.NewReader(raw))
+	r.mu.Lock()
+	limit := r.maxBody
+	if limit > 0 && len(raw) > limit {
+		r.tooLarge++
+	}
+	r.mu.Unlock()
+	if limit > 0 && len(raw) > limit {
+		// As nginx answers: an HTML page, not Elasticsearch's JSON.
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		io.WriteString(w, "<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>\n")
+		return
+	}
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
 	w.Header().Set("Content-Type", "application/json")
 	path := req.URL.Path

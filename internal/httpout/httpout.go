@@ -1,21 +1,28 @@
 // Package httpout is a libbeat output, "http", that POSTs events as JSON in
 // batches over HTTPS (mutual TLS with libbeat's ssl options), for the HTTP
 // receivers Teleport's event handler feeds: Fluentd's in_http and
-// Logstash's http input. Failed requests are retried with capped
-// exponential backoff; a batch the receiver refuses as malformed (4xx) is
-// logged with the ids of its events and dropped, as libbeat's Elasticsearch
-// output does with documents it cannot index.
+// Logstash's http input.
+//
+// Nothing is dropped. A request that fails, and every answer that can turn
+// into a success later (3xx, 401, 403, 404, 408, 429, 5xx: a rotated
+// credential, a receiver being deployed) is retried with capped exponential
+// backoff; the batch stays in libbeat's queue, so the position is never
+// recorded past it. Only an answer about the content (400, 413, 415, 422)
+// is taken per event: the batch is split until the refused events stand
+// alone; one refused as too large (413) is truncated (internal/shrink) and
+// sent again; one the receiver can never take goes, whole and with its
+// uid, to the dead-letter file (internal/deadletter), logged and counted.
 package httpout
 
 import (
 	"bytes"
 	"context"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
@@ -25,8 +32,12 @@ import (
 	"github.com/elastic/beats/v7/libbeat/publisher"
 	"github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/elastic/elastic-agent-libs/paths"
 	"github.com/elastic/elastic-agent-libs/testing"
 	"github.com/elastic/elastic-agent-libs/transport/tlscommon"
+
+	"github.com/teleportbeat/teleportbeat/internal/deadletter"
+	"github.com/teleportbeat/teleportbeat/internal/shrink"
 )
 
 func init() {
@@ -118,6 +129,7 @@ func makeHTTP(_ outputs.IndexManager, info beat.Info, observer outputs.Observer,
 		http:     &http.Client{Transport: transport, Timeout: c.Timeout},
 		codec:    json.New(info.Version, json.Config{EscapeHTML: false}),
 		index:    info.Beat,
+		dead:     deadletter.New(paths.Resolve(paths.Data, deadletter.Dir)),
 	}
 	return outputs.Success(c.Queue, c.BulkMaxSize, -1, nil, info.Logger, outputs.WithBackoff(cl, c.Backoff.Init, c.Backoff.Max))
 }
@@ -129,6 +141,7 @@ type client struct {
 	http     *http.Client
 	codec    codec.Codec
 	index    string
+	dead     *deadletter.Writer
 }
 
 func (c *client) String() string { return "http(" + c.cfg.URL + ")" }
@@ -158,49 +171,68 @@ type errRetry struct{ err error }
 
 func (e errRetry) Error() string { return e.err.Error() }
 
+// retryable reports whether an answer can turn into a success when the
+// same request is sent again: everything but an answer about the content.
+func retryable(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return false
+	}
+	return status < 200 || status >= 300
+}
+
+// item is one event on its way: its encoding, and how often it was
+// truncated.
+type item struct {
+	event publisher.Event
+	data  []byte
+	cuts  int
+}
+
+// maxCuts bounds how often a refused event is truncated (halving its size
+// each time) before it goes to the dead-letter file.
+const maxCuts = 4
+
 func (c *client) Publish(ctx context.Context, batch publisher.Batch) error {
 	events := batch.Events()
 	c.observer.NewBatch(len(events))
-	byURL := map[string][]int{}
+	byURL := map[string][]item{}
+	var order []string
+	dead := 0
 	for i := range events {
 		u := c.cfg.URL
 		if ds, _ := events[i].Content.Fields.GetValue("event.dataset"); ds == "teleport.session" {
 			u = c.cfg.SessionURL
 		}
-		byURL[u] = append(byURL[u], i)
-	}
-	var retry []publisher.Event
-	dropped, acked := 0, 0
-	var firstErr error
-	for u, idx := range byURL {
-		body, encoded, failedEncode := c.encode(events, idx)
-		dropped += failedEncode
-		if encoded == 0 {
+		data, err := c.codec.Encode(c.index, &events[i].Content)
+		if err != nil {
+			c.deadLetter(events[i], []byte(fmt.Sprint(events[i].Content.Fields)), "the event cannot be encoded as JSON: "+err.Error())
+			dead++
 			continue
 		}
-		status, err := c.post(ctx, u, body)
-		switch {
-		case err != nil || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
-			if err == nil {
-				err = fmt.Errorf("%s answered %d", u, status)
-			}
-			if firstErr == nil {
-				firstErr = err
-			}
-			for _, i := range idx {
-				retry = append(retry, events[i])
-			}
-			c.observer.RetryableErrors(len(idx))
-		case status >= 300:
-			c.log.Errorw("The HTTP receiver refused a batch; its events are dropped", "url", u, "status", status, "event_ids", ids(events, idx))
-			dropped += encoded
-		default:
-			acked += encoded
+		if _, ok := byURL[u]; !ok {
+			order = append(order, u)
+		}
+		byURL[u] = append(byURL[u], item{event: events[i], data: append([]byte(nil), data...)})
+	}
+	var retry []publisher.Event
+	acked := 0
+	var firstErr error
+	for _, u := range order {
+		a, d, r, err := c.deliver(ctx, u, byURL[u])
+		acked += a
+		dead += d
+		retry = append(retry, r...)
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
 	c.observer.AckedEvents(acked)
-	c.observer.PermanentErrors(dropped)
+	if dead > 0 {
+		c.observer.DeadLetterEvents(dead)
+	}
 	if len(retry) > 0 {
+		c.observer.RetryableErrors(len(retry))
 		batch.RetryEvents(retry)
 		return errRetry{fmt.Errorf("http output: %w", firstErr)}
 	}
@@ -208,32 +240,107 @@ func (c *client) Publish(ctx context.Context, batch publisher.Batch) error {
 	return nil
 }
 
-func (c *client) encode(events []publisher.Event, idx []int) ([]byte, int, int) {
+// deliver posts items to u and returns how many were delivered, how many
+// went to the dead-letter file, the events to retry and why.
+func (c *client) deliver(ctx context.Context, u string, items []item) (acked, dead int, retry []publisher.Event, err error) {
+	status, err := c.post(ctx, u, c.body(items))
+	switch {
+	case err != nil || retryable(status):
+		if err == nil {
+			err = fmt.Errorf("%s answered %d", u, status)
+			c.log.Warnw("The HTTP receiver refuses the batch; it is retried until the receiver takes it (nothing is dropped)", "url", u, "status", status, "events", len(items))
+		}
+		for _, it := range items {
+			retry = append(retry, it.event)
+		}
+		return 0, 0, retry, err
+	case status < 300:
+		return len(items), 0, nil, nil
+	case len(items) > 1:
+		// An answer about the content: find the events it is about.
+		half := len(items) / 2
+		a1, d1, r1, e1 := c.deliver(ctx, u, items[:half])
+		a2, d2, r2, e2 := c.deliver(ctx, u, items[half:])
+		if e1 == nil {
+			e1 = e2
+		}
+		return a1 + a2, d1 + d2, append(r1, r2...), e1
+	}
+	it := items[0]
+	if status == http.StatusRequestEntityTooLarge && it.cuts < maxCuts {
+		smaller, ok := c.shrunk(it, u)
+		if ok {
+			return c.deliver(ctx, u, []item{smaller})
+		}
+	}
+	reason := fmt.Sprintf("%s answered %d to this event alone", u, status)
+	if it.cuts > 0 {
+		reason += fmt.Sprintf(" (after truncating it %d times)", it.cuts)
+	}
+	c.deadLetter(it.event, it.data, reason)
+	return 0, 1, nil, nil
+}
+
+// shrunk is the item truncated to half its size, its original kept in the
+// dead-letter file (on the first cut).
+func (c *client) shrunk(it item, u string) (item, bool) {
+	var doc map[string]any
+	if err := stdjson.Unmarshal(it.data, &doc); err != nil {
+		return it, false
+	}
+	if it.cuts == 0 {
+		c.deadLetter(it.event, it.data, fmt.Sprintf("%s answered 413 (too large) to this event alone; it is sent truncated, and kept whole here", u))
+	}
+	res, _ := shrink.Document(doc, len(it.data)/2)
+	data, err := stdjson.Marshal(doc)
+	if err != nil || len(data) >= len(it.data) {
+		return it, false
+	}
+	c.log.Warnw("The HTTP receiver refused an event as too large; it is sent again truncated (tagged teleport_truncated), and kept whole in the dead-letter file",
+		"url", u, "event_id", eventID(it.event), "bytes", res.OriginalBytes, "truncated_to", len(data), "fields", res.Fields)
+	return item{event: it.event, data: data, cuts: it.cuts + 1}, true
+}
+
+// deadLetter keeps an event the receiver can never take.
+func (c *client) deadLetter(e publisher.Event, data []byte, reason string) {
+	id := eventID(e)
+	path, err := c.dead.Write("http", id, reason, data)
+	if err != nil {
+		c.log.Errorw("An event the HTTP receiver refuses cannot be written to the dead-letter file either; it is logged here whole", "event_id", id, "reason", reason, "error", err, "event", string(data))
+		return
+	}
+	c.log.Errorw("The HTTP receiver refuses an event for good; it is kept in the dead-letter file", "event_id", id, "reason", reason, "file", path)
+}
+
+func eventID(e publisher.Event) string {
+	if v, err := e.Content.Fields.GetValue("event.id"); err == nil {
+		return fmt.Sprint(v)
+	}
+	if v, err := e.Content.Meta.GetValue("_id"); err == nil {
+		return fmt.Sprint(v)
+	}
+	return ""
+}
+
+// body is the request body of items: a JSON array or NDJSON.
+func (c *client) body(items []item) []byte {
 	var b bytes.Buffer
 	if c.cfg.Format == "json_array" {
 		b.WriteByte('[')
 	}
-	n, failed := 0, 0
-	for _, i := range idx {
-		data, err := c.codec.Encode(c.index, &events[i].Content)
-		if err != nil {
-			c.log.Errorw("Cannot encode an event; it is dropped", "error", err, "event_ids", ids(events, []int{i}))
-			failed++
-			continue
-		}
-		if n > 0 && c.cfg.Format == "json_array" {
+	for i, it := range items {
+		if i > 0 && c.cfg.Format == "json_array" {
 			b.WriteByte(',')
 		}
-		b.Write(data)
+		b.Write(it.data)
 		if c.cfg.Format == "ndjson" {
 			b.WriteByte('\n')
 		}
-		n++
 	}
 	if c.cfg.Format == "json_array" {
 		b.WriteByte(']')
 	}
-	return b.Bytes(), n, failed
+	return b.Bytes()
 }
 
 func (c *client) post(ctx context.Context, u string, body []byte) (int, error) {
@@ -260,14 +367,4 @@ func (c *client) post(ctx context.Context, u string, body []byte) (int, error) {
 	c.observer.WriteBytes(len(body))
 	c.observer.ReportLatency(time.Since(start))
 	return resp.StatusCode, nil
-}
-
-func ids(events []publisher.Event, idx []int) string {
-	var out []string
-	for _, i := range idx {
-		if v, err := events[i].Content.Fields.GetValue("event.id"); err == nil {
-			out = append(out, fmt.Sprint(v))
-		}
-	}
-	return strings.Join(out, ",")
 }

@@ -6,11 +6,14 @@
 package late
 
 import (
+	"encoding/binary"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/teleportbeat/teleportbeat/internal/event"
 )
 
 // bucketWidth groups events by their time: the set drops whole buckets,
@@ -23,7 +26,7 @@ const bucketWidth = int64(time.Minute / time.Second)
 // "acked"; only acked events are persisted, so that a restart never skips
 // an event that was read but not delivered.
 //
-// Memory is bounded by max events (about 16 bytes each). When it is full,
+// Memory is bounded by max events (about 24 bytes each). When it is full,
 // the oldest minute is forgotten and Floor rises: sweeps must not read
 // below it, since they could no longer tell shipped events from late ones.
 // Dropped counts the events forgotten that way.
@@ -36,9 +39,12 @@ type Set struct {
 	dropped int64
 }
 
+// bucket maps the hash of each event key (uid) to its identity (a hash of
+// its type, time and index): a second, different event with a uid already
+// known is told apart.
 type bucket struct {
-	acked   map[uint64]struct{}
-	pending map[uint64]struct{} // events read but not acknowledged
+	acked   map[uint64]uint64
+	pending map[uint64]uint64 // events read but not acknowledged
 }
 
 // NewSet returns a set that holds at most max events.
@@ -57,14 +63,51 @@ func minute(t time.Time) int64 {
 	return s / bucketWidth
 }
 
-// Ref is how the set knows one event: its hash and the minute of its time.
+// Ref is how the set knows one event: the hash of its key, the minute of
+// its time, and its identity (Identity).
 type Ref struct {
 	Hash   uint64
 	Minute int64
+	Ident  uint64
 }
 
 // RefOf returns the set's reference of an event.
-func RefOf(key string, t time.Time) Ref { return Ref{Hash: Hash(key), Minute: minute(t)} }
+func RefOf(e *event.Event) Ref {
+	return Ref{Hash: Hash(e.Key()), Minute: minute(e.Time), Ident: Identity(e)}
+}
+
+// RefOfKey is the reference of an event known by its key, time and
+// identity only.
+func RefOfKey(key string, t time.Time, ident uint64) Ref {
+	return Ref{Hash: Hash(key), Minute: minute(t), Ident: ident}
+}
+
+// Identity is a hash of what tells two events with one uid apart cheaply:
+// their type, time and index. (Teleport gives every event its own uid;
+// events that share one, as some of Teleport's own fixtures do, differ in
+// these.)
+func Identity(e *event.Event) uint64 {
+	var b [8]byte
+	d := xxhash.New()
+	_, _ = d.WriteString(e.Type)
+	binary.LittleEndian.PutUint64(b[:], uint64(e.Time.UnixNano()))
+	_, _ = d.Write(b[:])
+	binary.LittleEndian.PutUint64(b[:], uint64(e.Index))
+	_, _ = d.Write(b[:])
+	return d.Sum64()
+}
+
+// Seen is what the set knew of an event.
+type Seen int
+
+const (
+	// New is an event the set did not know.
+	New Seen = iota
+	// Known is an event read (or acknowledged) before.
+	Known
+	// OtherContent is an event whose uid the set knows for another event.
+	OtherContent
+)
 
 // Tracks reports whether events of time t are tracked (at or above Floor).
 func (s *Set) Tracks(t time.Time) bool {
@@ -74,32 +117,45 @@ func (s *Set) Tracks(t time.Time) bool {
 }
 
 // Read records that the event was read and is on its way to the output,
-// unless it is known already; it reports whether it was new. Events below
-// the floor are not recorded (and reported new).
-func (s *Set) Read(r Ref) bool {
+// unless the set knows it already or knows its uid for another event
+// (then nothing is recorded: the caller gives the event a key of its own
+// and reads it again). Events below the floor are not recorded (and
+// reported New).
+func (s *Set) Read(r Ref) Seen {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r.Minute < s.floor {
-		return true
+		return New
 	}
 	b := s.buckets[r.Minute]
 	if b == nil {
-		b = &bucket{acked: map[uint64]struct{}{}}
+		b = &bucket{acked: map[uint64]uint64{}}
 		s.buckets[r.Minute] = b
 	}
-	if _, ok := b.acked[r.Hash]; ok {
-		return false
-	}
-	if _, ok := b.pending[r.Hash]; ok {
-		return false
+	if seen, ok := b.lookup(r); ok {
+		return seen
 	}
 	if b.pending == nil {
-		b.pending = map[uint64]struct{}{}
+		b.pending = map[uint64]uint64{}
 	}
-	b.pending[r.Hash] = struct{}{}
+	b.pending[r.Hash] = r.Ident
 	s.n++
 	s.shrink()
-	return true
+	return New
+}
+
+func (b *bucket) lookup(r Ref) (Seen, bool) {
+	id, ok := b.acked[r.Hash]
+	if !ok {
+		id, ok = b.pending[r.Hash]
+	}
+	switch {
+	case !ok:
+		return New, false
+	case id != r.Ident:
+		return OtherContent, true
+	}
+	return Known, true
 }
 
 // Has reports whether the event is known (pending or acked).
@@ -110,11 +166,8 @@ func (s *Set) Has(r Ref) bool {
 	if b == nil {
 		return false
 	}
-	if _, ok := b.acked[r.Hash]; ok {
-		return true
-	}
-	_, ok := b.pending[r.Hash]
-	return ok
+	seen, _ := b.lookup(r)
+	return seen == Known
 }
 
 // Acked records that the output acknowledged an event recorded by Read.
@@ -125,11 +178,12 @@ func (s *Set) Acked(r Ref) {
 	if b == nil {
 		return // pruned or dropped meanwhile
 	}
-	if _, ok := b.pending[r.Hash]; !ok {
+	id, ok := b.pending[r.Hash]
+	if !ok || id != r.Ident {
 		return
 	}
 	delete(b.pending, r.Hash)
-	b.acked[r.Hash] = struct{}{}
+	b.acked[r.Hash] = id
 }
 
 // Forget undoes a Read whose event will not be published after all (the
@@ -141,7 +195,7 @@ func (s *Set) Forget(r Ref) {
 	if b == nil {
 		return
 	}
-	if _, ok := b.pending[r.Hash]; ok {
+	if id, ok := b.pending[r.Hash]; ok && id == r.Ident {
 		delete(b.pending, r.Hash)
 		s.n--
 	}
@@ -214,7 +268,8 @@ func (s *Set) Dropped() int64 {
 	return s.dropped
 }
 
-// snapshot returns the acked events by minute, and the floor.
+// snapshot returns the acked events by minute (key hash, identity pairs),
+// and the floor.
 func (s *Set) snapshot() (map[int64][]uint64, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -223,9 +278,9 @@ func (s *Set) snapshot() (map[int64][]uint64, int64) {
 		if len(b.acked) == 0 {
 			continue
 		}
-		hs := make([]uint64, 0, len(b.acked))
-		for h := range b.acked {
-			hs = append(hs, h)
+		hs := make([]uint64, 0, 2*len(b.acked))
+		for h, id := range b.acked {
+			hs = append(hs, h, id)
 		}
 		out[k] = hs
 	}
@@ -241,9 +296,9 @@ func (s *Set) restore(buckets map[int64][]uint64, floor int64) {
 		if k < floor {
 			continue
 		}
-		b := &bucket{acked: make(map[uint64]struct{}, len(hs))}
-		for _, h := range hs {
-			b.acked[h] = struct{}{}
+		b := &bucket{acked: make(map[uint64]uint64, len(hs)/2)}
+		for i := 0; i+1 < len(hs); i += 2 {
+			b.acked[hs[i]] = hs[i+1]
 		}
 		s.buckets[k] = b
 		s.n += len(b.acked)

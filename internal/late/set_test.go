@@ -12,42 +12,56 @@ import (
 
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 
+func refOf(key string, t time.Time) Ref { return RefOfKey(key, t, Hash("identity of "+key)) }
+
+func TestSetTellsApartEventsThatShareAUid(t *testing.T) {
+	s := NewSet(0)
+	first := RefOfKey("shared", t0, 1)
+	other := RefOfKey("shared", t0, 2)
+	require.Equal(t, New, s.Read(first))
+	require.Equal(t, Known, s.Read(first))
+	require.Equal(t, OtherContent, s.Read(other), "the uid is known for another event")
+	require.False(t, s.Has(other))
+	s.Acked(first)
+	require.Equal(t, OtherContent, s.Read(other))
+}
+
 func TestSetKnowsWhatWasReadUntilPruned(t *testing.T) {
 	s := NewSet(0)
-	a := RefOf("uid-a", t0)
-	require.True(t, s.Read(a), "first read is new")
-	require.False(t, s.Read(a), "second read is known (pending)")
+	a := refOf("uid-a", t0)
+	require.Equal(t, New, s.Read(a), "first read is new")
+	require.Equal(t, Known, s.Read(a), "second read is known (pending)")
 	require.True(t, s.Has(a))
 	s.Acked(a)
-	require.False(t, s.Read(a), "known once acked")
+	require.Equal(t, Known, s.Read(a), "known once acked")
 	require.Equal(t, 1, s.Len())
 
-	b := RefOf("uid-b", t0.Add(3*time.Minute))
-	require.True(t, s.Read(b))
+	b := refOf("uid-b", t0.Add(3*time.Minute))
+	require.Equal(t, New, s.Read(b))
 	s.Prune(t0.Add(time.Minute))
 	require.False(t, s.Has(a), "the minute of a is pruned")
 	require.True(t, s.Has(b))
 	require.False(t, s.Tracks(t0), "below the floor")
-	require.True(t, s.Read(a), "below the floor, events are reported new")
+	require.Equal(t, New, s.Read(a), "below the floor, events are reported new")
 	require.False(t, s.Has(a), "and not recorded")
 	require.Equal(t, 1, s.Len())
 }
 
 func TestSetForgetsAnUnpublishedRead(t *testing.T) {
 	s := NewSet(0)
-	a := RefOf("uid-a", t0)
-	require.True(t, s.Read(a))
+	a := refOf("uid-a", t0)
+	require.Equal(t, New, s.Read(a))
 	s.Forget(a)
 	require.False(t, s.Has(a))
 	require.Equal(t, 0, s.Len())
-	require.True(t, s.Read(a), "read again, it is new again")
+	require.Equal(t, New, s.Read(a), "read again, it is new again")
 }
 
 func TestSetDropsTheOldestMinutesWhenFull(t *testing.T) {
 	s := NewSet(10)
 	for m := 0; m < 3; m++ {
 		for i := 0; i < 4; i++ {
-			require.True(t, s.Read(RefOf(fmt.Sprintf("m%d-%d", m, i), t0.Add(time.Duration(m)*time.Minute))))
+			require.Equal(t, New, s.Read(refOf(fmt.Sprintf("m%d-%d", m, i), t0.Add(time.Duration(m)*time.Minute))))
 		}
 	}
 	// 12 events in three minutes: the first minute (4) is dropped.
@@ -55,14 +69,14 @@ func TestSetDropsTheOldestMinutesWhenFull(t *testing.T) {
 	require.EqualValues(t, 4, s.Dropped())
 	require.Equal(t, t0.Add(time.Minute), s.Floor())
 	require.False(t, s.Tracks(t0))
-	require.True(t, s.Has(RefOf("m2-3", t0.Add(2*time.Minute))))
+	require.True(t, s.Has(refOf("m2-3", t0.Add(2*time.Minute))))
 }
 
 func TestStateKeepsOnlyAckedEventsAndThePosition(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state")
 	s := NewSet(0)
-	acked, pending := RefOf("acked", t0), RefOf("pending", t0.Add(time.Minute))
+	acked, pending := refOf("acked", t0), refOf("pending", t0.Add(time.Minute))
 	s.Read(acked)
 	s.Acked(acked)
 	s.Read(pending)
@@ -89,8 +103,8 @@ func TestStateRefusesACorruptFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state")
 	s := NewSet(0)
-	s.Read(RefOf("a", t0))
-	s.Acked(RefOf("a", t0))
+	s.Read(refOf("a", t0))
+	s.Acked(refOf("a", t0))
 	require.NoError(t, SaveState(path, []byte(`{}`), s, 0o600))
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)

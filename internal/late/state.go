@@ -20,10 +20,11 @@ import (
 //
 // Layout: the magic line, then little-endian: the position's length and
 // JSON, the set's floor (minute), the number of minutes, and for each its
-// minute, count and hashes; then a CRC-32 (IEEE) of everything before it.
+// minute, the count of values and the values (key hash and identity
+// pairs); then a CRC-32 (IEEE) of everything before it.
 // It is written to a temporary file, synced and renamed over the old one,
 // so that a crash leaves either the old or the new file.
-const magic = "teleportbeat-late-events v1\n"
+const magic = "teleportbeat-late-events v2\n"
 
 // ErrCorrupt reports a state file that does not decode.
 var ErrCorrupt = errors.New("late-events state file is corrupt")

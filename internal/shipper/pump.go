@@ -84,7 +84,7 @@ func (p *pump) handle(b teleport.Batch) {
 			if p.acks != nil {
 				var ref late.Ref
 				if !e.Time.IsZero() {
-					ref = late.RefOf(e.Key(), e.Time)
+					ref = late.RefOf(e)
 				}
 				p.acks.Published(ref)
 			}

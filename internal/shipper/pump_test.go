@@ -100,7 +100,7 @@ func TestPumpPublishesWithPositionsAndCommitsOnACK(t *testing.T) {
 	}
 	evs := decodedEvents(t, 5, t0.Add(-10*time.Minute))
 	for _, e := range evs {
-		set.Read(late.RefOf(e.Key(), e.Time)) // as the reader does
+		set.Read(late.RefOf(e)) // as the reader does
 	}
 	pos := func(key string) *cursor.Position {
 		return &cursor.Position{WindowStart: start.WindowStart, StartKey: key}
@@ -150,7 +150,7 @@ func TestPumpPublishesWithPositionsAndCommitsOnACK(t *testing.T) {
 	_, err = late.LoadState(path, restored)
 	require.NoError(t, err)
 	for _, e := range evs {
-		require.True(t, restored.Has(late.RefOf(e.Key(), e.Time)), e.Key())
+		require.True(t, restored.Has(late.RefOf(e)), e.Key())
 	}
 }
 

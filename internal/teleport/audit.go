@@ -112,16 +112,21 @@ type AuditStats struct {
 // current page's start would never be read, so the window ends
 // SafetyMargin behind now.
 type AuditReader struct {
-	cfg      AuditConfig
-	search   func(ctx context.Context) (Searcher, error)
-	log      *logp.Logger
-	include  map[string]struct{} // event_types, applied here to exported events
-	exclude  map[string]struct{}
-	Stats    AuditStats
-	caughtUp atomic.Bool
-	noExport atomic.Bool // the cluster answered that it has no export API
-	sizer    *windowSizer
-	floor    headFloor // the head's page floor, for the sweeps
+	cfg       AuditConfig
+	search    func(ctx context.Context) (Searcher, error)
+	log       *logp.Logger
+	include   map[string]struct{} // event_types, applied here to exported events
+	exclude   map[string]struct{}
+	Stats     AuditStats
+	caughtUp  atomic.Bool
+	noExport  atomic.Bool // the cluster answered that it has no export API
+	sizer     *windowSizer
+	floor     headFloor    // the head's page floor, for the sweeps
+	warnedLag atomic.Int64 // the lag last said (ns)
+	// warnedAhead is how far ahead Teleport's events were last said to be (ns).
+	warnedAhead atomic.Int64
+	probeMu     sync.Mutex
+	lastNewest  string // key of the newest event at the last look (probeLag)
 	// Late are the sweeps' counters.
 	Late LateStats
 }
@@ -163,6 +168,7 @@ func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- B
 		st.page.floor = st.lastTime
 	}
 	r.floor.set(st.from)
+	r.measureLag(ctx)
 	if sw := r.newSweeper(pos.Sweeps, st.page.floor); sw != nil {
 		var wg sync.WaitGroup
 		defer wg.Wait()
@@ -285,6 +291,7 @@ func (r *AuditReader) readOpenWindow(ctx context.Context, st *readState, limit t
 			}
 		}
 		lag.Observe(readAt, newest)
+		r.reportLag(readAt)
 	}
 	caughtUp := false
 	switch {
@@ -308,6 +315,38 @@ func (r *AuditReader) readOpenWindow(ctx context.Context, st *readState, limit t
 		return false
 	}
 	return !caughtUp || retry.Sleep(ctx, r.cfg.PollInterval)
+}
+
+// lagWarnStep is how much the measured lag must change to be said again.
+const lagWarnStep = 30 * time.Second
+
+// reportLag says when Teleport's newest events lag behind this host's
+// clock by more than the noise, and when that changes.
+func (r *AuditReader) reportLag(now time.Time) {
+	behind := r.cfg.Late.Lag.Behind(now)
+	prev := time.Duration(r.warnedLag.Load())
+	if d := behind - prev; d > -lagWarnStep && d < lagWarnStep {
+		return
+	}
+	r.warnedLag.Store(int64(behind))
+	if behind == 0 {
+		r.log.Infow("Teleport's newest events are no longer behind this host's clock", "was_behind", prev.Round(time.Second).String())
+		return
+	}
+	r.log.Warnw("Teleport's newest events are behind this host's clock: Teleport's clock runs behind, or its audit backend makes events searchable late. Windows close and sweeps age by Teleport's clock as measured; check the clocks (NTP) of Teleport's hosts and this one",
+		"behind", behind.Round(time.Second).String(), "late_events_max_delay", r.maxDelay().String())
+	if md := r.maxDelay(); md > 0 && behind > md {
+		r.log.Warnw("Teleport's events lag by more than teleportbeat.audit.late_events.max_delay: events around midnight may be caught late or, when they are later than the lag plus max_delay, not at all; raise max_delay or fix the clock",
+			"behind", behind.Round(time.Second).String(), "max_delay", md.String())
+	}
+}
+
+// maxDelay is the last sweep age (0 without sweeps).
+func (r *AuditReader) maxDelay() time.Duration {
+	if a := r.cfg.Late.Ages; len(a) > 0 {
+		return a[len(a)-1]
+	}
+	return 0
 }
 
 // batch turns a page into a batch: the events not seen before on the page
@@ -342,18 +381,14 @@ func (r *AuditReader) batch(st *readState, items []*event.Event) (Batch, int) {
 	}
 	r.Stats.Events.Add(int64(len(b.Events)))
 	r.Stats.Excluded.Add(int64(excluded))
-	r.reportShared(st.page, b.Events)
+	r.reportShared(b.Events)
 	return b, excluded
 }
 
 // reportShared warns about each new event that shares its uid with another,
 // different event: Elasticsearch would have answered 409 (a duplicate) to
 // the second and kept only the first.
-func (r *AuditReader) reportShared(p *pageState, evs []*event.Event) {
-	if p.shared == 0 {
-		return
-	}
-	p.shared = 0
+func (r *AuditReader) reportShared(evs []*event.Event) {
 	for _, e := range evs {
 		if uid := e.SharedUID(); uid != "" {
 			r.Stats.UIDCollisions.Add(1)
@@ -391,7 +426,6 @@ type pageState struct {
 	done    []string
 	doneSet map[string]struct{}
 	byID    map[string][]*event.Event
-	shared  int // events marked as sharing a uid, not yet reported
 }
 
 func newPageState(startKey string, done []string) *pageState {
@@ -426,7 +460,6 @@ func (p *pageState) add(it *event.Event) bool {
 	if len(prev) > 0 {
 		key = id + "#" + contentHash(it)
 		it.ShareUID(key)
-		p.shared++
 	}
 	p.byID[id] = append(prev, it)
 	if _, ok := p.doneSet[key]; ok {
@@ -446,12 +479,26 @@ func (r *AuditReader) track(it *event.Event, done bool) bool {
 	if set == nil || it.Time.IsZero() {
 		return true
 	}
-	ref := late.RefOf(it.Key(), it.Time)
-	isNew := set.Read(ref)
+	ref, seen := r.readLate(it)
 	if done {
 		set.Acked(ref)
 	}
-	return isNew
+	return seen == late.New
+}
+
+// readLate records in the late-event set that it was read. An event whose
+// uid the set knows for another event is marked (event.ShareUID: known and
+// stored by its uid and a hash of its content) and recorded under that key.
+func (r *AuditReader) readLate(it *event.Event) (late.Ref, late.Seen) {
+	set := r.cfg.Late.Set
+	ref := late.RefOf(it)
+	seen := set.Read(ref)
+	if seen == late.OtherContent {
+		it.ShareUID(it.Key() + "#" + contentHash(it))
+		ref = late.RefOf(it)
+		seen = set.Read(ref)
+	}
+	return ref, seen
 }
 
 // position is the position after the events of the page done so far.

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gravitational/teleport/api/types"
+
 	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/retry"
@@ -72,6 +74,63 @@ type sweeper struct {
 	warnedDropped int64 // Set.Dropped when last warned
 }
 
+// lagProbeEvery is how often the newest event is looked at to measure the
+// lag of Teleport's event times (one search of one event).
+const lagProbeEvery = 30 * time.Second
+
+// probeLag looks at the newest event in Teleport (a descending search of
+// one event): when it differs from the newest seen at the last look, it
+// was written since, and its age is a sample of the lag (late.Lag). This
+// measures a Teleport clock behind this host's even while the reader is
+// ahead of its events. An event timed ahead of this host's clock by more
+// than the noise is said once per change: the reader reads it when its
+// time comes.
+func (r *AuditReader) probeLag(ctx context.Context) {
+	lag := r.cfg.Late.Lag
+	if lag == nil {
+		return
+	}
+	s, err := r.search(ctx)
+	if err != nil {
+		return
+	}
+	now := r.cfg.Now().UTC()
+	items, _, err := s.SearchUnstructuredEvents(ctx, now.Add(-24*time.Hour), now.Add(24*time.Hour), "default", r.cfg.EventTypes, 1, types.EventOrderDescending, "")
+	if err != nil || len(items) == 0 || items[0].Time.IsZero() {
+		if err != nil {
+			r.log.Debugw("Looking at Teleport's newest event failed", "error", err)
+		}
+		return
+	}
+	newest := items[0]
+	at := r.cfg.Now().UTC()
+	r.probeMu.Lock()
+	prev := r.lastNewest
+	r.lastNewest = newest.Key()
+	r.probeMu.Unlock()
+	if prev != "" && prev != newest.Key() {
+		lag.Observe(at, newest.Time)
+		r.reportLag(at)
+	}
+	if ahead := newest.Time.Sub(at); ahead > 30*time.Second && time.Duration(r.warnedAhead.Load()) < ahead-lagWarnStep {
+		r.warnedAhead.Store(int64(ahead))
+		r.log.Warnw("Teleport has events timed ahead of this host's clock: they are read when their time comes here; check the clocks (NTP) of Teleport's hosts and this one",
+			"ahead", ahead.Round(time.Second).String(), "event_id", newest.Key(), "event_time", newest.Time)
+	}
+}
+
+// measureLag looks at the newest event twice, a moment apart, before
+// reading starts, so that windows and sweeps start on Teleport's clock.
+func (r *AuditReader) measureLag(ctx context.Context) {
+	if r.cfg.Late.Lag == nil {
+		return
+	}
+	r.probeLag(ctx)
+	if retry.Sleep(ctx, min(r.cfg.PollInterval, 2*time.Second)) {
+		r.probeLag(ctx)
+	}
+}
+
 // reference is the clock windows close on and sweeps age by: the local
 // clock, minus the lag of Teleport's event times when one is measured.
 func (r *AuditReader) reference(now time.Time) time.Time {
@@ -133,9 +192,14 @@ func (s *sweeper) run(ctx context.Context, out chan<- Batch) {
 	if !send(ctx, out, Batch{Sweeps: s.snapshot()}) {
 		return
 	}
+	lastProbe := time.Now()
 	for {
 		if !retry.Sleep(ctx, r.cfg.PollInterval) {
 			return
+		}
+		if time.Since(lastProbe) >= lagProbeEvery {
+			lastProbe = time.Now()
+			r.probeLag(ctx)
 		}
 		for i := range s.cursors {
 			if !s.sweep(ctx, i, out) {
@@ -186,16 +250,21 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 		var b Batch
 		var lateBy time.Duration
 		for _, it := range items {
-			if it.Time.IsZero() || !set.Read(late.RefOf(it.Key(), it.Time)) {
+			if it.Time.IsZero() {
+				continue
+			}
+			ref, seen := r.readLate(it)
+			if seen != late.New {
 				continue
 			}
 			if !r.wanted(it) {
-				set.Acked(late.RefOf(it.Key(), it.Time))
+				set.Acked(ref)
 				continue
 			}
 			b.Events = append(b.Events, it)
 			lateBy = max(lateBy, s.caught(it, found))
 		}
+		r.reportShared(b.Events)
 		if len(b.Events) > 0 {
 			ids := make([]string, 0, min(len(b.Events), 10))
 			for _, e := range b.Events[:min(len(b.Events), 10)] {
@@ -212,7 +281,7 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 		b.Late = true
 		if (len(b.Events) > 0 || b.Sweeps != nil) && !send(ctx, out, b) {
 			for _, e := range b.Events {
-				set.Forget(late.RefOf(e.Key(), e.Time))
+				set.Forget(late.RefOf(e))
 			}
 			return false
 		}

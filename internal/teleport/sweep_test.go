@@ -167,7 +167,9 @@ func TestHeadSkipsWhatWasAcknowledgedBeforeARestart(t *testing.T) {
 	h.srv.Store.Add(evs...)
 	set := late.NewSet(0)
 	for _, e := range evs[:30] {
-		ref := late.RefOf(eventid.Of(e.Proto()), e.Time)
+		d, err := e.Decoded()
+		require.NoError(t, err)
+		ref := late.RefOf(d)
 		set.Read(ref)
 		set.Acked(ref)
 	}

@@ -36,7 +36,7 @@ func (a *auditLogService) GetUnstructuredEvents(ctx context.Context, req *auditl
 		return nil, err
 	}
 	if plan.fail {
-		return nil, errInjected
+		return nil, plan.err()
 	}
 	if a.s.isDenied("event") {
 		return nil, trace.AccessDenied("access denied to perform action %q on %q", "list", "event")

@@ -18,6 +18,7 @@ type Faults struct {
 	searchLatency time.Duration // added to every audit search
 	failEvery     int           // every Nth search fails with Unavailable
 	failNext      int           // the next N searches fail
+	failCode      codes.Code    // the code failed searches answer (Unavailable when unset)
 	cutEvery      int           // every Nth search loses its connection mid-response
 	slowNext      int           // the next N searches take slowFor longer
 	slowFor       time.Duration
@@ -83,9 +84,16 @@ func (f *Faults) FailEvery(n int) {
 
 // FailNext makes the next n searches fail with Unavailable.
 func (f *Faults) FailNext(n int) {
+	f.FailNextWith(n, codes.Unavailable)
+}
+
+// FailNextWith makes the next n searches fail with the gRPC code, as a
+// cluster refusing them does (PermissionDenied for a role without access,
+// ResourceExhausted for rate limiting, Internal for a backend error).
+func (f *Faults) FailNextWith(n int, code codes.Code) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.failNext = n
+	f.failNext, f.failCode = n, code
 }
 
 // CutEvery makes every nth search lose its connection after the page was
@@ -147,6 +155,7 @@ func (f *Faults) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.searchLatency, f.failEvery, f.failNext, f.cutEvery, f.slowNext, f.slowFor = 0, 0, 0, 0, 0, 0
+	f.failCode = codes.OK
 	f.sessionLatency, f.sessionFailNext, f.sessionCutAfter = 0, 0, 0
 	f.exportLatency, f.exportFailNext, f.exportCutAfter = 0, 0, 0
 }
@@ -154,6 +163,7 @@ func (f *Faults) Reset() {
 type searchPlan struct {
 	delay time.Duration
 	fail  bool
+	code  codes.Code // of a failure (Unavailable when unset)
 	cut   bool
 
 	cutAfter int // export streams: fail after this many events
@@ -171,7 +181,7 @@ func (f *Faults) planSearch() searchPlan {
 	switch {
 	case f.failNext > 0:
 		f.failNext--
-		p.fail = true
+		p.fail, p.code = true, f.failCode
 	case f.failEvery > 0 && f.searches%f.failEvery == 0:
 		p.fail = true
 	case f.cutEvery > 0 && f.searches%f.cutEvery == 0:
@@ -195,3 +205,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 var errInjected = status.Error(codes.Unavailable, "teleporttest: injected failure: auth service unavailable")
+
+// err is the error of a failed plan.
+func (p searchPlan) err() error {
+	if p.code == codes.OK || p.code == codes.Unavailable {
+		return errInjected
+	}
+	return status.Errorf(p.code, "teleporttest: injected failure (%s)", p.code)
+}

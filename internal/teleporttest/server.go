@@ -42,6 +42,9 @@ type Config struct {
 	// NoExport answers the export API with NotImplemented, as Teleport's
 	// file backend does.
 	NoExport bool
+	// ClockOffset is how far the cluster's clock is from this host's
+	// (negative: behind): the events Live emits are timed by it.
+	ClockOffset time.Duration
 }
 
 // Server is a running Teleport test double.
@@ -71,6 +74,7 @@ type Server struct {
 	maxInFlight atomic.Int64
 	randomIDs   bool
 	noExport    bool
+	clockOffset time.Duration
 
 	exportCalls atomic.Int64 // export chunk streams served
 	chunkCalls  atomic.Int64 // chunk listings served
@@ -116,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 		denied:      map[string]bool{},
 		randomIDs:   cfg.RandomIDs,
 		noExport:    cfg.NoExport,
+		clockOffset: cfg.ClockOffset,
 		sessions:    map[string][]*Event{},
 	}
 	if err := s.listen(cfg.Addr); err != nil {

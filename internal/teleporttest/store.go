@@ -112,6 +112,7 @@ type Store struct {
 	events  []*Event
 	seq     uint64
 	batches uint64
+	pending int // events of AddAfter not stored yet
 
 	chunkMu    sync.Mutex
 	chunkCache map[int64]dayChunks // UTC day (Unix seconds) → its export chunks
@@ -137,6 +138,30 @@ func (s *Store) Add(evs ...*Event) {
 	if !sorted {
 		sort.SliceStable(s.events, func(i, j int) bool { return less(s.events[i], s.events[j]) })
 	}
+}
+
+// AddAfter stores events once delay has passed, keeping their times: an
+// audit backend that makes events searchable late (Athena's batches, an
+// eventually consistent index, a node that emits what it buffered while
+// the Auth Service was unreachable). It returns at once.
+func (s *Store) AddAfter(delay time.Duration, evs ...*Event) {
+	s.mu.Lock()
+	s.pending += len(evs)
+	s.mu.Unlock()
+	time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		s.pending -= len(evs)
+		s.mu.Unlock()
+		s.Add(evs...)
+	})
+}
+
+// Pending is the number of events added with AddAfter that are not visible
+// yet.
+func (s *Store) Pending() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pending
 }
 
 // Len returns the number of stored events.
