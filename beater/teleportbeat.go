@@ -7,6 +7,7 @@ package beater
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
@@ -32,8 +33,24 @@ type Teleportbeat struct {
 	cancel   context.CancelFunc
 }
 
+// Options change how the beater is created.
+type Options struct {
+	// Warnings, when set, also receives the configuration's warnings (as
+	// `test config` prints them; they are logged in any case).
+	Warnings io.Writer
+}
+
 // New is teleportbeat's beat.Creator.
 func New(b *beat.Beat, section *conf.C) (beat.Beater, error) {
+	return NewWith(Options{})(b, section)
+}
+
+// NewWith returns a beat.Creator with options.
+func NewWith(o Options) beat.Creator {
+	return func(b *beat.Beat, section *conf.C) (beat.Beater, error) { return newBeater(o, b, section) }
+}
+
+func newBeater(o Options, b *beat.Beat, section *conf.C) (beat.Beater, error) {
 	tb := &Teleportbeat{log: b.Info.Logger.Named("teleportbeat"), paths: b.Paths}
 	if tb.paths == nil {
 		tb.paths = paths.Paths
@@ -44,6 +61,12 @@ func New(b *beat.Beat, section *conf.C) (beat.Beater, error) {
 		cfg, err := config.Load(section)
 		if err != nil {
 			return nil, err
+		}
+		for _, w := range cfg.Warnings {
+			tb.log.Warn(w)
+			if o.Warnings != nil {
+				fmt.Fprintln(o.Warnings, "WARNING:", w)
+			}
 		}
 		tb.cfg = cfg
 	}

@@ -44,6 +44,17 @@ func TestSmoke(t *testing.T) {
 	}
 	require.True(t, strings.HasPrefix(string(md), "# Benchmark results"))
 	require.Contains(t, string(md), "teleportbeat / filebeat: throughput ×")
+
+	// The live run stored every event and measured their latency.
+	require.Len(t, rep.live, 1)
+	l := rep.live[0]
+	require.Equal(t, 100, l.rate)
+	require.Positive(t, l.events)
+	require.Positive(t, l.late)
+	require.GreaterOrEqual(t, l.stored, l.events+l.late)
+	require.Positive(t, l.p50)
+	require.LessOrEqual(t, l.p50, l.p99)
+	require.Contains(t, string(md), "sweep reads per event shipped")
 }
 
 func TestMedian(t *testing.T) {

@@ -161,5 +161,11 @@ func benchmark(ctx context.Context, o options, root string, log io.Writer) (*rep
 			fmt.Fprintf(log, "    run %d %-28s %9.0f events/s  %6.2f CPU s per million  peak RSS %4d MiB  (%s, first ACK after %s)\n", i, v.name, m.eventsPerSecond(), m.cpuPerMillion(), m.peakRSS>>20, m.wall.Round(time.Millisecond), m.firstAck.Round(time.Millisecond))
 		}
 	}
+	if len(o.liveRates) > 0 {
+		fmt.Fprintf(log, "==> live runs: events as they happen, at %v events/s for %s each\n", o.liveRates, o.liveDuration)
+		if rep.live, err = liveBench(ctx, o, log); err != nil {
+			return nil, err
+		}
+	}
 	return rep, nil
 }

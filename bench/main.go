@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -46,6 +48,8 @@ type options struct {
 	timeout      time.Duration
 	note         string
 	profile      bool
+	liveRates    []int
+	liveDuration time.Duration
 
 	shippedConfig string // teleportbeat.yml as shipped
 }
@@ -67,13 +71,25 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.profile, "profile", false, "write a CPU and a memory profile of every teleportbeat run into its directory (keep it with -keep)")
 	fs.StringVar(&o.note, "note", "", "a note stored with the results (what changed)")
 	variants := fs.String("variants", "", "comma-separated variants to run (default: all): "+variantNames())
+	liveRates := fs.String("live-rates", "200,2000", "events/s of the live runs (latency and the late-event sweeps' cost); \"none\" for none")
+	fs.DurationVar(&o.liveDuration, "live-duration", time.Minute, "how long each live run produces events")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if *smoke {
 		o.events, o.runs, o.days = 5000, 1, 2
+		*liveRates, o.liveDuration = "100", 10*time.Second
 		if o.results == "" {
 			o.results = "-"
+		}
+	}
+	if *liveRates != "none" && *liveRates != "" {
+		for _, f := range strings.Split(*liveRates, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return o, fmt.Errorf("-live-rates: %q is not a positive number of events per second", f)
+			}
+			o.liveRates = append(o.liveRates, n)
 		}
 	}
 	if o.events < 100 || o.runs < 1 || o.days < 1 {

@@ -79,37 +79,13 @@ func (r beatRun) run(ctx context.Context) (measurement, error) {
 		args = append(args, "-E", kv)
 	}
 	args = append(args, r.flags...)
-	logf, err := os.Create(filepath.Join(r.dir, "beat.log"))
+	proc, logf, err := r.start(args)
 	if err != nil {
 		return m, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(r.bin, args...)
-	cmd.Dir = r.dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return m, fmt.Errorf("start %s: %w", r.bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	running := true
-	// stop ends the beat as a service manager would: SIGTERM, then SIGKILL
-	// if it is still running 30 s later.
-	stop := func() {
-		if !running {
-			return
-		}
-		running = false
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
-	defer stop()
+	defer proc.stop()
+	start := proc.started
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/stats", port)
 	deadline := time.After(r.timeout)
@@ -119,8 +95,8 @@ func (r beatRun) run(ctx context.Context) (measurement, error) {
 		select {
 		case <-ctx.Done():
 			return m, context.Cause(ctx)
-		case err := <-exited:
-			running = false
+		case err := <-proc.exitedCh:
+			proc.running = false
 			return m, fmt.Errorf("%s exited early (%v); see %s", filepath.Base(r.bin), err, logf.Name())
 		case <-deadline:
 			return m, fmt.Errorf("%s: not every event acknowledged after %s (%d of %d); see %s", filepath.Base(r.bin), r.timeout, m.acked, r.n, logf.Name())
@@ -138,16 +114,72 @@ func (r beatRun) run(ctx context.Context) (measurement, error) {
 			continue
 		}
 		m.wall = time.Since(start)
-		if m.cpu, err = processCPU(cmd.Process.Pid); err != nil {
+		if m.cpu, err = processCPU(proc.pid()); err != nil {
 			return m, err
 		}
-		if m.peakRSS, err = peakRSS(cmd.Process.Pid); err != nil {
+		if m.peakRSS, err = peakRSS(proc.pid()); err != nil {
 			return m, err
 		}
-		stop()
+		proc.stop()
 		return m, nil
 	}
 }
+
+// process is a running beat.
+type process struct {
+	cmd      *exec.Cmd
+	started  time.Time
+	exitedCh chan error
+	running  bool
+}
+
+// start runs the beat binary with args in the run's directory, its output
+// in beat.log there.
+func (r beatRun) start(args []string) (*process, *os.File, error) {
+	logf, err := os.Create(filepath.Join(r.dir, "beat.log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(r.bin, args...)
+	cmd.Dir = r.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	p := &process{cmd: cmd, started: time.Now(), exitedCh: make(chan error, 1), running: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, nil, fmt.Errorf("start %s: %w", r.bin, err)
+	}
+	go func() { p.exitedCh <- cmd.Wait() }()
+	return p, logf, nil
+}
+
+// stop ends the beat as a service manager would: SIGTERM, then SIGKILL if
+// it is still running 30 s later.
+func (p *process) stop() {
+	if !p.running {
+		return
+	}
+	p.running = false
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exitedCh:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exitedCh
+	}
+}
+
+// exited reports whether the beat has exited by itself.
+func (p *process) exited() bool {
+	select {
+	case err := <-p.exitedCh:
+		p.exitedCh <- err
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
 
 type outputStats struct{ acked, failed, dropped int64 }
 

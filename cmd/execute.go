@@ -3,6 +3,8 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"runtime/debug"
 	"strings"
 
@@ -19,7 +21,8 @@ import (
 // with libbeat's own loader, and turns such a panic into a clear error.
 
 // Execute runs the root command and returns the process's exit code.
-func Execute(stderr io.Writer) (code int) {
+// kibana holds the Kibana assets (kibana/...) carried in the binary.
+func Execute(stderr io.Writer, kibana fs.FS) (code int) {
 	// -E settings are parsed with the flags, before any command runs.
 	defer func() {
 		r := recover()
@@ -34,6 +37,17 @@ func Execute(stderr io.Writer) (code int) {
 	}()
 	root := RootCmd()
 	root.PersistentPreRunE = checkConfigParses
+	// setup loads the embedded dashboards when path.home has none.
+	setupRun := root.SetupCmd.Run
+	root.SetupCmd.Run = func(c *cobra.Command, args []string) {
+		cleanup, err := useEmbeddedDashboards(c, kibana)
+		if err != nil {
+			fmt.Fprintln(stderr, "Error:", err)
+			os.Exit(1)
+		}
+		defer cleanup()
+		setupRun(c, args)
+	}
 	root.SilenceUsage = true
 	if err := root.Execute(); err != nil {
 		return 1

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -52,27 +53,57 @@ func exportConfigCmd(settings instance.Settings) *cobra.Command {
 }
 
 // redact replaces secrets in a configuration tree, in place: the values of
-// secretKeys, and private keys given inline (ssl.key may hold the PEM
-// itself instead of a path).
+// secretKeys and of every key with "auth" in its name (cloud.auth,
+// Authorization, proxy_auth), every value under "headers" (X-Api-Key,
+// X-Auth-Token and the like are credentials as often as not), the user and
+// password in URLs (proxy_url, hosts), and private keys given inline
+// (ssl.key may hold the PEM itself instead of a path).
 func redact(v any) {
+	redactIn(v, false)
+}
+
+func redactIn(v any, headers bool) {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, val := range t {
-			if secretKeys[strings.ToLower(k)] || inlineKey(val) {
+			lk := strings.ToLower(k)
+			if headers || secretKeys[lk] || strings.Contains(lk, "auth") || inlineKey(val) {
 				t[k] = redacted
 				continue
 			}
-			redact(val)
+			if s, ok := val.(string); ok {
+				t[k] = redactURL(s)
+				continue
+			}
+			redactIn(val, lk == "headers")
 		}
 	case []any:
 		for i, val := range t {
-			if inlineKey(val) {
+			if headers || inlineKey(val) {
 				t[i] = redacted
 				continue
 			}
-			redact(val)
+			if s, ok := val.(string); ok {
+				t[i] = redactURL(s)
+				continue
+			}
+			redactIn(val, false)
 		}
 	}
+}
+
+// redactURL hides the password, and the user, of a URL with userinfo
+// (https://user:pass@host).
+func redactURL(s string) string {
+	if !strings.Contains(s, "@") || !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User(redacted)
+	return strings.Replace(u.String(), url.PathEscape(redacted), redacted, 1)
 }
 
 // inlineKey reports whether a value is a PEM private key itself.

@@ -5,12 +5,14 @@ package cmd
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 
 	"github.com/spf13/cobra"
 
 	"github.com/elastic/beats/v7/libbeat/cmd"
 	"github.com/elastic/beats/v7/libbeat/cmd/instance"
+	"github.com/elastic/beats/v7/libbeat/cmd/test"
 	libversion "github.com/elastic/beats/v7/libbeat/version"
 
 	"github.com/teleportbeat/teleportbeat/beater"
@@ -29,15 +31,16 @@ const Name = "teleportbeat"
 
 // Settings are the libbeat settings of the beat.
 //
-// The beat reports libbeat's version to libbeat (index template and data
-// stream names, Elasticsearch feature checks): libbeat assumes a beat
-// version is an Elastic Stack version. teleportbeat's own release version
-// is shown by `teleportbeat version`.
+// The beat's version is teleportbeat's own: it is agent.version in every
+// document, and names the index template and data stream
+// (teleportbeat-<version>), so that an upgrade of teleportbeat installs the
+// template of its fields. libbeat's only other use of it, refusing an
+// Elasticsearch older than the beat, does not apply to a 0.x or 1.x beat.
 func Settings() instance.Settings {
 	return instance.Settings{
 		Name:          Name,
 		IndexPrefix:   Name,
-		Version:       libversion.GetDefaultVersion(),
+		Version:       version.Version,
 		HasDashboards: true,
 	}
 }
@@ -52,6 +55,14 @@ func RootCmd() *cmd.BeatsRootCmd {
 	outguard.Install()
 	root := cmd.GenRootCmdWithSettings(beater.New, settings)
 	root.TestCmd.AddCommand(testTeleportCmd(settings))
+	// `test config` prints the configuration's warnings (a misspelt event
+	// type) too, not only the log.
+	for _, c := range root.TestCmd.Commands() {
+		if c.Name() == "config" {
+			root.TestCmd.RemoveCommand(c)
+		}
+	}
+	root.TestCmd.AddCommand(test.GenTestConfigCmd(settings, beater.NewWith(beater.Options{Warnings: os.Stdout})))
 	root.AddCommand(configureCmd())
 	root.RemoveCommand(root.VersionCmd)
 	root.VersionCmd = versionCmd()
@@ -62,6 +73,16 @@ func RootCmd() *cmd.BeatsRootCmd {
 		}
 	}
 	root.ExportCmd.AddCommand(exportConfigCmd(settings))
+	// Offline, `export template|ilm-policy|index-pattern` assume
+	// Elasticsearch runs the beat's version; teleportbeat's is its own, so
+	// they assume the Elastic Stack version of the libbeat it is built
+	// with instead (--es.version still overrides).
+	for _, c := range root.ExportCmd.Commands() {
+		if f := c.Flags().Lookup("es.version"); f != nil {
+			f.DefValue = libversion.GetDefaultVersion()
+			_ = f.Value.Set(f.DefValue)
+		}
+	}
 	return root
 }
 
@@ -70,13 +91,7 @@ func versionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Show current version info",
 		Run: func(c *cobra.Command, _ []string) {
-			commit, built := version.Commit, version.BuildTime
-			if commit == "" {
-				commit = "unknown"
-			}
-			if built == "" {
-				built = "unknown"
-			}
+			commit, built := version.Build()
 			fmt.Fprintf(c.OutOrStdout(), "teleportbeat version %s (%s/%s), commit %s, built %s, libbeat %s, %s\n",
 				version.Version, runtime.GOOS, runtime.GOARCH, commit, built, libversion.GetDefaultVersion(), runtime.Version())
 		},

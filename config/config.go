@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -31,6 +32,12 @@ type Config struct {
 	Lock     Lock     `config:"lock"`
 	// ProgressInterval is how often progress and lag are logged (0: never).
 	ProgressInterval time.Duration `config:"progress_interval"`
+
+	// Warnings are what Load found questionable but not wrong (an event
+	// type it does not know): the beat logs them, `test config` prints them.
+	Warnings []string `config:",ignore"`
+
+	clock func() time.Time // time.Now when nil (tests set it)
 }
 
 // Teleport configures the connection to the Teleport cluster.
@@ -172,8 +179,11 @@ type Registry struct {
 func Default() Config {
 	return Config{
 		Teleport: Teleport{
-			DialTimeout:    15 * time.Second,
-			Backoff:        Backoff{Init: time.Second, Max: 30 * time.Second},
+			DialTimeout: 15 * time.Second,
+			// A recovered cluster is noticed within backoff.max: a few
+			// seconds, at the cost of one search per reader that often
+			// while it is down.
+			Backoff:        Backoff{Init: time.Second, Max: 5 * time.Second},
 			ReloadInterval: 10 * time.Second,
 		},
 		Audit: Audit{
@@ -231,6 +241,48 @@ func Load(section *conf.C) (Config, error) {
 
 func key(path string) string { return Namespace + "." + path }
 
+// futureTolerance is how far in the future start_time may be (clocks
+// differ a little).
+const futureTolerance = time.Minute
+
+// now is the clock start_time is checked against.
+func (c *Config) now() time.Time {
+	if c.clock != nil {
+		return c.clock()
+	}
+	return time.Now()
+}
+
+// normalizeAddr accepts host:port, and a Proxy's URL as users copy it from
+// a browser (https://teleport.example.com, port 443 unless given).
+func normalizeAddr(a string) (string, error) {
+	if strings.Contains(a, "://") {
+		u, err := url.Parse(a)
+		if err != nil || u.Host == "" {
+			return "", fmt.Errorf("%q is not a host:port address; write it as host:port, for example teleport.example.com:443", a)
+		}
+		if u.Scheme != "https" {
+			return "", fmt.Errorf("%q: Teleport is reached over TLS only; write it as host:port, for example %s:443", a, u.Hostname())
+		}
+		if u.Path != "" && u.Path != "/" {
+			return "", fmt.Errorf("%q: a Teleport address has no path; write it as host:port, for example %s", a, net.JoinHostPort(u.Hostname(), portOr(u.Port(), "443")))
+		}
+		return net.JoinHostPort(u.Hostname(), portOr(u.Port(), "443")), nil
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || host == "" || port == "" {
+		return "", fmt.Errorf("%q is not a host:port address; write it as host:port, for example teleport.example.com:443 (a Proxy) or auth.example.com:3025 (an Auth Service)", a)
+	}
+	return a, nil
+}
+
+func portOr(p, def string) string {
+	if p == "" {
+		return def
+	}
+	return p
+}
+
 // check validates values and files, reporting every problem found. (It is
 // not named Validate: go-ucfg would call that during Unpack and wrap its
 // errors.)
@@ -245,10 +297,12 @@ func (c *Config) check() error {
 		add("teleport.addr", "is required: the host:port of a Teleport Proxy or Auth Service (for example teleport.example.com:443 or auth.example.com:3025)")
 	}
 	for i, a := range t.Addr {
-		host, port, err := net.SplitHostPort(a)
-		if err != nil || host == "" || port == "" {
-			add(fmt.Sprintf("teleport.addr.%d", i), "%q is not a host:port address", a)
+		addr, err := normalizeAddr(a)
+		if err != nil {
+			add(fmt.Sprintf("teleport.addr.%d", i), "%s", err)
+			continue
 		}
+		t.Addr[i] = addr
 	}
 	errs = append(errs, validateCredentials(t)...)
 	if t.DialTimeout <= 0 {
@@ -267,12 +321,17 @@ func (c *Config) check() error {
 	a := &c.Audit
 	if a.StartTime != "" {
 		st, err := time.Parse(time.RFC3339Nano, a.StartTime)
-		if err != nil {
+		switch {
+		case err != nil:
 			add("audit.start_time", "%q is not an RFC 3339 time such as 2025-01-31T00:00:00Z", a.StartTime)
-		} else {
+		case st.After(c.now().Add(futureTolerance)):
+			add("audit.start_time", "%s is in the future (it is %s now): nothing would be read until then; set a time in the past to backfill from, or leave it unset to start from now", st.UTC().Format(time.RFC3339), c.now().UTC().Format(time.RFC3339))
+		default:
 			a.startTime = st.UTC()
 		}
 	}
+	c.Warnings = append(c.Warnings, eventTypeWarnings(key("audit.event_types"), a.EventTypes)...)
+	c.Warnings = append(c.Warnings, eventTypeWarnings(key("audit.exclude_event_types"), a.ExcludeEventTypes)...)
 	if a.BatchSize < 1 || a.BatchSize > MaxBatchSize {
 		add("audit.batch_size", "must be between 1 and %d (the most Teleport serves in a page), got %d", MaxBatchSize, a.BatchSize)
 	}
@@ -331,6 +390,9 @@ func (c *Config) check() error {
 		if strings.TrimSpace(typ) == "" {
 			add(fmt.Sprintf("sessions.exclude_event_types.%d", i), "is empty")
 		}
+	}
+	if ss.Enabled {
+		c.Warnings = append(c.Warnings, eventTypeWarnings(key("sessions.exclude_event_types"), ss.ExcludeEventTypes)...)
 	}
 	if l := &c.Lock; l.Enabled {
 		if l.FailedAttempts < 1 {

@@ -117,3 +117,52 @@ func TestUnknownKeysAreRefused(t *testing.T) {
 	})
 	require.EqualError(t, err, "unknown settings: teleportbeat.audit.batchsize, teleportbeat.sesions.enabled, teleportbeat.teleport.ssl.verify (see teleportbeat.reference.yml for the settings that exist)")
 }
+
+// TestTheKeyLibbeatSetsForSetupIsAccepted: `teleportbeat setup` without
+// flags sets config.modules.force_enable_module_filesets in the beat's
+// section; the strict check must not refuse it.
+func TestTheKeyLibbeatSetsForSetupIsAccepted(t *testing.T) {
+	c := writeCreds(t)
+	_, err := load(t, map[string]any{
+		"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity},
+		"config":   map[string]any{"modules": map[string]any{"force_enable_module_filesets": true}},
+	})
+	require.NoError(t, err)
+	_, err = load(t, map[string]any{
+		"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity},
+		"config":   map[string]any{"modules": map[string]any{"path": "x"}},
+	})
+	require.EqualError(t, err, "teleportbeat.config.modules.path: unknown setting (see teleportbeat.reference.yml for the settings that exist)")
+}
+
+// TestFirstUseMistakesGetAClearWord: a start time in the future is refused
+// (it would read nothing, silently), a Proxy URL is read as host:port, and a
+// misspelt event type is a warning naming the closest known type.
+func TestFirstUseMistakesGetAClearWord(t *testing.T) {
+	c := writeCreds(t)
+	_, err := load(t, map[string]any{
+		"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity},
+		"audit":    map[string]any{"start_time": "2999-01-01T00:00:00Z"},
+	})
+	require.ErrorContains(t, err, "teleportbeat.audit.start_time: 2999-01-01T00:00:00Z is in the future")
+
+	cfg, err := load(t, map[string]any{
+		"teleport": map[string]any{"addr": []any{"https://teleport.example.com", "https://proxy.example.com:3080/"}, "identity_file": c.identity},
+		"audit":    map[string]any{"event_types": []any{"user.logn", "session.start", "brand.new.thing"}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"teleport.example.com:443", "proxy.example.com:3080"}, cfg.Teleport.Addr)
+	require.Len(t, cfg.Warnings, 2)
+	require.Contains(t, cfg.Warnings[0], `teleportbeat.audit.event_types.0: "user.logn" is not an event type teleportbeat knows (did you mean "user.login"?)`)
+	require.Contains(t, cfg.Warnings[1], `"brand.new.thing" is not an event type teleportbeat knows; it is kept`)
+
+	for addr, want := range map[string]string{
+		"http://teleport.example.com":      "Teleport is reached over TLS only; write it as host:port, for example teleport.example.com:443",
+		"https://teleport.example.com/web": "a Teleport address has no path",
+		"teleport.example.com":             "is not a host:port address; write it as host:port",
+	} {
+		_, err := load(t, map[string]any{"teleport": map[string]any{"addr": addr, "identity_file": c.identity}})
+		require.ErrorContains(t, err, "teleportbeat.teleport.addr.0: ", addr)
+		require.ErrorContains(t, err, want, addr)
+	}
+}

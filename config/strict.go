@@ -10,6 +10,11 @@ import (
 	conf "github.com/elastic/elastic-agent-libs/config"
 )
 
+// libbeatKeys are keys libbeat itself sets in the beat's section, not the
+// user: `setup` without flags sets config.modules.force_enable_module_filesets
+// (for Filebeat's modules) before it creates the beater.
+var libbeatKeys = map[string]bool{"config.modules.force_enable_module_filesets": true}
+
 // CheckKeys reports keys of section that spec (a struct with `config`
 // tags) does not define, naming each with its full path under prefix.
 func CheckKeys(section *conf.C, spec any, prefix string) error {
@@ -19,6 +24,9 @@ func CheckKeys(section *conf.C, spec any, prefix string) error {
 	for _, k := range section.FlattenedKeys() {
 		if base != "" {
 			k = strings.TrimPrefix(k, base+".")
+		}
+		if libbeatKeys[k] {
+			continue
 		}
 		if !knownPath(reflect.TypeOf(spec), strings.Split(k, ".")) {
 			unknown = append(unknown, prefix+"."+k)
@@ -49,6 +57,9 @@ func knownPath(t reflect.Type, path []string) bool {
 				continue
 			}
 			name, opts, _ := strings.Cut(f.Tag.Get("config"), ",")
+			if strings.Contains(opts, "ignore") {
+				continue
+			}
 			if strings.Contains(opts, "inline") {
 				if knownPath(f.Type, path) {
 					return true

@@ -13,6 +13,7 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/kibana"
+	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 
 // TestSetupLoadsTemplateLifecycleAndDashboards is acceptance 3 of the setup
@@ -28,22 +29,24 @@ func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 	kbSrv := kb.Server()
 	defer kbSrv.Close()
 	cfg := e.config("teleportbeat.yml", fmt.Sprintf("output.elasticsearch.hosts: [%q]\nsetup.kibana.host: %q\n", esSrv.URL, kbSrv.URL))
-	run := func(args ...string) string {
+	runIn := func(home string, args ...string) string {
 		t.Helper()
-		all := append(args, "-c", cfg, "--path.home", repoRoot, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs"))
+		all := append(args, "-c", cfg, "--path.home", home, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs"))
 		out, err := exec.Command(beatBin, all...).CombinedOutput()
 		require.NoError(t, err, "teleportbeat %v:\n%s", args, out)
 		return string(out)
 	}
+	run := func(args ...string) string { t.Helper(); return runIn(repoRoot, args...) }
 
-	out := run("setup", "--index-management", "--dashboards")
+	// As README and the packages' docs say: plain `setup`, no flags.
+	out := run("setup")
 	require.Contains(t, out, "Index setup finished")
 	require.Contains(t, out, "Loaded dashboards")
 
 	var template, policy, stream bool
 	for _, r := range es.Requests() {
 		switch {
-		case r.Method == "PUT" && r.Path == "/_index_template/teleportbeat-9.3.0":
+		case r.Method == "PUT" && r.Path == "/_index_template/teleportbeat-"+version.Version:
 			template = true
 			var body map[string]any
 			require.NoError(t, json.Unmarshal(r.Body, &body))
@@ -52,10 +55,10 @@ func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 			require.Equal(t, "date", audit["time"].(map[string]any)["type"])
 			require.Equal(t, "ip", audit["src_addr"].(map[string]any)["type"])
 			require.Equal(t, "flattened", audit["server_labels"].(map[string]any)["type"])
-			require.Equal(t, []any{"teleportbeat-9.3.0"}, body["index_patterns"], "the data stream")
+			require.Equal(t, []any{"teleportbeat-" + version.Version}, body["index_patterns"], "the data stream")
 		case r.Method == "PUT" && r.Path == "/_ilm/policy/teleportbeat":
 			policy = true
-		case r.Method == "PUT" && r.Path == "/_data_stream/teleportbeat-9.3.0":
+		case r.Method == "PUT" && r.Path == "/_data_stream/teleportbeat-"+version.Version:
 			stream = true
 		}
 	}
@@ -74,6 +77,23 @@ func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 		require.True(t, ids[o.ID], "%s %q loaded", o.Type, o.Attributes["title"])
 	}
 	require.Equal(t, 2, byType["dashboard"])
+
+	// Each flag alone does its half only.
+	kbBefore, esBefore := kb.Imports(), len(es.Requests())
+	out = run("setup", "--index-management")
+	require.Contains(t, out, "Index setup finished")
+	require.NotContains(t, out, "Loaded dashboards")
+	require.Equal(t, kbBefore, kb.Imports(), "--index-management loads no dashboards")
+	require.Greater(t, len(es.Requests()), esBefore)
+
+	// From a directory without kibana/ (a binary copied alone, or run
+	// from elsewhere): the dashboards carried in the binary are loaded.
+	esBefore = len(es.Requests())
+	out = runIn(t.TempDir(), "setup", "--dashboards")
+	require.Contains(t, out, "Loaded dashboards")
+	require.NotContains(t, out, "Skipping loading dashboards")
+	require.Greater(t, kb.Imports(), kbBefore)
+	require.Equal(t, esBefore, len(es.Requests()), "--dashboards installs no template")
 
 	tmpl := run("export", "template")
 	require.Contains(t, tmpl, `"teleport"`)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/elastic/beats/v7/libbeat/common"
 	"github.com/elastic/elastic-agent-libs/mapstr"
@@ -76,7 +77,7 @@ func addUnique(list []string, v string) []string {
 }
 
 // enrich adds the ECS fields derived from the raw event.
-func enrich(fields, event, raw mapstr.M, typ string, et *EventType) {
+func enrich(fields, event, raw mapstr.M, typ string, et *EventType, eventTime time.Time) {
 	var rel related
 	if et != nil {
 		if len(et.Category) > 0 {
@@ -104,8 +105,13 @@ func enrich(fields, event, raw mapstr.M, typ string, et *EventType) {
 	if login := str(raw, "login"); login != "" {
 		rel.users = addUnique(rel.users, login)
 	}
-	if imp := str(raw, "impersonator"); imp != "" {
-		userFields["changes"] = mapstr.M{"name": imp}
+	if imp := str(raw, "impersonator"); imp != "" && imp != user {
+		// Impersonation: the impersonator acted (user.name), with the
+		// identity of user (user.effective.name), as ECS has it.
+		if user != "" {
+			userFields["effective"] = mapstr.M{"name": user}
+		}
+		userFields["name"] = imp
 		rel.users = addUnique(rel.users, imp)
 	}
 	// The user an admin action is about.
@@ -183,6 +189,24 @@ func enrich(fields, event, raw mapstr.M, typ string, et *EventType) {
 	}
 	if len(host) > 0 {
 		fields["host"] = host
+	}
+
+	// The resource accessed: a database, Kubernetes cluster, application,
+	// desktop or SSH node, by kind and name (teleport.resource).
+	if kind, name := resourceOf(raw, hostName); kind != "" {
+		if tp, ok := fields["teleport"].(mapstr.M); ok {
+			tp["resource"] = mapstr.M{"kind": kind, "name": name}
+		}
+	}
+
+	// A certificate's lifetime, which KQL cannot compute (rules and
+	// dashboards look for long-lived certificates).
+	if typ == "cert.create" && identity != nil {
+		if exp, err := time.Parse(time.RFC3339Nano, str(identity, "expires")); err == nil && !eventTime.IsZero() && exp.After(eventTime) {
+			if tp, ok := fields["teleport"].(mapstr.M); ok {
+				tp["certificate"] = mapstr.M{"ttl": int64(exp.Sub(eventTime) / time.Second)}
+			}
+		}
 	}
 
 	// Processes.
@@ -330,6 +354,24 @@ func enrich(fields, event, raw mapstr.M, typ string, et *EventType) {
 	fields["message"] = summary(raw, typ, et, user, target, hostName, event["outcome"])
 }
 
+// resourceOf is the kind and name of the resource an event is about.
+func resourceOf(raw mapstr.M, hostName string) (string, string) {
+	for _, r := range [...]struct{ field, kind string }{
+		{"db_service", "db"}, {"kubernetes_cluster", "kube"}, {"app_name", "app"}, {"desktop_name", "desktop"},
+	} {
+		if v := str(raw, r.field); v != "" {
+			return r.kind, v
+		}
+	}
+	if hostName != "" {
+		return "node", hostName
+	}
+	if id := str(raw, "server_id"); id != "" {
+		return "node", id
+	}
+	return "", ""
+}
+
 func addrMap(s string) mapstr.M {
 	ip, port, ok := SplitAddr(s)
 	if !ok {
@@ -352,7 +394,14 @@ func summary(raw mapstr.M, typ string, et *EventType, user, target, host string,
 	}
 	b.WriteString(actor)
 	b.WriteByte(' ')
+	failed := outcome == "failure"
+	failedAction := ""
+	if failed {
+		failedAction = failedActions[typ]
+	}
 	switch {
+	case failedAction != "":
+		b.WriteString(failedAction)
 	case et != nil:
 		b.WriteString(et.Action)
 	case typ != "":
@@ -399,9 +448,7 @@ func summary(raw mapstr.M, typ string, et *EventType, user, target, host string,
 		}
 	}
 	if detail != "" {
-		if len(detail) > 200 {
-			detail = detail[:200] + "…"
-		}
+		detail = cut(detail, 200)
 		if strings.HasPrefix(detail, "with ") {
 			b.WriteByte(' ')
 		} else {
@@ -409,13 +456,47 @@ func summary(raw mapstr.M, typ string, et *EventType, user, target, host string,
 		}
 		b.WriteString(detail)
 	}
-	if outcome == "failure" {
+	switch {
+	case failedAction != "":
+		if e := str(raw, "error"); e != "" {
+			b.WriteString(": ")
+			b.WriteString(cut(e, 200))
+		}
+	case failed:
 		b.WriteString(" (failed")
 		if e := str(raw, "error"); e != "" {
 			b.WriteString(": ")
-			b.WriteString(e)
+			b.WriteString(cut(e, 200))
 		}
 		b.WriteByte(')')
 	}
 	return b.String()
+}
+
+// failedActions are the verb phrases of the event types that are mostly
+// seen failing, so that a failure reads as one ("alice failed to log in
+// with local: invalid password", not "alice logged in ... (failed)").
+var failedActions = map[string]string{
+	"user.login":                    "failed to log in",
+	"auth":                          "failed to authenticate",
+	"session.rejected":              "was refused a session",
+	"db.session.start":              "was refused a database session",
+	"app.session.start":             "was refused an application session",
+	"windows.desktop.session.start": "was refused a desktop session",
+	"session.start":                 "was refused a session",
+	"kube.request":                  "was refused a Kubernetes request",
+	"mfa_auth_challenge.validate":   "failed an MFA challenge",
+	"access_request.create":         "failed to request access",
+	"exec":                          "ran a command that failed",
+}
+
+// cut shortens s to at most n bytes, on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -170,7 +170,7 @@ func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
 			et = &g
 		}
 	}
-	enrich(fields, event, raw, typ, et)
+	enrich(fields, event, raw, typ, et, ts)
 
 	// Elasticsearch drops a replayed event as a duplicate of the document
 	// with the same _id.

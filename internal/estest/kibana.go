@@ -151,8 +151,7 @@ func (k *Kibana) exportObjects(w http.ResponseWriter, r *http.Request) {
 			return false
 		}
 		seen[key] = true
-		b, _ := json.Marshal(obj)
-		out = append(out, string(b))
+		// Like Kibana (sortObjects): an object's references come before it.
 		if req.IncludeReferencesDeep {
 			refs, _ := obj["references"].([]any)
 			for _, r := range refs {
@@ -160,6 +159,8 @@ func (k *Kibana) exportObjects(w http.ResponseWriter, r *http.Request) {
 				add(fmt.Sprint(ref["type"], "/", ref["id"]))
 			}
 		}
+		b, _ := json.Marshal(obj)
+		out = append(out, string(b))
 		return true
 	}
 	for _, o := range req.Objects {

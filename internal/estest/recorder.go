@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Doc is one stored document.
@@ -23,6 +24,8 @@ type Doc struct {
 	ID     string
 	Index  string
 	Source map[string]any
+	// Received is when the document was stored (its first version).
+	Received time.Time
 }
 
 // Request is a recorded non-bulk request.
@@ -334,10 +337,10 @@ func (r *Recorder) store(op, index, id string, src []byte, itemFault func(string
 			r.duplicates++
 			return http.StatusConflict
 		}
-		r.docs[id] = Doc{ID: id, Index: index, Source: source}
+		r.docs[id] = Doc{ID: id, Index: index, Source: source, Received: r.docs[id].Received}
 		return http.StatusOK
 	}
-	r.docs[id] = Doc{ID: id, Index: index, Source: source}
+	r.docs[id] = Doc{ID: id, Index: index, Source: source, Received: time.Now()}
 	r.order = append(r.order, id)
 	return http.StatusCreated
 }

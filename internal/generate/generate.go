@@ -8,7 +8,9 @@ package generate
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,11 +108,58 @@ func All(root string) ([]File, error) {
 	return append(files, sortedFiles(dash)...), nil
 }
 
-// Write writes every generated file under root.
+// GeneratedDirs are directories whose every file is generated: a file
+// there that is no longer generated is removed by Write and reported by
+// Stale.
+var GeneratedDirs = []string{"kibana", PackageDir + "/kibana"}
+
+// extraFiles lists the files under the generated directories that files
+// does not hold.
+func extraFiles(root string, files []File) ([]string, error) {
+	want := map[string]bool{}
+	for _, f := range files {
+		want[filepath.ToSlash(f.Path)] = true
+	}
+	var extra []string
+	for _, d := range GeneratedDirs {
+		err := filepath.WalkDir(filepath.Join(root, d), func(p string, e fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil || e.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			if !want[filepath.ToSlash(rel)] {
+				extra = append(extra, filepath.ToSlash(rel))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return extra, nil
+}
+
+// Write writes every generated file under root, and removes the files of
+// the generated directories that are generated no more.
 func Write(root string) error {
 	files, err := All(root)
 	if err != nil {
 		return err
+	}
+	extra, err := extraFiles(root, files)
+	if err != nil {
+		return err
+	}
+	for _, p := range extra {
+		if err := os.Remove(filepath.Join(root, p)); err != nil {
+			return fmt.Errorf("remove %s, no longer generated: %w", p, err)
+		}
 	}
 	for _, f := range files {
 		p := filepath.Join(root, f.Path)
@@ -139,6 +188,13 @@ func Stale(root string) ([]string, error) {
 		if err != nil || !bytes.Equal(b, f.Data) {
 			stale = append(stale, f.Path)
 		}
+	}
+	extra, err := extraFiles(root, files)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range extra {
+		stale = append(stale, p+" (no longer generated)")
 	}
 	return stale, nil
 }

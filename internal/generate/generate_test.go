@@ -20,7 +20,7 @@ func TestConfigsCarryTeleportbeatSettings(t *testing.T) {
 	require.NoError(t, err)
 	ref, err := Config("../..", beats, true)
 	require.NoError(t, err)
-	for _, key := range []string{"teleportbeat.teleport:", "#identity_file:", "#batch_size: 500", "#safety_margin: 15s", "teleportbeat.registry:", "output.logstash:", "output.elasticsearch:"} {
+	for _, key := range []string{"teleportbeat.teleport:", "#identity_file:", "#batch_size: 500", "#safety_margin: 0s", "#max_delay: 15m", "#recovery_horizon: 24h", "teleportbeat.registry:", "output.logstash:", "output.elasticsearch:"} {
 		require.Contains(t, string(ref), key)
 	}
 	short, err := Config("../..", beats, false)

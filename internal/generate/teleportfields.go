@@ -432,6 +432,37 @@ func TeleportFieldsYML(rf RawFields) []byte {
             object where a keyword is mapped, a time that is not RFC 3339),
             moved here unchanged under their path; the event is tagged
             teleport_field_misfit.
+        - name: resource
+          type: group
+          description: The resource an event is about.
+          fields:
+            - name: kind
+              type: keyword
+              description: "What the resource is: db, kube, app, desktop or node (SSH)."
+            - name: name
+              type: keyword
+              ignore_above: 1024
+              description: Its name (database service, Kubernetes cluster, application, desktop or node host name).
+        - name: certificate
+          type: group
+          description: What teleportbeat derives from a cert.create event.
+          fields:
+            - name: ttl
+              type: long
+              description: The certificate's lifetime in seconds (its expiry minus the event's time).
+        - name: truncated
+          type: group
+          description: >
+            Set on an event an output refused as too large and that was sent
+            again with its largest strings cut (tagged teleport_truncated); the
+            whole event is in the dead-letter file under path.data.
+          fields:
+            - name: original_bytes
+              type: long
+              description: Size of the event's JSON before it was cut.
+            - name: fields
+              type: keyword
+              description: The fields cut.
 `)
 	return b.Bytes()
 }

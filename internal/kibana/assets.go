@@ -67,6 +67,15 @@ func metricOf(op, field, label string) column {
 	}}
 }
 
+// duration is metricOf for a field in the given unit (nanoseconds for
+// event.duration, seconds for teleport.certificate.ttl), shown as a
+// duration ("2 hours"), not as a number.
+func duration(op, field, label, unit string) column {
+	c := metricOf(op, field, label)
+	c.def["params"] = map[string]any{"format": map[string]any{"id": "duration", "params": map[string]any{"inputFormat": unit, "outputFormat": "humanizePrecise", "outputPrecision": 1}}}
+	return c
+}
+
 func dateHistogram() column {
 	return column{id: stableID("col/@timestamp"), def: map[string]any{
 		"dataType": "date", "isBucketed": true, "label": "@timestamp",
@@ -89,9 +98,17 @@ func terms(field, label string, size int, orderBy column) column {
 	}}
 }
 
-// lens builds a Lens visualization over the teleportbeat data view.
-func lens(title, description, query, visType string, cols []column, vis func(layer string) map[string]any) Object {
-	id := stableID("lens/" + title)
+// vis is a Lens visualization, placed by value on a dashboard: its
+// attributes live in the dashboard's panel (Kibana's and package-spec's
+// rule for integration dashboards), not in a saved object of its own.
+type vis struct {
+	title, description, visType string
+	layer                       string
+	state                       map[string]any
+}
+
+// lens builds a Lens visualization over the data view.
+func lens(title, description, query, visType string, cols []column, visualization func(layer string) map[string]any) vis {
 	layer := stableID("layer/" + title)
 	order := make([]string, 0, len(cols))
 	defs := map[string]any{}
@@ -99,36 +116,27 @@ func lens(title, description, query, visType string, cols []column, vis func(lay
 		order = append(order, c.id)
 		defs[c.id] = c.def
 	}
-	return Object{
-		ID:   id,
-		Type: "lens",
-		Attributes: map[string]any{
-			"title":             title,
-			"description":       description,
-			"visualizationType": visType,
-			"state": map[string]any{
-				"datasourceStates": map[string]any{
-					"indexpattern": map[string]any{
-						"layers": map[string]any{
-							layer: map[string]any{"columnOrder": order, "columns": defs, "incompleteColumns": map[string]any{}},
-						},
+	return vis{
+		title: title, description: description, visType: visType, layer: layer,
+		state: map[string]any{
+			"datasourceStates": map[string]any{
+				"indexpattern": map[string]any{
+					"layers": map[string]any{
+						layer: map[string]any{"columnOrder": order, "columns": defs, "incompleteColumns": map[string]any{}},
 					},
 				},
-				"filters":       []any{},
-				"query":         map[string]any{"language": "kuery", "query": query},
-				"visualization": vis(layer),
 			},
+			"filters":       []any{},
+			"query":         map[string]any{"language": "kuery", "query": query},
+			"visualization": visualization(layer),
 		},
-		References: []Reference{
-			{ID: IndexPattern, Name: "indexpattern-datasource-current-indexpattern", Type: "index-pattern"},
-			{ID: IndexPattern, Name: "indexpattern-datasource-layer-" + layer, Type: "index-pattern"},
-		},
-		MigrationVersion: map[string]string{"lens": "7.14.0"},
-		CoreMigration:    "7.14.0",
 	}
 }
 
-func metricVis(title, description, query string, m column) Object {
+// layerRef is the name of the reference of a Lens layer to its data view.
+func (v vis) layerRef() string { return "indexpattern-datasource-layer-" + v.layer }
+
+func metricVis(title, description, query string, m column) vis {
 	return lens(title, description, query, "lnsMetric", []column{m}, func(layer string) map[string]any {
 		return map[string]any{"accessor": m.id, "layerId": layer}
 	})
@@ -136,7 +144,7 @@ func metricVis(title, description, query string, m column) Object {
 
 // barOverTime is a stacked bar chart of m over time, split by split (when
 // split is not nil).
-func barOverTime(title, description, query string, m column, split *column) Object {
+func barOverTime(title, description, query string, m column, split *column) vis {
 	cols := []column{dateHistogram(), m}
 	layerVis := map[string]any{"accessors": []string{m.id}, "seriesType": "bar_stacked", "xAccessor": cols[0].id}
 	if split != nil {
@@ -155,8 +163,8 @@ func barOverTime(title, description, query string, m column, split *column) Obje
 	})
 }
 
-// table is a data table of the bucket columns and the metric.
-func table(title, description, query string, cols ...column) Object {
+// table is a data table of the bucket columns and the metrics.
+func table(title, description, query string, cols ...column) vis {
 	return lens(title, description, query, "lnsDatatable", cols, func(layer string) map[string]any {
 		var cs []any
 		for _, c := range cols {
@@ -166,7 +174,7 @@ func table(title, description, query string, cols ...column) Object {
 	})
 }
 
-func donut(title, description, query string, group, m column) Object {
+func donut(title, description, query string, group, m column) vis {
 	return lens(title, description, query, "lnsPie", []column{group, m}, func(layer string) map[string]any {
 		return map[string]any{
 			"shape": "donut",
@@ -179,7 +187,7 @@ func donut(title, description, query string, group, m column) Object {
 }
 
 // search is a saved search (Discover) of one dataset.
-func search(title, description, query string, columns []string) Object {
+func search(title, description, query string, columns []string, dataView string) Object {
 	return Object{
 		ID:   stableID("search/" + title),
 		Type: "search",
@@ -196,35 +204,59 @@ func search(title, description, query string, columns []string) Object {
 				},
 			},
 		},
-		References:       []Reference{{ID: IndexPattern, Name: "kibanaSavedObjectMeta.searchSourceJSON.index", Type: "index-pattern"}},
+		References:       []Reference{{ID: dataView, Name: "kibanaSavedObjectMeta.searchSourceJSON.index", Type: "index-pattern"}},
 		MigrationVersion: map[string]string{"search": "7.9.3"},
 		CoreMigration:    "7.14.0",
 	}
 }
 
-// panel places a saved object on a dashboard grid.
+// panel places a visualization on a dashboard grid.
 type panel struct {
-	obj        Object
+	vis        vis
 	x, y, w, h int
 }
 
-// dashboard returns the dashboard and the objects on it.
-func dashboard(title, description, query string, panels []panel) (Object, []Object) {
+// filterRef is the reference name of a dashboard's filter data view.
+const filterRef = "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index"
+
+// dashboard returns the dashboard, its panels held by value, filtered on
+// field: value (package-spec wants a filter on every dashboard of an
+// integration, so that it reads only its own data).
+func dashboard(title, description, field, value, dataView string, panels []panel) Object {
 	var ps []any
-	refs := []Reference{}
-	var children []Object
+	refs := []Reference{{ID: dataView, Name: filterRef, Type: "index-pattern"}}
+	seen := map[string]bool{}
 	for i, p := range panels {
-		children = append(children, p.obj)
-		idx := fmt.Sprintf("%d", i+1)
+		if seen[p.vis.title] {
+			panic(fmt.Sprintf("kibana: dashboard %q has two panels titled %q", title, p.vis.title))
+		}
+		seen[p.vis.title] = true
+		idx := stableID("panel/" + title + "/" + p.vis.title)
 		ps = append(ps, map[string]any{
-			"version":          "7.14.0",
-			"type":             p.obj.Type,
-			"panelIndex":       idx,
-			"panelRefName":     "panel_" + idx,
-			"gridData":         map[string]any{"x": p.x, "y": p.y, "w": p.w, "h": p.h, "i": idx},
-			"embeddableConfig": map[string]any{"enhancements": map[string]any{}},
+			"version":    "7.14.0",
+			"type":       "lens",
+			"panelIndex": idx,
+			"title":      p.vis.title,
+			"gridData":   map[string]any{"x": p.x, "y": p.y, "w": p.w, "h": p.h, "i": idx},
+			"embeddableConfig": map[string]any{
+				"attributes": map[string]any{
+					"title":             p.vis.title,
+					"description":       p.vis.description,
+					"visualizationType": p.vis.visType,
+					"type":              "lens",
+					"references": []any{
+						map[string]any{"id": dataView, "name": "indexpattern-datasource-current-indexpattern", "type": "index-pattern"},
+						map[string]any{"id": dataView, "name": p.vis.layerRef(), "type": "index-pattern"},
+					},
+					"state": p.vis.state,
+				},
+				"enhancements": map[string]any{},
+			},
 		})
-		refs = append(refs, Reference{ID: p.obj.ID, Name: idx + ":panel_" + idx, Type: p.obj.Type})
+		refs = append(refs,
+			Reference{ID: dataView, Name: idx + ":indexpattern-datasource-current-indexpattern", Type: "index-pattern"},
+			Reference{ID: dataView, Name: idx + ":" + p.vis.layerRef(), Type: "index-pattern"})
+		_ = i
 	}
 	return Object{
 		ID:   stableID("dashboard/" + title),
@@ -237,13 +269,23 @@ func dashboard(title, description, query string, panels []panel) (Object, []Obje
 			"optionsJSON": map[string]any{"hidePanelTitles": false, "useMargins": true, "syncColors": false},
 			"panelsJSON":  ps,
 			"kibanaSavedObjectMeta": map[string]any{
-				"searchSourceJSON": map[string]any{"query": map[string]any{"language": "kuery", "query": query}, "filter": []any{}},
+				"searchSourceJSON": map[string]any{
+					"query": map[string]any{"language": "kuery", "query": ""},
+					"filter": []any{map[string]any{
+						"meta": map[string]any{
+							"alias": nil, "negate": false, "disabled": false, "type": "phrase", "key": field,
+							"params": map[string]any{"query": value}, "indexRefName": filterRef,
+						},
+						"query":  map[string]any{"match_phrase": map[string]any{field: value}},
+						"$state": map[string]any{"store": "appState"},
+					}},
+				},
 			},
 		},
 		References:       refs,
 		MigrationVersion: map[string]string{"dashboard": "7.14.0"},
 		CoreMigration:    "7.14.0",
-	}, children
+	}
 }
 
 // Queries shared by the dashboards.
@@ -253,6 +295,10 @@ const (
 	qFailedLogins  = `event.dataset:"teleport.audit" and event.action:"user.login" and event.outcome:"failure"`
 	qPrivileged    = `event.dataset:"teleport.audit" and event.action:("user.create" or "user.update" or "user.delete" or "user.password_change" or "role.created" or "role.updated" or "role.deleted" or "join_token.create" or "trusted_cluster_token.create" or "reset_password_token.create" or "recovery_token.create" or "privilege_token.create" or "lock.created" or "lock.deleted" or "access_request.create" or "access_request.review" or "access_request.update" or "access_request.delete" or "access_request.expire" or "bot.create" or "bot.update" or "bot.delete" or "github.created" or "github.updated" or "github.deleted" or "oidc.created" or "oidc.updated" or "oidc.deleted" or "saml.created" or "saml.updated" or "saml.deleted")`
 	qAccessReq     = `event.dataset:"teleport.audit" and event.action:access_request.*`
+	qReviews       = `event.dataset:"teleport.audit" and event.action:"access_request.review"`
+	qDenied        = `event.dataset:"teleport.audit" and event.outcome:"failure" and teleport.resource.kind:*`
+	qLocksMFA      = `event.dataset:"teleport.audit" and event.action:("lock.created" or "lock.deleted" or "mfa.add" or "mfa.delete" or "mfa_auth_challenge.create" or "mfa_auth_challenge.validate" or "recovery_code.used")`
+	qCerts         = `event.dataset:"teleport.audit" and event.action:"cert.create"`
 	qSessionStart  = `event.dataset:"teleport.audit" and event.action:("session.start" or "windows.desktop.session.start" or "db.session.start" or "app.session.start")`
 	qSessionEnd    = `event.dataset:"teleport.audit" and event.action:("session.end" or "windows.desktop.session.end" or "db.session.end" or "app.session.end")`
 	qExec          = `event.dataset:"teleport.audit" and event.action:"exec"`
@@ -260,24 +306,30 @@ const (
 	qSessionUpload = `event.dataset:"teleport.audit" and event.action:"session.upload"`
 )
 
-// Objects returns every saved object teleportbeat ships.
-func Objects() []Object {
+// Objects returns every saved object teleportbeat ships, over the
+// teleportbeat data view.
+func Objects() []Object { return objects(IndexPattern) }
+
+// objects returns the saved objects over the data view dataView.
+func objects(dataView string) []Object {
 	n := count("Events")
 
 	auditSearch := search("Teleport audit events [Teleportbeat]", "Every Teleport audit event.", qAudit,
-		[]string{"event.action", "event.outcome", "user.name", "source.ip", "host.name", "message"})
+		[]string{"event.action", "event.outcome", "user.name", "source.ip", "host.name", "message"}, dataView)
 	sessionSearch := search("Teleport session recordings [Teleportbeat]", "Events of Teleport session recordings.", qSessionData,
-		[]string{"event.action", "user.name", "host.name", "teleport.session.sid", "message"})
+		[]string{"event.action", "user.name", "host.name", "teleport.session.sid", "message"}, dataView)
 
 	byType := terms("event.action", "Event type", 10, n)
 	byOutcome := terms("event.outcome", "Outcome", 3, n)
-	overview, overviewPanels := dashboard("[Teleportbeat] Teleport Audit Overview",
-		"Teleport audit events: activity, users, sources, failed logins and privileged changes.", qAudit,
+	denied := count("Denied")
+	overview := dashboard("[Teleportbeat] Teleport Audit Overview",
+		"Teleport audit events: activity, users, sources, failed logins, denied access, privileged changes, locks and MFA, certificates and access requests. Discover: \"Teleport audit events [Teleportbeat]\".",
+		"event.dataset", "teleport.audit", dataView,
 		[]panel{
 			{metricVis("Audit events [Teleportbeat]", "Number of audit events.", qAudit, n), 0, 0, 12, 8},
 			{metricVis("Failed logins [Teleportbeat]", "Failed user logins.", qFailedLogins, count("Failed logins")), 12, 0, 12, 8},
 			{metricVis("Active users [Teleportbeat]", "Distinct users.", qAudit, metricOf("unique_count", "user.name", "Users")), 24, 0, 12, 8},
-			{metricVis("Privileged changes [Teleportbeat]", "Changes to users, roles, tokens, locks, connectors and access requests.", qPrivileged, count("Privileged changes")), 36, 0, 12, 8},
+			{metricVis("Privileged changes (count) [Teleportbeat]", "Changes to users, roles, tokens, locks, connectors and access requests.", qPrivileged, count("Privileged changes")), 36, 0, 12, 8},
 			{barOverTime("Events over time by type [Teleportbeat]", "Audit events over time, by event type.", qAudit, n, &byType), 0, 8, 24, 15},
 			{barOverTime("Events over time by outcome [Teleportbeat]", "Audit events over time, by outcome.", qAudit, n, &byOutcome), 24, 8, 24, 15},
 			{table("Top users [Teleportbeat]", "Users with the most audit events.", qAudit, terms("user.name", "User", 10, n), n), 0, 23, 16, 15},
@@ -285,39 +337,40 @@ func Objects() []Object {
 			{donut("Event categories [Teleportbeat]", "Audit events by ECS category.", qAudit, terms("event.category", "Category", 10, n), n), 32, 23, 16, 15},
 			{table("Failed logins by user and source [Teleportbeat]", "Failed logins, by user and source address.", qFailedLogins,
 				terms("user.name", "User", 20, n), terms("source.ip", "Source IP", 5, n), n), 0, 38, 24, 15},
-			{table("Privileged changes [Teleportbeat]", "Who changed users, roles, tokens, locks, connectors and access requests.", qPrivileged,
+			{table("Privileged changes [Teleportbeat]", "Who changed users, roles, tokens, locks, connectors and access requests, and for whom.", qPrivileged,
 				terms("event.action", "Change", 20, n), terms("user.name", "By", 10, n), terms("user.target.name", "Target user", 10, n), n), 24, 38, 24, 15},
-			{barOverTime("Access requests over time [Teleportbeat]", "Access requests: created, reviewed, updated, expired.", qAccessReq, n, &byType), 0, 53, 48, 12},
-			{auditSearch, 0, 65, 48, 20},
+			{barOverTime("Access denied over time by resource kind [Teleportbeat]", "Sessions and requests Teleport refused, by kind of resource (SSH node, Kubernetes, database, application, desktop).", qDenied, denied, ptr(terms("teleport.resource.kind", "Resource kind", 6, denied))), 0, 53, 24, 15},
+			{table("Access denied by resource [Teleportbeat]", "Who was refused access to what: resource kind and name, user.", qDenied,
+				terms("teleport.resource.kind", "Kind", 6, denied), terms("teleport.resource.name", "Resource", 20, denied), terms("user.name", "User", 10, denied), denied), 24, 53, 24, 15},
+			{table("Locks and MFA events [Teleportbeat]", "Locks created and removed, MFA devices added and removed, MFA challenges, recovery codes used.", qLocksMFA,
+				terms("event.action", "Event", 10, n), terms("user.name", "By", 10, n), terms("user.target.name", "Target user", 10, n), n), 0, 68, 24, 15},
+			{table("Certificates issued [Teleportbeat]", "User certificates: who asked, for whom (impersonation), the longest TTL.", qCerts,
+				terms("user.name", "Issued by", 20, n), terms("user.effective.name", "For (impersonated)", 10, n), duration("max", "teleport.certificate.ttl", "Longest TTL", "seconds"), n), 24, 68, 24, 15},
+			{barOverTime("Access requests over time [Teleportbeat]", "Access requests: created, reviewed, updated, expired.", qAccessReq, n, &byType), 0, 83, 24, 15},
+			{table("Access request reviews [Teleportbeat]", "Who approved or denied which access requests.", qReviews,
+				terms("teleport.audit.reviewer", "Reviewer", 20, n), terms("teleport.audit.proposed_state", "Decision", 3, n), terms("teleport.audit.id", "Request", 10, n), n), 24, 83, 24, 15},
 		})
 
-	sessions, sessionPanels := dashboard("[Teleportbeat] Teleport Sessions",
-		"Interactive sessions: who connected where, for how long, and the commands they ran.", `event.dataset:("teleport.audit" or "teleport.session")`,
+	sessions := dashboard("[Teleportbeat] Teleport Sessions",
+		"Interactive sessions: who connected where, for how long, and the commands they ran. Discover: \"Teleport session recordings [Teleportbeat]\".",
+		"event.module", "teleport", dataView,
 		[]panel{
 			{metricVis("Sessions started [Teleportbeat]", "SSH, desktop, database and app sessions started.", qSessionStart, count("Sessions")), 0, 0, 16, 8},
-			{metricVis("Average session duration [Teleportbeat]", "Average duration of the sessions that ended.", qSessionEnd, metricOf("average", "event.duration", "Average duration (ns)")), 16, 0, 16, 8},
+			{metricVis("Average session duration [Teleportbeat]", "Average duration of the sessions that ended.", qSessionEnd, duration("average", "event.duration", "Average duration", "nanoseconds")), 16, 0, 16, 8},
 			{metricVis("Recordings uploaded [Teleportbeat]", "Session recordings uploaded.", qSessionUpload, count("Recordings")), 32, 0, 16, 8},
 			{barOverTime("Sessions over time by node [Teleportbeat]", "Sessions started, by node.", qSessionStart, count("Sessions"), ptr(terms("host.name", "Node", 10, count("Sessions")))), 0, 8, 24, 15},
 			{table("Sessions by user and node [Teleportbeat]", "Who opened sessions where.", qSessionStart,
 				terms("user.name", "User", 20, count("Sessions")), terms("host.name", "Node", 10, count("Sessions")), count("Sessions")), 24, 8, 24, 15},
 			{table("Session duration by user [Teleportbeat]", "How long sessions lasted, by user.", qSessionEnd,
-				terms("user.name", "User", 20, metricOf("max", "event.duration", "Longest (ns)")), metricOf("average", "event.duration", "Average (ns)"), metricOf("max", "event.duration", "Longest (ns)"), count("Sessions")), 0, 23, 24, 15},
+				terms("user.name", "User", 20, duration("max", "event.duration", "Longest", "nanoseconds")), duration("average", "event.duration", "Average", "nanoseconds"), duration("max", "event.duration", "Longest", "nanoseconds"), count("Sessions")), 0, 23, 24, 15},
 			{table("Commands run [Teleportbeat]", "Commands run with exec, by user and node.", qExec,
 				terms("process.command_line", "Command", 20, n), terms("user.name", "User", 5, n), terms("host.name", "Node", 5, n), n), 24, 23, 24, 15},
 			{table("Programs run in sessions [Teleportbeat]", "Programs started inside sessions (enhanced session recording).", qSessionCmds,
 				terms("process.executable", "Program", 20, n), terms("user.name", "User", 5, n), n), 0, 38, 24, 15},
 			{barOverTime("Recorded session events over time [Teleportbeat]", "Events of session recordings, by type.", qSessionData, n, &byType), 24, 38, 24, 15},
-			{sessionSearch, 0, 53, 48, 20},
 		})
 
-	objs := []Object{overview, sessions}
-	seen := map[string]bool{overview.ID: true, sessions.ID: true}
-	for _, o := range append(overviewPanels, sessionPanels...) {
-		if !seen[o.ID] {
-			seen[o.ID] = true
-			objs = append(objs, o)
-		}
-	}
+	objs := []Object{overview, sessions, auditSearch, sessionSearch}
 	sort.SliceStable(objs, func(i, j int) bool { return objs[i].Type+objs[i].ID < objs[j].Type+objs[j].ID })
 	return objs
 }
@@ -325,7 +378,10 @@ func Objects() []Object {
 func ptr(c column) *column { return &c }
 
 // Files renders the objects as libbeat's loader expects them:
-// kibana/7/<type>/<id>.json, one object per file.
+// kibana/7/dashboard/<id>.json, one object per file. libbeat imports every
+// file of that directory (and what the objects reference from the others);
+// the saved searches are there too, since no dashboard references them
+// (dashboards hold their panels by value).
 func Files() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, o := range Objects() {
@@ -333,7 +389,7 @@ func Files() (map[string][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[filepath.Join("kibana", "7", o.Type, o.ID+".json")] = append(b, '\n')
+		out[filepath.Join("kibana", "7", "dashboard", o.ID+".json")] = append(b, '\n')
 	}
 	return out, nil
 }
@@ -349,19 +405,9 @@ const FleetIndexPattern = "logs-*"
 // expects (libbeat encodes them the same way when it loads dashboards).
 func FleetFiles(pkgDir string) (map[string][]byte, error) {
 	pkg := filepath.Base(pkgDir)
-	ids := map[string]string{IndexPattern: FleetIndexPattern}
-	for _, o := range Objects() {
-		ids[o.ID] = pkg + "-" + o.ID
-	}
 	out := map[string][]byte{}
-	for _, o := range Objects() {
-		o.ID = ids[o.ID]
-		refs := make([]Reference, len(o.References))
-		for i, r := range o.References {
-			r.ID = ids[r.ID]
-			refs[i] = r
-		}
-		o.References = refs
+	for _, o := range objects(FleetIndexPattern) {
+		o.ID = pkg + "-" + o.ID
 		b, err := json.Marshal(o)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package kibana
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -70,9 +71,9 @@ func loadObjects(t *testing.T) map[string]savedObject {
 		var o savedObject
 		require.NoError(t, json.Unmarshal(b, &o), "%s is not valid JSON", path)
 		dir := filepath.Base(filepath.Dir(path))
-		require.Equal(t, dir, o.Type, "%s: a %s object in the %s directory", path, o.Type, dir)
+		require.Equal(t, "dashboard", dir, "%s: libbeat imports the files of kibana/7/dashboard", path)
 		require.Equal(t, strings.TrimSuffix(filepath.Base(path), ".json"), o.ID, path)
-		require.Contains(t, []string{"dashboard", "lens", "search"}, o.Type, path)
+		require.Contains(t, []string{"dashboard", "search"}, o.Type, path)
 		title, _ := o.Attributes["title"].(string)
 		require.NotEmpty(t, title, path)
 		out[o.Type+"/"+o.ID] = o
@@ -133,30 +134,93 @@ func TestSavedObjectsAreValidAndComplete(t *testing.T) {
 			require.True(t, ok, "%s (%v) uses field %q, which fields.yml does not define", key, o.Attributes["title"], f)
 		}
 		for _, r := range o.References {
-			if r.Type == "index-pattern" {
-				require.Equal(t, IndexPattern, r.ID, "%s: the data view of the data stream", key)
-				continue
-			}
-			_, ok := objs[r.Type+"/"+r.ID]
-			require.True(t, ok, "%s references %s/%s, which does not exist", key, r.Type, r.ID)
-		}
-		if o.Type == "dashboard" {
-			panels := o.Attributes["panelsJSON"].([]any)
-			require.NotEmpty(t, panels)
-			names := map[string]bool{}
-			for _, r := range o.References {
-				names[r.Name] = true
-			}
-			for _, p := range panels {
-				ref := p.(map[string]any)["panelRefName"].(string)
-				idx := p.(map[string]any)["panelIndex"].(string)
-				require.True(t, names[idx+":"+ref], "%s: panel %s has no reference", key, idx)
-			}
+			require.Equal(t, "index-pattern", r.Type, "%s: dashboards hold their panels by value; only data views are referenced", key)
+			require.Equal(t, IndexPattern, r.ID, "%s: the data view of the data stream", key)
 		}
 	}
 	require.Equal(t, 2, types["dashboard"])
 	require.Equal(t, 2, types["search"], "a saved search per dataset")
-	require.Greater(t, types["lens"], 15)
+	require.Zero(t, types["lens"], "no visualization stands apart from its dashboard")
+}
+
+// panels returns a dashboard's panels.
+func panels(o savedObject) []map[string]any {
+	var out []map[string]any
+	for _, p := range o.Attributes["panelsJSON"].([]any) {
+		out = append(out, p.(map[string]any))
+	}
+	return out
+}
+
+// TestEveryPanelShowsTheVisualizationItsTitleNames: within a dashboard,
+// every panel has its own id and title, holds the visualization of that
+// title (by value), and every data view reference of that visualization
+// has its counterpart among the dashboard's references. (Two panels once
+// shared a title, and so an id: the Audit Overview showed its privileged
+// changes count twice and lost the table of who changed what.)
+func TestEveryPanelShowsTheVisualizationItsTitleNames(t *testing.T) {
+	for key, o := range loadObjects(t) {
+		if o.Type != "dashboard" {
+			continue
+		}
+		refs := map[string]bool{}
+		for _, r := range o.References {
+			refs[r.Name] = true
+		}
+		ids, titles := map[string]bool{}, map[string]bool{}
+		ps := panels(o)
+		require.GreaterOrEqual(t, len(ps), 9, key)
+		for _, p := range ps {
+			idx := p["panelIndex"].(string)
+			require.False(t, ids[idx], "%s: panel id %s twice", key, idx)
+			ids[idx] = true
+			require.Equal(t, idx, p["gridData"].(map[string]any)["i"], key)
+			title := p["title"].(string)
+			require.False(t, titles[title], "%s: two panels titled %q", key, title)
+			titles[title] = true
+			attrs := p["embeddableConfig"].(map[string]any)["attributes"].(map[string]any)
+			require.Equal(t, title, attrs["title"], "%s: panel %q shows another visualization", key, title)
+			require.Equal(t, "lens", attrs["type"])
+			for _, r := range attrs["references"].([]any) {
+				name := r.(map[string]any)["name"].(string)
+				require.True(t, refs[idx+":"+name], "%s: panel %q reference %s has no dashboard reference", key, title, name)
+			}
+			_, isMissingPanelRef := p["panelRefName"]
+			require.False(t, isMissingPanelRef, "%s: panel %q is by reference", key, title)
+		}
+		filters := o.Attributes["kibanaSavedObjectMeta"].(map[string]any)["searchSourceJSON"].(map[string]any)["filter"].([]any)
+		require.Len(t, filters, 1, "%s: filtered on its data", key)
+	}
+}
+
+// TestDurationsAreShownAsDurations: event.duration is in nanoseconds and
+// the certificate TTL in seconds; every metric of them is formatted as a
+// duration in that unit (the average session duration was once shown as
+// milliseconds).
+func TestDurationsAreShownAsDurations(t *testing.T) {
+	n := 0
+	for _, o := range loadObjects(t) {
+		if o.Type != "dashboard" {
+			continue
+		}
+		for _, p := range panels(o) {
+			state := p["embeddableConfig"].(map[string]any)["attributes"].(map[string]any)["state"].(map[string]any)
+			for _, l := range state["datasourceStates"].(map[string]any)["indexpattern"].(map[string]any)["layers"].(map[string]any) {
+				for _, c := range l.(map[string]any)["columns"].(map[string]any) {
+					col := c.(map[string]any)
+					unit := map[string]string{"event.duration": "nanoseconds", "teleport.certificate.ttl": "seconds"}[fmt.Sprint(col["sourceField"])]
+					if unit == "" || col["isBucketed"] == true {
+						continue
+					}
+					n++
+					format := col["params"].(map[string]any)["format"].(map[string]any)
+					require.Equal(t, "duration", format["id"], "%v", col["label"])
+					require.Equal(t, unit, format["params"].(map[string]any)["inputFormat"], "%v", col["label"])
+				}
+			}
+		}
+	}
+	require.GreaterOrEqual(t, n, 4)
 }
 
 // TestGeneratedObjectsMatchCommittedFiles: the files are what the code
@@ -173,18 +237,19 @@ func TestGeneratedObjectsMatchCommittedFiles(t *testing.T) {
 }
 
 func TestDashboardsShowWhatTheyPromise(t *testing.T) {
-	objs := loadObjects(t)
 	titles := map[string][]string{}
-	for _, o := range objs {
+	for _, o := range loadObjects(t) {
 		if o.Type != "dashboard" {
 			continue
 		}
-		for _, r := range o.References {
-			titles[o.Attributes["title"].(string)] = append(titles[o.Attributes["title"].(string)], objs[r.Type+"/"+r.ID].Attributes["title"].(string))
+		for _, p := range panels(o) {
+			titles[o.Attributes["title"].(string)] = append(titles[o.Attributes["title"].(string)], p["title"].(string))
 		}
 	}
 	overview := strings.Join(titles["[Teleportbeat] Teleport Audit Overview"], "\n")
-	for _, want := range []string{"Events over time by type", "Events over time by outcome", "Top users", "Top source IPs", "Failed logins", "Privileged changes", "Access requests"} {
+	for _, want := range []string{"Events over time by type", "Events over time by outcome", "Top users", "Top source IPs", "Failed logins",
+		"Privileged changes [", "Privileged changes (count)", "Access requests", "Access denied by resource", "Access denied over time by resource kind",
+		"Locks and MFA events", "Certificates issued", "Access request reviews"} {
 		require.Contains(t, overview, want)
 	}
 	sessions := strings.Join(titles["[Teleportbeat] Teleport Sessions"], "\n")

@@ -22,6 +22,8 @@ import (
 	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager
 	"github.com/goreleaser/nfpm/v2/files"
 	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
+
+	"github.com/teleportbeat/teleportbeat/internal/generate"
 )
 
 //go:embed files
@@ -329,9 +331,14 @@ func sortedKeys(m map[string]bool) []string {
 
 // FleetPackage zips the Fleet integration package (module/teleportbeat) as
 // Kibana's package upload API takes it: <name>-<version>.zip with
-// everything under <name>-<version>/.
+// everything under <name>-<version>/, built as elastic-package builds a
+// package: without _dev, and with the `external: ecs` fields resolved.
 func FleetPackage(root, out, version string, mtime time.Time) (string, error) {
 	src := filepath.Join(root, "module", Name)
+	fieldsYML, err := os.ReadFile(filepath.Join(root, "fields.yml"))
+	if err != nil {
+		return "", err
+	}
 	top := Name + "-" + version
 	dst := filepath.Join(out, top+".zip")
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -344,8 +351,14 @@ func FleetPackage(root, out, version string, mtime time.Time) (string, error) {
 	defer f.Close()
 	zw := zip.NewWriter(f)
 	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
 			return err
+		}
+		if d.IsDir() {
+			if d.Name() == "_dev" {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		rel, err := filepath.Rel(src, p)
 		if err != nil {
@@ -354,6 +367,11 @@ func FleetPackage(root, out, version string, mtime time.Time) (string, error) {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return err
+		}
+		if filepath.Base(rel) == "ecs.yml" && filepath.Base(filepath.Dir(rel)) == "fields" {
+			if data, err = generate.ResolveECS(data, fieldsYML); err != nil {
+				return fmt.Errorf("%s: %w", rel, err)
+			}
 		}
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: top + "/" + filepath.ToSlash(rel), Method: zip.Deflate, Modified: mtime})
 		if err != nil {

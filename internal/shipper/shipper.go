@@ -324,7 +324,20 @@ func startPosition(log *logp.Logger, cfg config.Config, o cursor.Opened, now tim
 	start := cfg.Audit.Start()
 	if o.Position != nil {
 		if !start.IsZero() && !o.FromBackup {
-			log.Infow("Resuming from the registry; teleportbeat.audit.start_time applies to the first run only (delete the registry to start over)", "start_time", start, "registry_window_start", o.Position.WindowStart)
+			// A start_time changed after the first run is ignored: say so
+			// loudly when it asks for something the registry does not do.
+			at := o.Position.LastEventTime
+			if at.IsZero() {
+				at = o.Position.WindowStart
+			}
+			// (A start_time before the registry's position is the first
+			// run's, or a wish to backfill more; it is said at info level.)
+			if start.After(at.Add(time.Minute)) {
+				log.Warnw("teleportbeat.audit.start_time differs from where the registry resumes, and applies to the first run only: reading resumes from the registry. To read from start_time, stop teleportbeat and delete the registry directory",
+					"start_time", start, "resumes_at", at, "registry", "path.data/registry")
+			} else {
+				log.Infow("Resuming from the registry; teleportbeat.audit.start_time applies to the first run only (delete the registry to start over)", "start_time", start, "registry_window_start", o.Position.WindowStart)
+			}
 		}
 		return o.Position
 	}

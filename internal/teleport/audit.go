@@ -58,6 +58,9 @@ type AuditConfig struct {
 	// cluster offers it (BackfillConcurrency chunks at once), and with
 	// searches where it does not.
 	Export bool
+	// StarveAfter is how long the publisher must wait for Teleport during a
+	// backfill before more parts or chunks are read at once (default 5ms).
+	StarveAfter time.Duration
 	// Late configures the sweeps that catch events that become visible
 	// after the head has passed their time (sweep.go).
 	Late LateConfig
@@ -86,6 +89,9 @@ type AuditStats struct {
 	// ExportReaders is how many export chunks are read at once, after the
 	// last growth (0 before any export).
 	ExportReaders atomic.Int64
+	// Waits counts the times the publisher had to wait for Teleport during
+	// a backfill (nothing read ahead).
+	Waits atomic.Int64
 }
 
 // AuditReader pages through the audit log with SearchUnstructuredEvents.
@@ -125,6 +131,7 @@ type AuditReader struct {
 	warnedLag atomic.Int64 // the lag last said (ns)
 	// warnedAhead is how far ahead Teleport's events were last said to be (ns).
 	warnedAhead atomic.Int64
+	waiting     atomic.Bool // the publisher waits for Teleport (await)
 	probeMu     sync.Mutex
 	lastNewest  string // key of the newest event at the last look (probeLag)
 	// Late are the sweeps' counters.
@@ -136,6 +143,9 @@ type AuditReader struct {
 func NewAuditReader(cfg AuditConfig, search func(ctx context.Context) (Searcher, error), log *logp.Logger) *AuditReader {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.StarveAfter <= 0 {
+		cfg.StarveAfter = defaultStarveAfter
 	}
 	set := func(types []string) map[string]struct{} {
 		m := make(map[string]struct{}, len(types))
@@ -594,6 +604,8 @@ func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string)
 		}
 		failures++
 		r.Stats.SearchErrors.Add(1)
+		// Not caught up while Teleport cannot be read.
+		r.caughtUp.Store(false)
 		wait := bo.Next()
 		r.log.Warnw("Teleport audit search failed; retrying", "error", err, "attempt", failures, "retry_in", wait.String(), "from", from, "to", to)
 		if !retry.Sleep(ctx, wait) {

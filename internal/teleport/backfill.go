@@ -150,7 +150,7 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 	for len(queue) > 0 {
 		w := queue[0]
 		for {
-			b, ok, starved := await(w.ch, out)
+			b, ok, starved := await(r, w.ch, out)
 			if !ok {
 				break
 			}
@@ -183,17 +183,23 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 	}
 }
 
-// starveAfter is how long the publisher must wait for Teleport before more
-// is read at once. Shorter waits are the publisher catching up with a
-// reader busy decoding, which more readers would not shorten (they share
-// the same CPUs); a round trip to a slow or distant cluster is longer.
-const starveAfter = 5 * time.Millisecond
+// Waiting reports whether the publisher is waiting for Teleport now
+// (during a backfill).
+func (r *AuditReader) Waiting() bool { return r.waiting.Load() }
+
+// defaultStarveAfter is how long the publisher must wait for Teleport
+// before more is read at once. Shorter waits are the publisher catching
+// up with a reader busy decoding, which more readers would not shorten
+// (they share the same CPUs); a round trip to a slow or distant cluster is
+// longer.
+const defaultStarveAfter = 5 * time.Millisecond
 
 // await takes the next value of ch, and reports whether the publisher
-// starved for it: it had to wait at least starveAfter while out held
+// starved for it: it had to wait at least StarveAfter while out held
 // nothing either. (While out still holds batches, the publisher is the
-// slower side, and reading more at once would not help.)
-func await[T any](ch <-chan T, out chan<- Batch) (v T, ok, starved bool) {
+// slower side, and reading more at once would not help.) A wait is counted
+// in Stats.Waits as it begins; Waiting reports whether one is under way.
+func await[T any](r *AuditReader, ch <-chan T, out chan<- Batch) (v T, ok, starved bool) {
 	select {
 	case v, ok = <-ch:
 		return v, ok, false
@@ -201,8 +207,11 @@ func await[T any](ch <-chan T, out chan<- Batch) (v T, ok, starved bool) {
 	}
 	idle := len(out) == 0
 	start := time.Now()
+	r.Stats.Waits.Add(1)
+	r.waiting.Store(true)
 	v, ok = <-ch
-	return v, ok, ok && idle && time.Since(start) >= starveAfter
+	r.waiting.Store(false)
+	return v, ok, ok && idle && time.Since(start) >= r.cfg.StarveAfter
 }
 
 // dropCarried removes from b the events the previous window already sent.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/elastic/elastic-agent-libs/logp"
 
+	"github.com/gravitational/teleport/api/breaker"
 	"github.com/gravitational/teleport/api/client"
 	"github.com/gravitational/teleport/api/client/proto"
 
@@ -58,6 +59,13 @@ func (c *Conn) Client(ctx context.Context) (*client.Client, error) {
 		Addrs:       c.cfg.Addr,
 		Credentials: []client.Credentials{c.creds},
 		DialTimeout: c.cfg.DialTimeout,
+		// teleport/api's circuit breaker trips after ten calls failing in a
+		// minute and then refuses every call for a minute more, again and
+		// again while the cluster is down: a recovered cluster would be
+		// noticed up to a minute late. teleportbeat retries on its own
+		// capped backoff (teleportbeat.teleport.backoff), which is what
+		// decides how soon it notices.
+		CircuitBreakerConfig: breaker.NoopBreakerConfig(),
 		DialOpts: []grpc.DialOption{
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageSize)),
 			// Reconnect on the beat's own schedule rather than gRPC's

@@ -128,7 +128,7 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 			break
 		}
 		if listing == 0 {
-			r.log.Infow("Exporting a day of the audit log", "day", day.Format(time.DateOnly), "chunks", len(chunks), "chunks_left", len(todo))
+			r.log.Debugw("Exporting a day of the audit log", "day", day.Format(time.DateOnly), "chunks", len(chunks), "chunks_left", len(todo))
 		} else {
 			r.log.Infow("New export chunks appeared in the day", "day", day.Format(time.DateOnly), "chunks", len(todo))
 		}
@@ -139,7 +139,7 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 		go func() { errc <- r.readChunks(cctx, day, todo, maps.Clone(chunkCursors), results, more) }()
 		ok := true
 		for {
-			cb, open, starved := await(results, out)
+			cb, open, starved := await(r, results, out)
 			if !open {
 				break
 			}
@@ -194,7 +194,13 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 	if !send(ctx, out, Batch{After: next}) {
 		return exportCancelled
 	}
-	r.log.Infow("Exported a day of the audit log", "day", day.Format(time.DateOnly), "events", events, "chunks", len(doneChunks), "took", time.Since(started).Round(time.Millisecond).String())
+	// A backfill over years has many empty days: only the days with events
+	// are said at info level (the progress line counts the rest).
+	logf := r.log.Infow
+	if events == 0 {
+		logf = r.log.Debugw
+	}
+	logf("Exported a day of the audit log", "day", day.Format(time.DateOnly), "events", events, "chunks", len(doneChunks), "took", time.Since(started).Round(time.Millisecond).String())
 	st.from, st.page, st.export = next.WindowStart, newPageState("", nil), nil
 	return exportDone
 }

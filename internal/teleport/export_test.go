@@ -1,6 +1,7 @@
 package teleport
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -200,18 +201,58 @@ func exportDay(t *testing.T, h *harness, chunks, concurrency int) (*AuditReader,
 	return h.reader(cfg), day
 }
 
-// TestExportReadsMoreChunksAtOnceWhileTheOutputWaits: with a slow start to
-// every chunk stream, the forwarder waits, and the reader reads as many
-// chunks at once as allowed.
+// TestExportReadsMoreChunksAtOnceWhileTheOutputWaits: while Teleport is
+// what the output waits for, every wait brings one more chunk stream, up
+// to backfill_concurrency. Teleport answers only when the test releases a
+// stream (the double's export gate), so the reader waits for certain each
+// time: the test does not depend on how fast the machine is.
 func TestExportReadsMoreChunksAtOnceWhileTheOutputWaits(t *testing.T) {
 	h := newHarness(t)
-	h.srv.Faults.SetExportLatency(50 * time.Millisecond)
+	gate := h.srv.Faults.GateExports()
 	r, day := exportDay(t, h, 20, 6)
-	_, collect := h.runReader(r, cursor.Position{WindowStart: day})
-	requireOnce(t, storedIDs(h.srv.Store), ids(collect(2000)))
-	// Two to begin with, one for the first wait of all; more only because
-	// the output kept waiting.
-	require.GreaterOrEqual(t, r.Stats.ExportReaders.Load(), int64(4))
+	r.cfg.StarveAfter = time.Nanosecond // any wait counts: the test makes sure there is one
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan Batch) // unbuffered: the publisher never holds a batch
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx, cursor.Position{WindowStart: day}, out) }()
+	var got []Batch
+	collected := make(chan int, 1)
+	go func() {
+		n := 0
+		for b := range out {
+			got = append(got, b)
+			if n += len(b.Events); n == 2000 {
+				collected <- n
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	streams := func(want int64) {
+		t.Helper()
+		require.Eventually(t, func() bool { return gate.Waiting() == want }, 20*time.Second, time.Millisecond, "%d streams held", want)
+	}
+	// Two streams to begin with, both held: the reader waits for Teleport.
+	streams(2)
+	require.EqualValues(t, 2, r.Stats.ExportReaders.Load())
+	// Each released chunk ends a wait: it is handed over, and one more
+	// stream is started, up to backfill_concurrency (6).
+	for readers := int64(3); readers <= 6; readers++ {
+		// Release only once the publisher waits for Teleport.
+		require.Eventually(t, r.Waiting, 20*time.Second, time.Millisecond)
+		gate.Release(1)
+		require.Eventually(t, func() bool { return r.Stats.ExportReaders.Load() == readers }, 20*time.Second, time.Millisecond)
+		streams(readers) // the released reader's next chunk, and the new one
+	}
+	gate.Release(20)
+	select {
+	case <-collected:
+	case <-time.After(20 * time.Second):
+		t.Fatal("not every event read")
+	}
+	require.EqualValues(t, 6, r.Stats.ExportReaders.Load(), "never more than backfill_concurrency")
+	cancel()
+	<-done
+	requireOnce(t, storedIDs(h.srv.Store), ids(got))
 }
 
 // TestExportReadsFewChunksAtOnceWhenTeleportKeepsUp: when the output is the

@@ -112,6 +112,11 @@ func (a *auditLogService) ExportUnstructuredEvents(req *auditlogpb.ExportUnstruc
 	}
 	a.s.exportCalls.Add(1)
 	plan := a.s.Faults.planExport()
+	if plan.gate != nil {
+		if err := plan.gate.wait(stream.Context()); err != nil {
+			return err
+		}
+	}
 	if err := sleepCtx(stream.Context(), plan.delay); err != nil {
 		return err
 	}

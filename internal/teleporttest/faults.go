@@ -3,6 +3,7 @@ package teleporttest
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -29,6 +30,7 @@ type Faults struct {
 	sessionCutAfter int           // session streams lose their connection after N events
 
 	exportLatency  time.Duration // added before every export chunk stream
+	exportGate     *Gate         // when set, each export stream waits for a token
 	exportFailNext int           // the next N export streams fail
 	exportCutAfter int           // export streams lose their connection after N events
 }
@@ -49,6 +51,44 @@ func (f *Faults) SetExportLatency(d time.Duration) {
 	f.exportLatency = d
 }
 
+// GateExports makes every export chunk stream wait, before it sends
+// anything, until Release lets it go: a test decides when Teleport answers.
+func (f *Faults) GateExports() *Gate {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := &Gate{tokens: make(chan struct{}, 1<<16)}
+	f.exportGate = g
+	return g
+}
+
+// Gate holds export streams until released.
+type Gate struct {
+	tokens  chan struct{}
+	waiting atomic.Int64
+}
+
+// Release lets n streams go.
+func (g *Gate) Release(n int) {
+	for range n {
+		g.tokens <- struct{}{}
+	}
+}
+
+// Waiting is the number of streams held now.
+func (g *Gate) Waiting() int64 { return g.waiting.Load() }
+
+// wait holds a stream until it is released or ctx is done.
+func (g *Gate) wait(ctx context.Context) error {
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
+	select {
+	case <-g.tokens:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // FailNextExports makes the next n export chunk streams fail.
 func (f *Faults) FailNextExports(n int) {
 	f.mu.Lock()
@@ -59,7 +99,7 @@ func (f *Faults) FailNextExports(n int) {
 func (f *Faults) planExport() searchPlan {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p := searchPlan{delay: f.exportLatency, cutAfter: f.exportCutAfter}
+	p := searchPlan{delay: f.exportLatency, cutAfter: f.exportCutAfter, gate: f.exportGate}
 	if f.exportFailNext > 0 {
 		f.exportFailNext--
 		p.fail = true
@@ -157,7 +197,7 @@ func (f *Faults) Reset() {
 	f.searchLatency, f.failEvery, f.failNext, f.cutEvery, f.slowNext, f.slowFor = 0, 0, 0, 0, 0, 0
 	f.failCode = codes.OK
 	f.sessionLatency, f.sessionFailNext, f.sessionCutAfter = 0, 0, 0
-	f.exportLatency, f.exportFailNext, f.exportCutAfter = 0, 0, 0
+	f.exportLatency, f.exportFailNext, f.exportCutAfter, f.exportGate = 0, 0, 0, nil
 }
 
 type searchPlan struct {
@@ -166,7 +206,8 @@ type searchPlan struct {
 	code  codes.Code // of a failure (Unavailable when unset)
 	cut   bool
 
-	cutAfter int // export streams: fail after this many events
+	cutAfter int   // export streams: fail after this many events
+	gate     *Gate // export streams: wait for a token first
 }
 
 func (f *Faults) planSearch() searchPlan {
