@@ -35,6 +35,12 @@ of it. Existing files are not overwritten without --force.`,
 				return err
 			}
 			w := c.OutOrStdout()
+			rv, _ := configure.RoleVersion(o.TeleportVersion)
+			if o.TeleportVersion == "" {
+				fmt.Fprintf(w, "The role is version %s, which every Teleport from 11 to 18 takes (give --teleport-version for the newest your cluster takes).\n", rv)
+			} else {
+				fmt.Fprintf(w, "The role is version %s, for Teleport %s.\n", rv, o.TeleportVersion)
+			}
 			fmt.Fprintf(w, "Wrote to %s:\n", o.Dir)
 			for _, f := range files {
 				fmt.Fprintf(w, "  %-28s %#o  %s\n", f.Name, f.Mode, f.What)
@@ -52,5 +58,6 @@ of it. Existing files are not overwritten without --force.`,
 	f.IntVar(&o.RSABits, "rsa-bits", 4096, "RSA key size")
 	f.DurationVar(&o.TTL, "ttl", 10*365*24*time.Hour, "validity of the certificates")
 	f.StringVar(&o.User, "user", "teleportbeat", "name of the Teleport user and role")
+	f.StringVar(&o.TeleportVersion, "teleport-version", "", "the cluster's Teleport version (13, 16.4.6...), for the role's version: v7 from 14 on, v6 before; unset, v6, which Teleport 11 to 18 all take")
 	return c
 }

@@ -68,7 +68,12 @@ func checkConfigParses(*cobra.Command, []string) (err error) {
 			err = fmt.Errorf("%s", malformed("the config files given with -c", r))
 		}
 	}()
-	_, _ = cfgfile.Load("", nil)
+	cfg, _ := cfgfile.Load("", nil)
+	// The Proxy's private CA must be in the system roots before anything
+	// uses TLS (cmd/proxyca.go); the copies live as long as the process.
+	if _, err := trustProxyCAs(cfg); err != nil {
+		return err
+	}
 	return nil
 }
 

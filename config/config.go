@@ -4,6 +4,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -48,6 +49,9 @@ type Teleport struct {
 	IdentityFile string `config:"identity_file"`
 	// SSL is a TLS key pair and CA from `tctl auth sign --format=tls`.
 	SSL SSL `config:"ssl"`
+	// ProxySSL are the CAs of the Proxy's web certificate, when it is not
+	// from a public CA.
+	ProxySSL ProxySSL `config:"proxy_ssl"`
 	// DialTimeout bounds one connection attempt.
 	DialTimeout time.Duration `config:"dial_timeout"`
 	// Backoff bounds the wait between retries when Teleport fails.
@@ -63,6 +67,13 @@ type SSL struct {
 	CertificateAuthorities []string `config:"certificate_authorities"`
 	Certificate            string   `config:"certificate"`
 	Key                    string   `config:"key"`
+}
+
+// ProxySSL configures the trust in the Proxy's web certificate.
+type ProxySSL struct {
+	// CertificateAuthorities are PEM files of the CAs that sign the
+	// Proxy's web certificate (a private CA; public ones are trusted).
+	CertificateAuthorities []string `config:"certificate_authorities"`
 }
 
 // Backoff is a capped exponential backoff.
@@ -276,6 +287,18 @@ func normalizeAddr(a string) (string, error) {
 	return a, nil
 }
 
+// checkPEMCerts checks that path holds at least one PEM certificate.
+func checkPEMCerts(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return nil
+}
+
 func portOr(p, def string) string {
 	if p == "" {
 		return def
@@ -305,6 +328,11 @@ func (c *Config) check() error {
 		t.Addr[i] = addr
 	}
 	errs = append(errs, validateCredentials(t)...)
+	for i, f := range t.ProxySSL.CertificateAuthorities {
+		if err := checkPEMCerts(f); err != nil {
+			add(fmt.Sprintf("teleport.proxy_ssl.certificate_authorities.%d", i), "%s", err)
+		}
+	}
 	if t.DialTimeout <= 0 {
 		add("teleport.dial_timeout", "must be positive, got %s", t.DialTimeout)
 	}

@@ -145,3 +145,39 @@ func startLumberFromFiles(t *testing.T, caFile, certFile, keyFile, addr string) 
 	t.Cleanup(func() { _ = srv.Close() })
 	return fl
 }
+
+// TestConfigureRoleFitsTheClusterVersion: the role `configure` writes is
+// one the cluster's version takes (Teleport 13 refuses v7), with
+// --teleport-version and without it; the output says which.
+func TestConfigureRoleFitsTheClusterVersion(t *testing.T) {
+	for _, version := range []string{"13.1.3", "16.4.6", "18.0.0-dev"} {
+		tp, err := teleporttest.New(teleporttest.Config{Version: version})
+		require.NoError(t, err)
+		t.Cleanup(tp.Stop)
+		for _, flag := range [][]string{nil, {"--teleport-version", version}} {
+			dir := filepath.Join(t.TempDir(), "conf")
+			out, err := exec.Command(beatBin, append([]string{"configure", dir, tp.Addr()}, flag...)...).CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			role, err := os.ReadFile(filepath.Join(dir, "teleportbeat-role.yaml"))
+			require.NoError(t, err)
+			var v string
+			for _, line := range strings.Split(string(role), "\n") {
+				if rest, ok := strings.CutPrefix(line, "version: "); ok {
+					v = strings.TrimSpace(rest)
+				}
+			}
+			require.NoError(t, tp.CheckRole(v), "Teleport %s, configure %v: role %s", version, flag, v)
+			require.Contains(t, string(out), "The role is version "+v)
+		}
+	}
+	// The newest role version for a version that takes it.
+	dir := filepath.Join(t.TempDir(), "conf")
+	out, err := exec.Command(beatBin, "configure", dir, "--teleport-version", "16").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	role, err := os.ReadFile(filepath.Join(dir, "teleportbeat-role.yaml"))
+	require.NoError(t, err)
+	require.Contains(t, string(role), "version: v7")
+	out, err = exec.Command(beatBin, "configure", filepath.Join(t.TempDir(), "c"), "--teleport-version", "9").CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "older than teleportbeat supports")
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -30,6 +31,30 @@ type Options struct {
 	RSABits      int
 	TTL          time.Duration
 	User         string // Teleport user (and role) name
+	// TeleportVersion is the cluster's Teleport version (major, or
+	// major.minor...), for the role's version: v7 from Teleport 14 on, v6
+	// before (and when unknown: every Teleport from 11 to 18 takes v6,
+	// and the rules teleportbeat needs mean the same in both).
+	TeleportVersion string
+}
+
+// RoleVersion is the role version for a Teleport version ("" when unknown).
+func RoleVersion(teleportVersion string) (string, error) {
+	if teleportVersion == "" {
+		return "v6", nil
+	}
+	major, _, _ := strings.Cut(strings.TrimPrefix(teleportVersion, "v"), ".")
+	n, err := strconv.Atoi(major)
+	if err != nil || n < 1 {
+		return "", fmt.Errorf("--teleport-version: %q is not a Teleport version such as 13 or 16.4.6", teleportVersion)
+	}
+	switch {
+	case n < 11:
+		return "", fmt.Errorf("--teleport-version: Teleport %s is older than teleportbeat supports (11 and newer; see README's support matrix)", teleportVersion)
+	case n < 14:
+		return "v6", nil
+	}
+	return "v7", nil
 }
 
 // File is one written file.
@@ -110,6 +135,10 @@ type file struct {
 }
 
 func render(o Options) (map[string]file, error) {
+	roleVersion, err := RoleVersion(o.TeleportVersion)
+	if err != nil {
+		return nil, err
+	}
 	ca, err := certs.NewCA("teleportbeat Logstash CA", certs.Options{Type: o.KeyType, RSABits: o.RSABits, TTL: o.TTL})
 	if err != nil {
 		return nil, err
@@ -123,6 +152,7 @@ func render(o Options) (map[string]file, error) {
 		return nil, err
 	}
 	data := map[string]any{
+		"RoleVersion":  roleVersion,
 		"O":            o,
 		"Dir":          o.Dir,
 		"LogstashHost": o.LogstashHost[0],
@@ -162,7 +192,7 @@ func render(o Options) (map[string]file, error) {
 const roleTmpl = `# Role for teleportbeat: read and list the audit log and session recordings
 # (least privilege){{if .O.Lock}}, and create locks (teleportbeat.lock){{end}}.
 kind: role
-version: v7
+version: {{.RoleVersion}}
 metadata:
   name: {{.O.User}}
 spec:

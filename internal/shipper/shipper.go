@@ -301,7 +301,8 @@ func ping(ctx context.Context, log *logp.Logger, cfg config.Teleport, conn *tele
 		}
 		conn.Reset()
 		hl.unreachable(err)
-		log.Warnw("Cannot reach Teleport; retrying", "addr", cfg.Addr, "error", err, "attempt", attempt, "retry_in", wait.String())
+		log.Warnw("Cannot reach Teleport; retrying", "addr", cfg.Addr, "error", err.Error(), "attempt", attempt, "retry_in", wait.String())
+		log.Debugw("Teleport connection error, in full", "error", teleport.Details(err))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -607,7 +607,9 @@ func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string)
 		// Not caught up while Teleport cannot be read.
 		r.caughtUp.Store(false)
 		wait := bo.Next()
-		r.log.Warnw("Teleport audit search failed; retrying", "error", err, "attempt", failures, "retry_in", wait.String(), "from", from, "to", to)
+		err = Explain(err, nil)
+		r.log.Warnw("Teleport audit search failed; retrying", "error", err.Error(), "attempt", failures, "retry_in", wait.String(), "from", from, "to", to)
+		r.log.Debugw("Teleport audit search error, in full", "error", Details(err))
 		if !retry.Sleep(ctx, wait) {
 			return nil, "", false
 		}

@@ -32,8 +32,9 @@ type Conn struct {
 	creds Credentials
 	log   *logp.Logger
 
-	mu  sync.Mutex
-	clt *client.Client
+	mu   sync.Mutex
+	clt  *client.Client
+	caps *capabilities // of clt
 }
 
 // NewConn returns a connection that dials on first use.
@@ -55,6 +56,11 @@ func (c *Conn) Client(ctx context.Context) (*client.Client, error) {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout+time.Second)
 	defer cancel()
+	// A port that refuses, or a name that does not resolve, is said at
+	// once (teleport/api would retry until the dial timeout).
+	if err := probeTCP(dialCtx, c.cfg.Addr, c.cfg.DialTimeout); err != nil {
+		return nil, err
+	}
 	clt, err := client.New(dialCtx, client.Config{
 		Addrs:       c.cfg.Addr,
 		Credentials: []client.Credentials{c.creds},
@@ -77,9 +83,10 @@ func (c *Conn) Client(ctx context.Context) (*client.Client, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connect to Teleport at %v: %w", c.cfg.Addr, err)
+		return nil, ExplainConnect(err, c.cfg.Addr)
 	}
 	c.clt = clt
+	c.caps = newCapabilities(c.log)
 	return clt, nil
 }
 
@@ -90,7 +97,10 @@ func (c *Conn) AuditLog(ctx context.Context) (*AuditLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewAuditLog(clt), nil
+	c.mu.Lock()
+	caps := c.caps
+	c.mu.Unlock()
+	return &AuditLog{conn: clt.GetConnection(), clt: clt, caps: caps}, nil
 }
 
 // Reset drops the client; the next call dials again.
@@ -112,7 +122,8 @@ func (c *Conn) Ping(ctx context.Context) (proto.PingResponse, error) {
 	if err != nil {
 		return proto.PingResponse{}, err
 	}
-	return clt.Ping(ctx)
+	pong, err := clt.Ping(ctx)
+	return pong, Explain(err, c.cfg.Addr)
 }
 
 // Identity describes the certificate the beat presents.

@@ -432,6 +432,9 @@ func (r *AuditReader) streamChunk(ctx context.Context, day time.Time, chunk, cur
 	return received, nil
 }
 
+// Unsupported reports whether err says the cluster has no export API.
+func Unsupported(err error) bool { return unsupported(err) }
+
 // unsupported reports whether err says the cluster has no export API: an
 // Auth Service older than Teleport 16 (gRPC Unimplemented) or an audit
 // backend without export support (NotImplemented).

@@ -15,8 +15,11 @@ import (
 	"github.com/gravitational/teleport/api/client"
 	"github.com/gravitational/teleport/api/internalutils/stream"
 	"github.com/gravitational/teleport/api/types"
+	apievents "github.com/gravitational/teleport/api/types/events"
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+
+	"github.com/elastic/elastic-agent-libs/logp"
 
 	"github.com/teleportbeat/teleportbeat/internal/event"
 )
@@ -27,18 +30,30 @@ import (
 // generated protobuf types (a third of the CPU teleportbeat spent per
 // event went to building and converting protobuf Struct objects). The
 // connection's interceptors (error conversion, tracing) apply as before.
+//
+// On clusters older than the unstructured methods (capabilities.go) it
+// calls the typed ones and converts their events.
 type AuditLog struct {
 	conn *grpc.ClientConn
 	clt  *client.Client
+	caps *capabilities
 }
 
 // NewAuditLog returns the audit log service of clt.
-func NewAuditLog(clt *client.Client) *AuditLog {
-	return &AuditLog{conn: clt.GetConnection(), clt: clt}
+func NewAuditLog(clt *client.Client, log *logp.Logger) *AuditLog {
+	return &AuditLog{conn: clt.GetConnection(), clt: clt, caps: newCapabilities(log)}
 }
+
+// LegacySearch and LegacySessions report whether the older, typed methods
+// are in use.
+func (a *AuditLog) LegacySearch() bool   { return a.caps.LegacySearch() }
+func (a *AuditLog) LegacySessions() bool { return a.caps.LegacySessions() }
 
 // SearchUnstructuredEvents is client.Client's, returning decoded events.
 func (a *AuditLog) SearchUnstructuredEvents(ctx context.Context, fromUTC, toUTC time.Time, namespace string, eventTypes []string, limit int, order types.EventOrder, startKey string) ([]*event.Event, string, error) {
+	if a.caps.LegacySearch() {
+		return a.searchTyped(ctx, fromUTC, toUTC, namespace, eventTypes, limit, order, startKey)
+	}
 	req := &auditlogpb.GetUnstructuredEventsRequest{
 		Namespace:  namespace,
 		StartDate:  timestamppb.New(fromUTC),
@@ -50,9 +65,40 @@ func (a *AuditLog) SearchUnstructuredEvents(ctx context.Context, fromUTC, toUTC 
 	}
 	var page searchPage
 	if err := a.conn.Invoke(ctx, auditlogpb.AuditLogService_GetUnstructuredEvents_FullMethodName, req, &page, grpc.ForceCodecV2(wireCodec{})); err != nil {
+		if unimplemented(err) {
+			a.caps.useLegacySearch(err)
+			return a.searchTyped(ctx, fromUTC, toUTC, namespace, eventTypes, limit, order, startKey)
+		}
 		return nil, "", trace.Wrap(err)
 	}
 	return page.events, page.lastKey, nil
+}
+
+// searchTyped is the search of clusters before GetUnstructuredEvents.
+func (a *AuditLog) searchTyped(ctx context.Context, fromUTC, toUTC time.Time, namespace string, eventTypes []string, limit int, order types.EventOrder, startKey string) ([]*event.Event, string, error) {
+	typed, next, err := a.clt.SearchEvents(ctx, fromUTC, toUTC, namespace, eventTypes, limit, order, startKey)
+	if err != nil {
+		return nil, "", trace.Wrap(err)
+	}
+	out := make([]*event.Event, 0, len(typed))
+	for _, t := range typed {
+		e, err := fromTyped(t)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, e)
+	}
+	return out, next, nil
+}
+
+// fromTyped converts a typed event as Teleport's own unstructured methods
+// do (events.ToUnstructured), then decodes it as every event is.
+func fromTyped(t apievents.AuditEvent) (*event.Event, error) {
+	pb, err := apievents.ToUnstructured(t)
+	if err != nil {
+		return nil, trace.Wrap(err, "convert a %s event", t.GetType())
+	}
+	return event.FromProto(pb)
 }
 
 // GetEventExportChunks is client.Client's (chunk names need no decoder).
@@ -84,6 +130,9 @@ func (a *AuditLog) ExportUnstructuredEvents(ctx context.Context, req *auditlogpb
 // events: they come on the first channel, which is closed at the end;
 // an error comes on the second.
 func (a *AuditLog) StreamUnstructuredSessionEvents(ctx context.Context, sessionID string, startIndex int64) (chan *event.Event, chan error) {
+	if a.caps.LegacySessions() {
+		return a.streamTyped(ctx, sessionID, startIndex)
+	}
 	ch := make(chan *event.Event)
 	errc := make(chan error, 1)
 	s, err := a.serverStream(ctx, auditlogpb.AuditLogService_StreamUnstructuredSessionEvents_FullMethodName,
@@ -93,16 +142,23 @@ func (a *AuditLog) StreamUnstructuredSessionEvents(ctx context.Context, sessionI
 		return ch, errc
 	}
 	go func() {
+		first := true
 		for {
 			var m sessionEvent
 			if err := s.RecvMsg(&m); err != nil {
 				if errors.Is(err, io.EOF) {
 					close(ch)
+				} else if first && unimplemented(err) {
+					// An older cluster: the typed stream, fed into ch.
+					a.caps.useLegacySessions(err)
+					tch, terrc := a.streamTyped(ctx, sessionID, startIndex)
+					forward(ctx, tch, terrc, ch, errc)
 				} else {
 					errc <- trace.Wrap(err)
 				}
 				return
 			}
+			first = false
 			select {
 			case ch <- m.event:
 			case <-ctx.Done():
@@ -112,6 +168,62 @@ func (a *AuditLog) StreamUnstructuredSessionEvents(ctx context.Context, sessionI
 		}
 	}()
 	return ch, errc
+}
+
+// streamTyped is the session stream of clusters before
+// StreamUnstructuredSessionEvents.
+func (a *AuditLog) streamTyped(ctx context.Context, sessionID string, startIndex int64) (chan *event.Event, chan error) {
+	ch := make(chan *event.Event)
+	errc := make(chan error, 1)
+	tch, terrc := a.clt.StreamSessionEvents(ctx, sessionID, startIndex)
+	go func() {
+		for {
+			select {
+			case err := <-terrc:
+				errc <- trace.Wrap(err)
+				return
+			case t, ok := <-tch:
+				if !ok {
+					close(ch)
+					return
+				}
+				e, err := fromTyped(t)
+				if err != nil {
+					errc <- err
+					return
+				}
+				select {
+				case ch <- e:
+				case <-ctx.Done():
+					errc <- trace.Wrap(ctx.Err())
+					return
+				}
+			}
+		}
+	}()
+	return ch, errc
+}
+
+// forward copies a stream's events and its end into ch and errc.
+func forward(ctx context.Context, from chan *event.Event, ferr chan error, ch chan *event.Event, errc chan error) {
+	for {
+		select {
+		case err := <-ferr:
+			errc <- err
+			return
+		case e, ok := <-from:
+			if !ok {
+				close(ch)
+				return
+			}
+			select {
+			case ch <- e:
+			case <-ctx.Done():
+				errc <- trace.Wrap(ctx.Err())
+				return
+			}
+		}
+	}
 }
 
 // serverStream opens a server-streaming call and sends its one request.

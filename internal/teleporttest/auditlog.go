@@ -20,28 +20,13 @@ type auditLogService struct {
 }
 
 // GetUnstructuredEvents answers SearchUnstructuredEvents: one page of the
-// audit log, with the key of the next page.
+// audit log, with the key of the next page. Teleport before 13 has no
+// teleport.auditlog.v1 service.
 func (a *auditLogService) GetUnstructuredEvents(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*auditlogpb.EventsUnstructured, error) {
-	a.s.calls.Add(1)
-	n := a.s.inFlight.Add(1)
-	defer a.s.inFlight.Add(-1)
-	for {
-		m := a.s.maxInFlight.Load()
-		if n <= m || a.s.maxInFlight.CompareAndSwap(m, n) {
-			break
-		}
+	if !a.s.version.atLeast(13, 0) {
+		return nil, unimplemented("teleport.auditlog.v1.AuditLogService", "GetUnstructuredEvents")
 	}
-	plan := a.s.Faults.planSearch()
-	if err := sleepCtx(ctx, plan.delay); err != nil {
-		return nil, err
-	}
-	if plan.fail {
-		return nil, plan.err()
-	}
-	if a.s.isDenied("event") {
-		return nil, trace.AccessDenied("access denied to perform action %q on %q", "list", "event")
-	}
-	events, lastKey, err := a.s.Store.Search(SearchRequest{
+	events, lastKey, err := a.s.search(ctx, SearchRequest{
 		From:       req.GetStartDate().AsTime(),
 		To:         req.GetEndDate().AsTime(),
 		EventTypes: req.GetEventTypes(),
@@ -52,20 +37,7 @@ func (a *auditLogService) GetUnstructuredEvents(ctx context.Context, req *auditl
 		StartKey:   req.GetStartKey(),
 	})
 	if err != nil {
-		if errors.Is(err, ErrBadParameter) {
-			return nil, trace.BadParameter("%s", err.Error())
-		}
-		return nil, trace.Wrap(err)
-	}
-	if plan.cut {
-		// The page was read; the connection goes away before the answer
-		// reaches the client.
-		go func() {
-			time.Sleep(5 * time.Millisecond)
-			a.s.CutConnections()
-		}()
-		<-ctx.Done()
-		return nil, ctx.Err()
+		return nil, err
 	}
 	items := make([]*auditlogpb.EventUnstructured, len(events))
 	for i, e := range events {
@@ -77,4 +49,45 @@ func (a *auditLogService) GetUnstructuredEvents(ctx context.Context, req *auditl
 		}
 	}
 	return &auditlogpb.EventsUnstructured{Items: items, LastKey: lastKey}, nil
+}
+
+// search runs one audit search with the injected faults.
+func (s *Server) search(ctx context.Context, req SearchRequest) ([]*Event, string, error) {
+	s.calls.Add(1)
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		m := s.maxInFlight.Load()
+		if n <= m || s.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	plan := s.Faults.planSearch()
+	if err := sleepCtx(ctx, plan.delay); err != nil {
+		return nil, "", err
+	}
+	if plan.fail {
+		return nil, "", plan.err()
+	}
+	if s.isDenied("event") {
+		return nil, "", trace.AccessDenied("access denied to perform action %q on %q", "list", "event")
+	}
+	events, lastKey, err := s.Store.Search(req)
+	if err != nil {
+		if errors.Is(err, ErrBadParameter) {
+			return nil, "", trace.BadParameter("%s", err.Error())
+		}
+		return nil, "", trace.Wrap(err)
+	}
+	if plan.cut {
+		// The page was read; the connection goes away before the answer
+		// reaches the client.
+		go func() {
+			time.Sleep(5 * time.Millisecond)
+			s.CutConnections()
+		}()
+		<-ctx.Done()
+		return nil, "", ctx.Err()
+	}
+	return events, lastKey, nil
 }

@@ -73,6 +73,9 @@ func (s *Store) chunks(day time.Time) []exportChunk {
 }
 
 func (a *auditLogService) exportAllowed() error {
+	if !a.s.version.atLeast(16, 0) {
+		return unimplemented("teleport.auditlog.v1.AuditLogService", "GetEventExportChunks")
+	}
 	if a.s.noExport {
 		// What the file backend answers (it has no export support).
 		return trace.NotImplemented("FileLog does not implement GetEventExportChunks")

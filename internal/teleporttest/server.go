@@ -23,6 +23,7 @@ import (
 	"github.com/gravitational/teleport/api/client/proto"
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 	"github.com/gravitational/teleport/api/types"
+	apievents "github.com/gravitational/teleport/api/types/events"
 	"github.com/gravitational/teleport/api/utils/grpc/interceptors"
 )
 
@@ -45,6 +46,15 @@ type Config struct {
 	// ClockOffset is how far the cluster's clock is from this host's
 	// (negative: behind): the events Live emits are timed by it.
 	ClockOffset time.Duration
+	// Version is the Teleport version the double is (default: the pinned
+	// API's): Ping reports it, and the methods and role versions it
+	// lacks are refused as that version's Auth Service refuses them
+	// (versions.go).
+	Version string
+	// Typed converts a stored event into Teleport's typed form, for the
+	// older typed methods (SearchEvents, StreamSessionEvents); without it
+	// they answer Internal. teleporttest/typed provides it.
+	Typed func(*Event) (*apievents.OneOf, error)
 }
 
 // Server is a running Teleport test double.
@@ -75,6 +85,8 @@ type Server struct {
 	randomIDs   bool
 	noExport    bool
 	clockOffset time.Duration
+	version     version
+	typed       func(*Event) (*apievents.OneOf, error)
 
 	exportCalls atomic.Int64 // export chunk streams served
 	chunkCalls  atomic.Int64 // chunk listings served
@@ -97,6 +109,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Store == nil {
 		cfg.Store = &Store{}
+	}
+	if cfg.Version == "" {
+		cfg.Version = api.Version
+	}
+	v, err := parseVersion(cfg.Version)
+	if err != nil {
+		return nil, err
 	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
@@ -121,7 +140,9 @@ func New(cfg Config) (*Server, error) {
 		randomIDs:   cfg.RandomIDs,
 		noExport:    cfg.NoExport,
 		clockOffset: cfg.ClockOffset,
+		typed:       cfg.Typed,
 		sessions:    map[string][]*Event{},
+		version:     v,
 	}
 	if err := s.listen(cfg.Addr); err != nil {
 		return nil, err
@@ -348,7 +369,7 @@ func (a *authService) Ping(ctx context.Context, _ *proto.PingRequest) (*proto.Pi
 	}
 	return &proto.PingResponse{
 		ClusterName:   a.s.clusterName,
-		ServerVersion: api.Version,
+		ServerVersion: a.s.version.String(),
 		ServerFeatures: &proto.Features{
 			AdvancedAccessWorkflows: true,
 		},

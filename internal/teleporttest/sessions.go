@@ -1,6 +1,7 @@
 package teleporttest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -31,37 +32,47 @@ func (s *Server) AddSession(sessionID string, events []*Event) {
 
 // StreamUnstructuredSessionEvents streams a recording from startIndex on:
 // like Teleport, every event whose index is at least startIndex, in index
-// order; NotFound when the recording does not exist (yet).
+// order; NotFound when the recording does not exist (yet). Teleport before
+// 14 has no such method.
 func (a *auditLogService) StreamUnstructuredSessionEvents(req *auditlogpb.StreamUnstructuredSessionEventsRequest, stream auditlogpb.AuditLogService_StreamUnstructuredSessionEventsServer) error {
-	if a.s.isDenied("session") {
+	if !a.s.version.atLeast(14, 0) {
+		return unimplemented("teleport.auditlog.v1.AuditLogService", "StreamUnstructuredSessionEvents")
+	}
+	return a.s.streamSession(stream.Context(), req.GetSessionId(), int64(req.GetStartIndex()), func(e *Event) error { return stream.Send(e.pb) })
+}
+
+// streamSession sends a recording's events from startIndex on, with the
+// injected faults.
+func (s *Server) streamSession(ctx context.Context, sessionID string, startIndex int64, send func(*Event) error) error {
+	if s.isDenied("session") {
 		return trace.AccessDenied("access denied to perform action %q on %q", "read", "session")
 	}
-	plan := a.s.Faults.planSession()
-	if err := sleepCtx(stream.Context(), plan.delay); err != nil {
+	plan := s.Faults.planSession()
+	if err := sleepCtx(ctx, plan.delay); err != nil {
 		return err
 	}
 	if plan.fail {
 		return errInjected
 	}
-	a.s.mu.Lock()
-	evs, ok := a.s.sessions[req.GetSessionId()]
-	a.s.mu.Unlock()
+	s.mu.Lock()
+	evs, ok := s.sessions[sessionID]
+	s.mu.Unlock()
 	if !ok {
-		return trace.NotFound("session %q not found", req.GetSessionId())
+		return trace.NotFound("session %q not found", sessionID)
 	}
 	sent := 0
 	for _, e := range evs {
-		if e.Index < int64(req.GetStartIndex()) {
+		if e.Index < startIndex {
 			continue
 		}
 		if plan.cutAfter > 0 && sent == plan.cutAfter {
 			// Let what was sent reach the client, then lose the connection.
 			time.Sleep(50 * time.Millisecond)
-			a.s.CutConnections()
-			<-stream.Context().Done()
-			return stream.Context().Err()
+			s.CutConnections()
+			<-ctx.Done()
+			return ctx.Err()
 		}
-		if err := stream.Send(e.pb); err != nil {
+		if err := send(e); err != nil {
 			return err
 		}
 		sent++
