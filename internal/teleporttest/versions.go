@@ -129,4 +129,3 @@ func (a *authService) StreamSessionEvents(req *proto.StreamSessionEventsRequest,
 		return stream.Send(oneOf)
 	})
 }
-
