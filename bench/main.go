@@ -72,7 +72,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.note, "note", "", "a note stored with the results (what changed)")
 	variants := fs.String("variants", "", "comma-separated variants to run (default: all): "+variantNames())
 	liveRates := fs.String("live-rates", "200,2000", "events/s of the live runs (latency and the late-event sweeps' cost); \"none\" for none")
-	fs.DurationVar(&o.liveDuration, "live-duration", time.Minute, "how long each live run produces events")
+	fs.DurationVar(&o.liveDuration, "live-duration", 2*time.Minute, "how long each live run produces events")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

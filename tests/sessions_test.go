@@ -82,7 +82,7 @@ func TestShipsSessionRecordingsAndResumesThem(t *testing.T) {
 
 	p = e.start(cfg)
 	p.waitLog(time.Minute, "Resuming session recordings")
-	p.waitLog(time.Minute, "Session recording not found yet; retrying")
+	p.waitLog(time.Minute, "Session recordings not found yet")
 	e.tp.AddSession(lateSID, lateRec)
 	waitFor(t, 2*time.Minute, "every session event", func() bool { return sessionCount() >= len(want) })
 	waitFor(t, time.Minute, "every audit event", func() bool { return es.Count() >= len(want)+len(audit)+len(recs)+1 })

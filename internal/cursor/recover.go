@@ -71,7 +71,7 @@ func OpenPosition(logger *logp.Logger, root string, fileMode os.FileMode, storeN
 	if errors.As(err, &errno) {
 		return Opened{}, err
 	}
-	aside := fmt.Sprintf("%s.corrupt-%s", root, now.UTC().Format("20060102T150405Z"))
+	aside := asideName(root, now)
 	if rerr := os.Rename(root, aside); rerr != nil {
 		return Opened{}, errors.Join(err, fmt.Errorf("move the unreadable registry aside: %w", rerr))
 	}
@@ -152,4 +152,18 @@ func openPosition(logger *logp.Logger, root string, fileMode os.FileMode, storeN
 		return nil, nil, err
 	}
 	return reg, pos, nil
+}
+
+// asideName is where an unreadable registry is moved: named after the
+// time, with a count when a registry was already moved aside in that
+// second (a registry broken again at once must not stop the beat).
+func asideName(root string, now time.Time) string {
+	base := fmt.Sprintf("%s.corrupt-%s", root, now.UTC().Format("20060102T150405Z"))
+	name := base
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
 }

@@ -179,3 +179,23 @@ func TestRegistryRemovedWhileRunningIsWrittenAgain(t *testing.T) {
 	require.NoError(t, o.Registry.read(func(st *statestore.Store) error { return st.Get("session::s1", &sess) }))
 	require.EqualValues(t, 7, sess["next"], "other keys are written again too")
 }
+
+// A registry broken again within the same second (a crash loop, a disk
+// that keeps failing) is moved aside beside the first one, not over it.
+func TestRegistryBrokenTwiceInASecondIsMovedAsideTwice(t *testing.T) {
+	log, _ := logp.NewInMemoryLocal("", logp.ConsoleEncoderConfig())
+	root := filepath.Join(t.TempDir(), "registry")
+	now := time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC)
+	for i := range 3 {
+		dir := saved(t, log, root, &Position{WindowStart: now.Add(-time.Hour)})
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), []byte("\x00{{"), 0o600))
+		o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", now, nil)
+		require.NoError(t, err, "break %d", i+1)
+		require.NoError(t, o.Registry.Close())
+		require.NoError(t, os.RemoveAll(root))
+	}
+	for _, name := range []string{".corrupt-20250607T080910Z", ".corrupt-20250607T080910Z-2", ".corrupt-20250607T080910Z-3"} {
+		_, err := os.Stat(root + name)
+		require.NoError(t, err, "%s kept", name)
+	}
+}

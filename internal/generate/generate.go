@@ -279,7 +279,40 @@ func Config(root, beats string, reference bool) ([]byte, error) {
 	if err := tmpl.ExecuteTemplate(&out, main, params); err != nil {
 		return nil, fmt.Errorf("render %s: %w", main, err)
 	}
-	return out.Bytes(), nil
+	return queueText(out.Bytes(), reference)
+}
+
+// queueText states teleportbeat's queue defaults where libbeat's
+// templates state libbeat's: teleportbeat's memory queue sends a batch
+// within 1 s (cmd/queue.go), which an output preset other than "custom"
+// would replace by its own queue, so the shipped configuration says
+// "custom". It fails when libbeat's text has changed, so that an upgrade
+// of libbeat cannot silently ship the other default.
+func queueText(b []byte, reference bool) ([]byte, error) {
+	edits := [][2]string{{
+		"  preset: balanced\n",
+		`  # teleportbeat ships "custom": libbeat's default batches (bulk_max_size
+  # 1600) with teleportbeat's queue, which sends a batch within 1 s when
+  # events come slowly (queue.mem.flush.timeout), so that an audit event is in
+  # Elasticsearch seconds after it happened. The other presets bring their
+  # own queue: "balanced" holds events up to 10 s, "throughput" 5 s, "scale"
+  # 20 s, and "latency" sends batches of 50.
+  preset: custom
+`,
+	}}
+	if reference {
+		edits = append(edits, [2]string{
+			"    # Maximum duration after which events are available to the outputs,\n    # if the number of events stored in the queue is < `flush.min_events`.\n    #flush.timeout: 10s\n",
+			"    # Maximum duration after which events are available to the outputs,\n    # if the number of events stored in the queue is < `flush.min_events`.\n    # teleportbeat's default is 1s (libbeat's is 10s): audit events are few\n    # and a security team alerts on them.\n    #flush.timeout: 1s\n",
+		})
+	}
+	for _, e := range edits {
+		if bytes.Count(b, []byte(e[0])) != 1 {
+			return nil, fmt.Errorf("render config: libbeat's template no longer holds %q once: update internal/generate's queueText", e[0])
+		}
+		b = bytes.Replace(b, []byte(e[0]), []byte(e[1]), 1)
+	}
+	return b, nil
 }
 
 func heading(title, sep string) string {

@@ -54,6 +54,7 @@ type Stats struct {
 	Registered      atomic.Int64
 	Completed       atomic.Int64
 	Missing         atomic.Int64
+	Waiting         atomic.Int64 // recordings not found yet, waiting for their next attempt
 	Active          atomic.Int64
 	EventsPublished atomic.Int64
 	EventsExcluded  atomic.Int64
@@ -75,8 +76,13 @@ type Manager struct {
 	known    map[string]cursor.SessionState
 	queue    []queued
 	attempts map[string]int // failed attempts at missing recordings
-	wake     chan struct{}
-	wg       sync.WaitGroup
+	// notFound counts "not found yet" answers since the last summary in
+	// the log, said at most once per missingSummaryEvery: a backfill can
+	// meet hundreds of recordings not uploaded yet at once.
+	notFound     int
+	notFoundSaid time.Time
+	wake         chan struct{}
+	wg           sync.WaitGroup
 }
 
 // queued is a session waiting for a worker, not before a time (a missing
@@ -216,9 +222,41 @@ func (m *Manager) next(ctx context.Context) (cursor.SessionState, bool) {
 func (m *Manager) retryLater(id string, t time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.attempts[id] == 0 {
+		m.Stats.Waiting.Add(1)
+	}
 	m.attempts[id]++
 	m.queue = append(m.queue, queued{id: id, notBefore: t})
 	return m.attempts[id]
+}
+
+// doneWaiting forgets the failed attempts at a recording once it is
+// found or given up.
+func (m *Manager) doneWaiting(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.attempts[id] > 0 {
+		m.Stats.Waiting.Add(-1)
+		delete(m.attempts, id)
+	}
+}
+
+// missingSummaryEvery is how often the log sums up the recordings not
+// found yet.
+const missingSummaryEvery = time.Minute
+
+// noteNotFound counts a "not found yet" answer and reports whether to
+// sum them up in the log now, with how many there were since the last
+// summary.
+func (m *Manager) noteNotFound(now time.Time) (say bool, since int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notFound++
+	if !m.notFoundSaid.IsZero() && now.Sub(m.notFoundSaid) < missingSummaryEvery {
+		return false, 0
+	}
+	since, m.notFound, m.notFoundSaid = m.notFound, 0, now
+	return true, since
 }
 
 func (m *Manager) setState(st cursor.SessionState) {
@@ -305,13 +343,19 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 			if !st.UploadTime.IsZero() && age > m.cfg.MissingTimeout {
 				log.Errorw("Session recording not found, giving up", "uploaded", st.UploadTime, "waited", age.Round(time.Second).String(), "error", err)
 				m.Stats.Missing.Add(1)
+				m.doneWaiting(st.ID)
 				missing := st
 				missing.State, missing.Updated = cursor.SessionMissing, time.Now()
 				m.setState(missing)
 				return
 			}
 			n := m.retryLater(st.ID, time.Now().Add(m.cfg.MissingRetry))
-			log.Warnw("Session recording not found yet; retrying", "attempt", n, "retry_in", m.cfg.MissingRetry.String(), "error", err)
+			log.Debugw("Session recording not found yet; retrying", "attempt", n, "retry_in", m.cfg.MissingRetry.String(), "error", err)
+			if say, since := m.noteNotFound(time.Now()); say {
+				m.log.Warnw("Session recordings not found yet (uploads can lag behind their session.upload event); retrying each until missing_timeout after its upload",
+					"waiting", m.Stats.Waiting.Load(), "not_found_answers", since, "example_session_id", st.ID,
+					"retry_in", m.cfg.MissingRetry.String(), "missing_timeout", m.cfg.MissingTimeout.String())
+			}
 			return
 		}
 		wait := bo.Next()
@@ -320,6 +364,7 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 			return
 		}
 	}
+	m.doneWaiting(st.ID)
 	tracker.Advance(&position{next: next, done: true})
 	select {
 	case <-finished:

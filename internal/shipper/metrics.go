@@ -111,6 +111,7 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 			monitoring.ReportInt(v, "registered", s.Registered.Load())
 			monitoring.ReportInt(v, "completed", s.Completed.Load())
 			monitoring.ReportInt(v, "missing", s.Missing.Load())
+			monitoring.ReportInt(v, "waiting_for_upload", s.Waiting.Load())
 			monitoring.ReportInt(v, "active", s.Active.Load())
 			monitoring.ReportInt(v, "pending", int64(m.sessions.Pending()))
 			monitoring.ReportInt(v, "events_published", s.EventsPublished.Load())

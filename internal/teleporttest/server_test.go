@@ -292,3 +292,28 @@ func TestSessionStreams(t *testing.T) {
 	require.Error(t, err)
 	require.Len(t, got, 10)
 }
+
+// Generated session.upload events announce recordings: RecordUploads
+// stores one for each, ending before its upload, and only once.
+func TestRecordUploadsGivesEveryUploadItsRecording(t *testing.T) {
+	srv, err := New(Config{})
+	require.NoError(t, err)
+	defer srv.Stop()
+	g := NewGenerator(7)
+	srv.Store.Add(g.Events(3000, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Second)...)
+
+	uploads := map[string]time.Time{}
+	for _, e := range srv.Store.All() {
+		if e.Type == "session.upload" {
+			uploads[e.pb.GetUnstructured().GetFields()["sid"].GetStringValue()] = e.Time
+		}
+	}
+	require.NotEmpty(t, uploads)
+	require.Equal(t, len(uploads), srv.RecordUploads(g, 25))
+	for sid, up := range uploads {
+		rec := srv.sessions[sid]
+		require.Len(t, rec, 25, "session %s", sid)
+		require.True(t, rec[len(rec)-1].Time.Before(up), "session %s is recorded before its upload", sid)
+	}
+	require.Zero(t, srv.RecordUploads(g, 25), "recordings already stored are kept")
+}

@@ -85,6 +85,40 @@ func (s *Server) streamSession(ctx context.Context, sessionID string, startIndex
 // Teleport emits once the recording is stored.
 func (g *Generator) Session(start time.Time, n int) (sessionID string, recording []*Event, upload *Event) {
 	sid := g.uuid()
+	recording, upload = g.recording(sid, start, n)
+	return sid, recording, upload
+}
+
+// RecordUploads gives every session.upload event the store holds a
+// recording of n events (when it has none yet), ending just before the
+// upload, so that a client shipping session recordings finds them: the
+// sample events hold uploads whose recordings are not in the repository.
+// It returns how many recordings it added.
+func (s *Server) RecordUploads(g *Generator, n int) int {
+	added := 0
+	for _, e := range s.Store.All() {
+		if e.Type != "session.upload" {
+			continue
+		}
+		sid := e.pb.GetUnstructured().GetFields()["sid"].GetStringValue()
+		if sid == "" {
+			continue
+		}
+		s.mu.Lock()
+		_, has := s.sessions[sid]
+		s.mu.Unlock()
+		if has {
+			continue
+		}
+		rec, _ := g.recording(sid, e.Time.Add(-time.Duration(n)*50*time.Millisecond-time.Second), n)
+		s.AddSession(sid, rec)
+		added++
+	}
+	return added
+}
+
+// recording generates the events of session sid and its upload event.
+func (g *Generator) recording(sid string, start time.Time, n int) (recording []*Event, upload *Event) {
 	base := map[string]any{}
 	g.sessionCommon(base)
 	user, login, host := base["user"], base["login"], base["server_hostname"]
@@ -128,5 +162,5 @@ func (g *Generator) Session(start time.Time, n int) (sessionID string, recording
 	if err != nil {
 		panic(fmt.Sprintf("teleporttest: generated upload event does not encode: %v", err))
 	}
-	return sid, recording, up
+	return recording, up
 }

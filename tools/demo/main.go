@@ -36,6 +36,7 @@ func run() error {
 		dir     = flag.String("dir", "demo-output", "directory for the demo's config, data, logs and events (emptied first)")
 		beat    = flag.String("beat", "", "teleportbeat binary to run (default: build it from this repository)")
 		timeout = flag.Duration("timeout", 3*time.Minute, "how long to wait for every event")
+		nSess   = flag.Int("sessions", 3, "generated SSH sessions with recordings to serve and ship (teleportbeat.sessions); 0 turns session shipping off")
 	)
 	flag.Parse()
 
@@ -61,6 +62,29 @@ func run() error {
 		return err
 	}
 	srv.Store.Add(evs...)
+	// The sample events hold no session recordings: serve a few generated
+	// sessions, recorded and uploaded on the sample events' last day, so
+	// that session shipping can be seen too.
+	sessionEvents := 0
+	if *nSess > 0 {
+		g := teleporttest.NewGenerator(1)
+		last := evs[0].Time
+		for _, e := range evs {
+			if e.Time.After(last) {
+				last = e.Time
+			}
+		}
+		for i := range *nSess {
+			sid, rec, up := g.Session(last.Add(time.Duration(i+1)*time.Minute), 40)
+			srv.AddSession(sid, rec)
+			srv.Store.Add(up)
+			for _, e := range rec {
+				if e.Type != "print" { // left out by sessions.exclude_event_types' default
+					sessionEvents++
+				}
+			}
+		}
+	}
 	id, err := srv.NewIdentity(24 * time.Hour)
 	if err != nil {
 		return err
@@ -70,6 +94,9 @@ func run() error {
 		return err
 	}
 	fmt.Printf("   cluster %q at %s, serving %d sample audit events (%s)\n", srv.ClusterName(), srv.Addr(), len(evs), strings.Join(teleporttest.CorpusFiles(), ", "))
+	if *nSess > 0 {
+		fmt.Printf("   and %d generated SSH sessions: %d session.upload audit events, %d recorded session events to ship\n", *nSess, *nSess, sessionEvents)
+	}
 
 	bin := *beat
 	if bin == "" {
@@ -93,11 +120,13 @@ teleportbeat.audit:
   start_time: "2019-01-01T00:00:00Z"
   poll_interval: 1s
   safety_margin: 1s
+teleportbeat.sessions:
+  enabled: %t
 output.file:
   path: %q
   filename: teleport-audit
   rotate_on_startup: false
-`, srv.Addr(), idFile, outDir)
+`, srv.Addr(), idFile, *nSess > 0, outDir)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -132,7 +161,7 @@ output.file:
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	deadline := time.After(*timeout)
-	want := len(evs)
+	want := srv.Store.Len() + sessionEvents
 	last := -1
 	for {
 		n, files := countEvents(outDir)
@@ -176,7 +205,15 @@ func countEvents(dir string) (int, []string) {
 }
 
 func summary(files []string, n int, cfg, log, registry string) error {
-	step(fmt.Sprintf("Done: %d ECS-mapped Teleport audit events written", n))
+	sessions := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		sessions += bytes.Count(b, []byte(`"dataset":"teleport.session"`))
+	}
+	step(fmt.Sprintf("Done: %d ECS-mapped Teleport audit events and %d session recording events written", n-sessions, sessions))
 	for _, f := range files {
 		fmt.Printf("   events:   %s\n", f)
 	}

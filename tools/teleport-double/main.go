@@ -21,15 +21,16 @@ import (
 
 func main() {
 	var (
-		addr     = flag.String("listen", "127.0.0.1:3025", "address to listen on")
-		dir      = flag.String("dir", "teleport-double", "directory for the credentials (identity file, TLS key pair, CA)")
-		corpus   = flag.Bool("corpus", true, "serve the sample events of the repository")
-		generate = flag.Int("generate", 0, "also serve this many generated events")
-		start    = flag.String("start", "", "time of the first generated event, RFC 3339 (default: now minus one second per event)")
-		step     = flag.Duration("step", time.Second, "time between generated events")
-		seed     = flag.Uint64("seed", 1, "seed of the event generator")
-		latency  = flag.Duration("latency", 0, "latency added to every audit search")
-		ttl      = flag.Duration("ttl", 24*time.Hour, "validity of the issued credentials")
+		addr      = flag.String("listen", "127.0.0.1:3025", "address to listen on")
+		dir       = flag.String("dir", "teleport-double", "directory for the credentials (identity file, TLS key pair, CA)")
+		corpus    = flag.Bool("corpus", true, "serve the sample events of the repository")
+		generate  = flag.Int("generate", 0, "also serve this many generated events")
+		start     = flag.String("start", "", "time of the first generated event, RFC 3339 (default: now minus one second per event)")
+		step      = flag.Duration("step", time.Second, "time between generated events")
+		seed      = flag.Uint64("seed", 1, "seed of the event generator")
+		recording = flag.Int("recording", 40, "events in the recording stored for each generated session.upload event")
+		latency   = flag.Duration("latency", 0, "latency added to every audit search")
+		ttl       = flag.Duration("ttl", 24*time.Hour, "validity of the issued credentials")
 	)
 	flag.Parse()
 
@@ -52,7 +53,13 @@ func main() {
 				log.Fatalf("-start: %v", err)
 			}
 		}
-		srv.Store.Add(teleporttest.NewGenerator(*seed).Events(*generate, t0, *step)...)
+		g := teleporttest.NewGenerator(*seed)
+		srv.Store.Add(g.Events(*generate, t0, *step)...)
+		// Generated session.upload events announce recordings: store them,
+		// so that teleportbeat.sessions finds what the audit log promises.
+		if n := srv.RecordUploads(g, *recording); n > 0 {
+			fmt.Printf("Stored a recording of %d events for each of the %d generated session.upload events.\n", *recording, n)
+		}
 	}
 	srv.Faults.SetSearchLatency(*latency)
 
