@@ -22,12 +22,13 @@ import (
 func TestMainPathsOnEveryVersion(t *testing.T) {
 	t.Parallel()
 	for _, v := range []struct {
-		version                string
-		export, legacySessions bool
+		version                              string
+		export, legacySessions, legacySearch bool
 	}{
-		{"13.1.3", false, true},
-		{"16.4.6", true, false},
-		{"18.0.0-dev", true, false},
+		{"12.4.32", false, true, true},
+		{"13.1.3", false, true, false},
+		{"16.4.6", true, false, false},
+		{"18.0.0-dev", true, false, false},
 	} {
 		t.Run(v.version, func(t *testing.T) {
 			t.Parallel()
@@ -70,6 +71,11 @@ func TestMainPathsOnEveryVersion(t *testing.T) {
 				require.Equal(t, 1, strings.Count(logs, "This Teleport has no StreamUnstructuredSessionEvents"), "said once")
 			} else {
 				require.NotContains(t, logs, "StreamSessionEvents")
+			}
+			if v.legacySearch {
+				require.Equal(t, 1, strings.Count(logs, "This Teleport has no GetUnstructuredEvents"), "said once")
+			} else {
+				require.NotContains(t, logs, "SearchEvents")
 			}
 			require.NotContains(t, logs, "Session recording stream failed", "nothing retried")
 			t.Logf("RESULT version-%s: %d audit and %d session events stored once; export API %v; sessions via %s", v.version, auditDocs, sessionDocsStored, v.export,

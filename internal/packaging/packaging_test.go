@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"debug/elf"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -74,6 +76,48 @@ func TestPackages(t *testing.T) {
 			}
 		}
 		require.Positive(t, dashboards, "the Kibana dashboards")
+
+		// As README says: unpack, edit teleportbeat.yml, and from that
+		// directory `./teleportbeat test config && ./teleportbeat setup`,
+		// with the recording Elasticsearch and Kibana for the real ones.
+		dir := t.TempDir()
+		run(t, "tar", "-xzf", arts[0], "-C", dir)
+		home := filepath.Join(dir, "teleportbeat-0.1.0-linux-x86_64")
+		es, kb := estest.New(), estest.NewKibana()
+		esSrv, kbSrv := es.Server(), kb.Server()
+		defer esSrv.Close()
+		defer kbSrv.Close()
+		cfgPath := filepath.Join(home, "teleportbeat.yml")
+		shipped, err := os.ReadFile(cfgPath)
+		require.NoError(t, err)
+		cfg := string(shipped)
+		for old, new := range map[string]string{
+			`hosts: ["localhost:9200"]`:  fmt.Sprintf("hosts: [%q]", esSrv.URL),
+			"/etc/teleportbeat/identity": identity(t),
+		} {
+			require.Contains(t, cfg, old, "the shipped teleportbeat.yml")
+			cfg = strings.ReplaceAll(cfg, old, new)
+		}
+		cfg += fmt.Sprintf("setup.kibana.host: %q\n", kbSrv.URL)
+		require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
+		for _, args := range [][]string{{"test", "config"}, {"setup"}} {
+			cmd := exec.Command("./teleportbeat", args...)
+			cmd.Dir = home
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "./teleportbeat %v in the unpacked archive:\n%s", args, out)
+			if args[0] == "setup" {
+				require.Contains(t, string(out), "Index setup finished")
+				require.Contains(t, string(out), "Loaded dashboards")
+			}
+		}
+		dashboardsLoaded := 0
+		for _, o := range kb.Objects() {
+			if o["type"] == "dashboard" {
+				dashboardsLoaded++
+			}
+		}
+		require.Equal(t, 2, dashboardsLoaded)
+		require.Positive(t, len(es.Requests()), "the index template went to Elasticsearch")
 	})
 
 	t.Run("deb", func(t *testing.T) {
@@ -132,13 +176,7 @@ func TestPackages(t *testing.T) {
 		require.NoError(t, exe.Close())
 
 		// The shipped config, with an identity file where it expects one.
-		tp, err := teleporttest.New(teleporttest.Config{})
-		require.NoError(t, err)
-		defer tp.Stop()
-		id, err := tp.NewIdentity(time.Hour)
-		require.NoError(t, err)
-		idFile := filepath.Join(t.TempDir(), "identity")
-		require.NoError(t, id.WriteIdentityFile(idFile))
+		idFile := identity(t)
 		cfgOut := run(t, bin, "test", "config",
 			"-c", filepath.Join(sys, "etc/teleportbeat/teleportbeat.yml"),
 			"--path.home", filepath.Join(sys, "usr/share/teleportbeat"), "--path.config", filepath.Join(sys, "etc/teleportbeat"),
@@ -157,6 +195,19 @@ func TestPackages(t *testing.T) {
 			require.True(t, bytes.Contains(b, []byte(want)), "%q in the rpm header", want)
 		}
 	})
+}
+
+// identity writes an identity file issued by a Teleport double.
+func identity(t *testing.T) string {
+	t.Helper()
+	tp, err := teleporttest.New(teleporttest.Config{})
+	require.NoError(t, err)
+	t.Cleanup(tp.Stop)
+	id, err := tp.NewIdentity(time.Hour)
+	require.NoError(t, err)
+	idFile := filepath.Join(t.TempDir(), "identity")
+	require.NoError(t, id.WriteIdentityFile(idFile))
+	return idFile
 }
 
 func run(t *testing.T, name string, args ...string) string {

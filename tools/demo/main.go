@@ -33,7 +33,7 @@ func main() {
 
 func run() error {
 	var (
-		dir     = flag.String("dir", "demo-output", "directory for the demo's config, data, logs and events (emptied first)")
+		dir     = flag.String("dir", envOr("TELEPORTBEAT_DEMO_DIR", "demo-output"), "directory for the demo's config, data, logs and events (emptied first; default $TELEPORTBEAT_DEMO_DIR or demo-output)")
 		beat    = flag.String("beat", "", "teleportbeat binary to run (default: build it from this repository)")
 		timeout = flag.Duration("timeout", 3*time.Minute, "how long to wait for every event")
 		nSess   = flag.Int("sessions", 3, "generated SSH sessions with recordings to serve and ship (teleportbeat.sessions); 0 turns session shipping off")
@@ -190,6 +190,16 @@ output.file:
 }
 
 func step(s string) { fmt.Println("==>", s) }
+
+// envOr is the environment variable's value, or def when it is unset.
+// (README's executable docs run the demo as written, into a directory of
+// their own.)
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
 
 func countEvents(dir string) (int, []string) {
 	files, _ := filepath.Glob(filepath.Join(dir, "teleport-audit*.ndjson"))
