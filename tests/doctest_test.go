@@ -201,7 +201,9 @@ type docScenario struct {
 	out   string            // the output of the last run block
 }
 
-func (s *docScenario) replace(text string) string { return strings.NewReplacer(s.subst...).Replace(text) }
+func (s *docScenario) replace(text string) string {
+	return strings.NewReplacer(s.subst...).Replace(text)
+}
 
 func (s *docScenario) cfgPath() string { return filepath.Join(s.home, "teleportbeat.yml") }
 
