@@ -69,6 +69,9 @@ func newBeater(o Options, b *beat.Beat, section *conf.C) (beat.Beater, error) {
 			}
 		}
 		tb.cfg = cfg
+		if b.InSetupCmd {
+			setupPipelines(b)
+		}
 	}
 	tb.ctx, tb.cancel = context.WithCancel(context.Background())
 	return tb, nil
@@ -87,12 +90,19 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 	if tb.managed {
 		return tb.runManaged(b)
 	}
+	if err := ensurePipelineOnConnect(b, tb.log); err != nil {
+		return err
+	}
+	pipeline, err := withOutputPipeline(b, tb.log)
+	if err != nil {
+		return err
+	}
 	return shipper.Run(tb.ctx, tb.cfg, shipper.Settings{
 		Log:          tb.log,
 		RegistryRoot: tb.paths.Resolve(paths.Data, tb.cfg.Registry.Path),
 		StoreName:    b.Info.Beat,
-		Audit:        b.Publisher,
-		Sessions:     b.Publisher,
+		Audit:        pipeline,
+		Sessions:     pipeline,
 		Stats:        b.Monitoring.StatsRegistry(),
 		Status:       b.Manager,
 	})

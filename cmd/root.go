@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/elastic/beats/v7/libbeat/cfgfile"
 	"github.com/elastic/beats/v7/libbeat/cmd"
 	"github.com/elastic/beats/v7/libbeat/cmd/instance"
 	"github.com/elastic/beats/v7/libbeat/cmd/test"
@@ -43,9 +42,9 @@ func Settings() instance.Settings {
 		IndexPrefix:   Name,
 		Version:       version.Version,
 		HasDashboards: true,
-		// Audit events are few and urgent: send a batch within a second
-		// (cmd/queue.go).
-		ConfigOverrides: []cfgfile.ConditionalOverride{queueDefaults()},
+		// Audit events are few and urgent: send a batch within a second;
+		// GeoIP through teleportbeat's ingest pipeline (cmd/defaults.go).
+		ConfigOverrides: defaults(),
 	}
 }
 

@@ -26,6 +26,8 @@ type Doc struct {
 	Source map[string]any
 	// Received is when the document was stored (its first version).
 	Received time.Time
+	// Pipeline is the ingest pipeline the request named for it ("" none).
+	Pipeline string
 }
 
 // Request is a recorded non-bulk request.
@@ -55,6 +57,7 @@ type Recorder struct {
 	itemErrors map[int][2]string // error type and reason per injected item status
 	maxBody    int               // larger request bodies are answered 413, as a proxy does (0: no limit)
 	tooLarge   int               // requests answered 413
+	pipelines  map[string][]byte // ingest pipelines put, by id
 }
 
 // SetMaxBodyBytes makes requests whose body (as sent, compressed or not) is
@@ -151,6 +154,14 @@ func (r *Recorder) BulkCalls() int {
 	return r.bulkCalls
 }
 
+// Pipeline is the body of the ingest pipeline put with id, if any.
+func (r *Recorder) Pipeline(id string) ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.pipelines[id]
+	return b, ok
+}
+
 // Requests returns the recorded non-bulk requests.
 func (r *Recorder) Requests() []Request {
 	r.mu.Lock()
@@ -191,6 +202,34 @@ func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		io.WriteString(w, `{"features":{"monitoring":{"available":true,"enabled":true}}}`)
 	case strings.HasSuffix(path, "/_bulk") && req.Method == http.MethodPost:
 		r.bulk(w, req)
+	case strings.HasPrefix(path, "/_ingest/pipeline/") && (req.Method == http.MethodGet || req.Method == http.MethodHead):
+		id := strings.TrimPrefix(path, "/_ingest/pipeline/")
+		r.mu.Lock()
+		r.requests = append(r.requests, Request{Method: req.Method, Path: path, Query: req.URL.RawQuery})
+		body, ok := r.pipelines[id]
+		r.mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{}`)
+			return
+		}
+		fmt.Fprintf(w, `{%q:%s}`, id, body)
+	case strings.HasPrefix(path, "/_ingest/pipeline/") && req.Method == http.MethodPut:
+		body, _ := readBody(req)
+		id := strings.TrimPrefix(path, "/_ingest/pipeline/")
+		if !json.Valid(body) {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":{"type":"parse_exception","reason":"request body is not JSON"},"status":400}`)
+			return
+		}
+		r.mu.Lock()
+		r.requests = append(r.requests, Request{Method: req.Method, Path: path, Query: req.URL.RawQuery, Body: body})
+		if r.pipelines == nil {
+			r.pipelines = map[string][]byte{}
+		}
+		r.pipelines[id] = body
+		r.mu.Unlock()
+		io.WriteString(w, `{"acknowledged":true}`)
 	default:
 		body, _ := readBody(req)
 		r.mu.Lock()
@@ -252,8 +291,9 @@ func (r *Recorder) bulk(w http.ResponseWriter, req *http.Request) {
 			continue
 		}
 		var action map[string]struct {
-			Index string `json:"_index"`
-			ID    string `json:"_id"`
+			Index    string `json:"_index"`
+			ID       string `json:"_id"`
+			Pipeline string `json:"pipeline"`
 		}
 		if err := json.Unmarshal(line, &action); err != nil || len(action) != 1 {
 			w.WriteHeader(http.StatusBadRequest)
@@ -279,9 +319,28 @@ func (r *Recorder) bulk(w http.ResponseWriter, req *http.Request) {
 			meta.ID = fmt.Sprintf("auto-%d", r.autoIDs)
 			r.mu.Unlock()
 		}
-		status := r.store(op, meta.Index, meta.ID, src, itemFault)
+		pipeline := meta.Pipeline
+		if pipeline == "" {
+			pipeline = req.URL.Query().Get("pipeline")
+		}
+		r.mu.Lock()
+		_, pipelineExists := r.pipelines[pipeline]
+		r.mu.Unlock()
+		var status int
+		if pipeline != "" && !pipelineExists {
+			// As Elasticsearch answers: the item is refused.
+			r.mu.Lock()
+			r.received++
+			r.rejected++
+			r.mu.Unlock()
+			status = http.StatusBadRequest
+		} else {
+			status = r.store(op, meta.Index, meta.ID, pipeline, src, itemFault)
+		}
 		res := map[string]any{"_index": meta.Index, "_id": meta.ID, "status": status}
 		switch {
+		case pipeline != "" && !pipelineExists:
+			res["error"] = map[string]any{"type": "illegal_argument_exception", "reason": fmt.Sprintf("pipeline with id [%s] does not exist", pipeline)}
 		case status == http.StatusConflict:
 			res["error"] = map[string]any{"type": "version_conflict_engine_exception", "reason": fmt.Sprintf("[%s]: version conflict, document already exists", meta.ID)}
 		case status >= 300:
@@ -306,7 +365,7 @@ func (r *Recorder) bulk(w http.ResponseWriter, req *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"took": 1, "errors": hasErrors, "items": items})
 }
 
-func (r *Recorder) store(op, index, id string, src []byte, itemFault func(string, []byte) int) int {
+func (r *Recorder) store(op, index, id, pipeline string, src []byte, itemFault func(string, []byte) int) int {
 	if itemFault != nil {
 		if st := itemFault(id, src); st != 0 {
 			r.mu.Lock()
@@ -337,10 +396,10 @@ func (r *Recorder) store(op, index, id string, src []byte, itemFault func(string
 			r.duplicates++
 			return http.StatusConflict
 		}
-		r.docs[id] = Doc{ID: id, Index: index, Source: source, Received: r.docs[id].Received}
+		r.docs[id] = Doc{ID: id, Index: index, Source: source, Received: r.docs[id].Received, Pipeline: pipeline}
 		return http.StatusOK
 	}
-	r.docs[id] = Doc{ID: id, Index: index, Source: source, Received: time.Now()}
+	r.docs[id] = Doc{ID: id, Index: index, Source: source, Received: time.Now(), Pipeline: pipeline}
 	r.order = append(r.order, id)
 	return http.StatusCreated
 }

@@ -5,7 +5,17 @@ import (
 
 	"github.com/elastic/beats/v7/libbeat/cfgfile"
 	"github.com/elastic/elastic-agent-libs/config"
+
+	"github.com/teleportbeat/teleportbeat/internal/geoip"
+	"github.com/teleportbeat/teleportbeat/internal/version"
 )
+
+// teleportbeat's defaults for libbeat settings, merged under the user's
+// configuration (libbeat's ConditionalOverride), so that any setting the
+// user writes wins.
+func defaults() []cfgfile.ConditionalOverride {
+	return []cfgfile.ConditionalOverride{queueDefaults(), pipelineDefaults()}
+}
 
 // QueueFlushTimeout is teleportbeat's default queue.mem.flush.timeout:
 // how long the queue holds fewer events than a full batch
@@ -31,6 +41,23 @@ func queueDefaults() cfgfile.ConditionalOverride {
 		},
 		Config: config.MustNewConfigFrom(map[string]any{
 			"queue.mem.flush.timeout": QueueFlushTimeout.String(),
+		}),
+	}
+}
+
+// pipelineDefaults makes the Elasticsearch output send events through
+// teleportbeat's GeoIP pipeline (internal/geoip), which the output loads
+// when it is missing. `output.elasticsearch.pipeline: ""` ships without
+// it; another pipeline replaces it. Other outputs are left alone (a
+// default under output.elasticsearch would make a second output).
+func pipelineDefaults() cfgfile.ConditionalOverride {
+	return cfgfile.ConditionalOverride{
+		Check: func(c *config.C) bool {
+			out, err := c.Child("output", -1)
+			return err == nil && out.HasField("elasticsearch")
+		},
+		Config: config.MustNewConfigFrom(map[string]any{
+			"output.elasticsearch.pipeline": geoip.Name(version.Version),
 		}),
 	}
 }
