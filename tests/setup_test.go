@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleportbeat/teleportbeat/internal/estest"
+	"github.com/teleportbeat/teleportbeat/internal/geoip"
 	"github.com/teleportbeat/teleportbeat/internal/kibana"
+	"github.com/teleportbeat/teleportbeat/internal/rules"
 	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 
@@ -38,10 +40,20 @@ func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 	}
 	run := func(args ...string) string { t.Helper(); return runIn(repoRoot, args...) }
 
-	// As README and the packages' docs say: plain `setup`, no flags.
+	// As README and the packages' docs say: plain `setup`, no flags:
+	// template, lifecycle, data stream, GeoIP pipeline, dashboards and
+	// detection rules in one command.
+	ruleSet, err := rules.All()
+	require.NoError(t, err)
 	out := run("setup")
 	require.Contains(t, out, "Index setup finished")
 	require.Contains(t, out, "Loaded dashboards")
+	require.Contains(t, out, "Loaded Ingest pipelines")
+	require.Contains(t, out, fmt.Sprintf("Loaded %d detection rules", len(ruleSet)))
+	_, ok := es.Pipeline(geoip.Name(version.Version))
+	require.True(t, ok, "the GeoIP pipeline")
+	require.Len(t, kb.Rules(), len(ruleSet), "every detection rule")
+	require.Len(t, kb.RuleImports(), 1)
 
 	var template, policy, stream bool
 	for _, r := range es.Requests() {
@@ -85,6 +97,26 @@ func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 	require.NotContains(t, out, "Loaded dashboards")
 	require.Equal(t, kbBefore, kb.Imports(), "--index-management loads no dashboards")
 	require.Greater(t, len(es.Requests()), esBefore)
+	require.Len(t, kb.RuleImports(), 1, "--index-management loads no rules")
+
+	// --detection-rules alone: the rules, nothing else.
+	kbBefore, esBefore = kb.Imports(), len(es.Requests())
+	out = run("setup", "--detection-rules")
+	require.Contains(t, out, fmt.Sprintf("Loaded %d detection rules", len(ruleSet)))
+	require.NotContains(t, out, "Index setup finished")
+	require.Equal(t, kbBefore, kb.Imports(), "no dashboards")
+	require.Equal(t, esBefore, len(es.Requests()), "nothing in Elasticsearch")
+	require.Len(t, kb.RuleImports(), 2)
+	require.True(t, kb.RuleImports()[1].Overwrite, "a new version replaces the old")
+
+	// Kibana refusing a rule (it answers 200 all the same) fails setup,
+	// naming the rule and the reason.
+	kb.SetRuleError(ruleSet[2].ID(), 400, "query: invalid KQL")
+	cmd := exec.Command(beatBin, "setup", "--detection-rules", "-c", cfg, "--path.home", repoRoot, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs"))
+	failed, err := cmd.CombinedOutput()
+	require.Error(t, err, "%s", failed)
+	require.Contains(t, string(failed), fmt.Sprintf("Kibana imported %d of %d detection rules", len(ruleSet)-1, len(ruleSet)))
+	require.Contains(t, string(failed), fmt.Sprintf("rule %q (%s): 400 query: invalid KQL", ruleSet[2].Name(), ruleSet[2].ID()))
 
 	// From a directory without kibana/ (a binary copied alone, or run
 	// from elsewhere): the dashboards carried in the binary are loaded.

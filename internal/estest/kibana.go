@@ -24,6 +24,10 @@ type Kibana struct {
 	objects map[string]map[string]any // "type/id" -> saved object
 	order   []string
 	imports int
+
+	rules       map[string]map[string]any // detection rules by rule_id
+	ruleImports []RuleImport
+	ruleErrors  map[string]ruleError // injected per-rule errors
 }
 
 // NewKibana returns a stand-in reporting Kibana 9.3.0.
@@ -61,6 +65,8 @@ func (k *Kibana) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		k.importObjects(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == "/api/saved_objects/_export":
 		k.exportObjects(w, r)
+	case r.Method == http.MethodPost && r.URL.Path == "/api/detection_engine/rules/_import":
+		k.importRules(w, r)
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprintf(w, `{"statusCode":404,"error":"Not Found","message":"%s %s"}`, r.Method, r.URL.Path)

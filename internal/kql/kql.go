@@ -1,0 +1,669 @@
+// Package kql parses and evaluates the part of Kibana's query language
+// (KQL) that teleportbeat's detection rules are written in, against
+// documents as teleportbeat sends them, with the types of the index
+// template: so that a rule's query can be checked in Go against the
+// mapper's output, and a rule that compares a boolean with a string, or
+// names a field the template does not have, fails a test instead of never
+// firing.
+//
+// The subset, with Elasticsearch's semantics on the types it allows:
+//
+//	field: value            term; a value of a keyword field is compared
+//	                        exactly (case-sensitive), * and ? are wildcards
+//	                        in an unquoted value, a quoted value is literal
+//	field: "a b"            the same, quoted
+//	field: (a or b)         any of the values (and/or/not inside)
+//	field: *                the field exists
+//	field >= 10             range on numbers (>, >=, <, <=)
+//	a and b, a or b, not a  with KQL's precedence (not, and, or), parentheses
+//
+// Values of boolean fields must be true or false, of numeric fields
+// numbers, of ip fields an address or a CIDR range. Fields of type text
+// (analyzed: KQL matches words there, which this package does not model)
+// and nested queries ({ }) are refused.
+package kql
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/elastic/elastic-agent-libs/mapstr"
+)
+
+// Query is a parsed query.
+type Query struct {
+	root node
+	text string
+}
+
+// Fields are the fields the query names.
+func (q *Query) Fields() []string {
+	seen := map[string]bool{}
+	var out []string
+	var walk func(n node)
+	walk = func(n node) {
+		switch n := n.(type) {
+		case *boolNode:
+			for _, c := range n.kids {
+				walk(c)
+			}
+		case *notNode:
+			walk(n.kid)
+		case *fieldNode:
+			if !seen[n.field] {
+				seen[n.field] = true
+				out = append(out, n.field)
+			}
+		}
+	}
+	walk(q.root)
+	return out
+}
+
+func (q *Query) String() string { return q.text }
+
+// Types maps field paths to their Elasticsearch type (fieldsyml.Types).
+type Types map[string]string
+
+// Parse parses a query and checks it against the field types.
+func Parse(text string, types Types) (*Query, error) {
+	p := &parser{toks: nil, text: text}
+	if err := p.lex(); err != nil {
+		return nil, err
+	}
+	root, err := p.or()
+	if err != nil {
+		return nil, err
+	}
+	if !p.done() {
+		return nil, p.errorf("unexpected %q", p.peek().text)
+	}
+	q := &Query{root: root, text: text}
+	if err := check(root, types); err != nil {
+		return nil, fmt.Errorf("kql %q: %w", text, err)
+	}
+	return q, nil
+}
+
+// Match reports whether a document matches. Documents are nested maps, as
+// the mapper builds them (mapstr.M or map[string]any), with arrays as
+// slices: a field matches if any of its values does.
+func (q *Query) Match(doc map[string]any) bool { return q.root.match(doc) }
+
+// --- syntax tree
+
+type node interface {
+	match(doc map[string]any) bool
+}
+
+type boolNode struct {
+	and  bool
+	kids []node
+}
+
+func (n *boolNode) match(doc map[string]any) bool {
+	for _, k := range n.kids {
+		if k.match(doc) != n.and {
+			return !n.and
+		}
+	}
+	return n.and
+}
+
+type notNode struct{ kid node }
+
+func (n *notNode) match(doc map[string]any) bool { return !n.kid.match(doc) }
+
+// fieldNode is a condition on one field.
+type fieldNode struct {
+	field string
+	typ   string
+	op    string // ":", ">", ">=", "<", "<="
+	vals  valueExpr
+}
+
+// valueExpr is a field's value, or an and/or/not of values.
+type valueExpr interface{}
+
+type valueTerm struct {
+	text   string
+	quoted bool
+}
+
+type valueBool struct {
+	and  bool
+	kids []valueExpr
+}
+
+type valueNot struct{ kid valueExpr }
+
+func (n *fieldNode) match(doc map[string]any) bool {
+	vals := lookup(doc, n.field)
+	if n.op != ":" {
+		want, _ := strconv.ParseFloat(n.vals.(valueTerm).text, 64)
+		for _, v := range vals {
+			if f, ok := number(v); ok && compare(f, n.op, want) {
+				return true
+			}
+		}
+		return false
+	}
+	return n.matchValue(n.vals, vals)
+}
+
+func (n *fieldNode) matchValue(e valueExpr, vals []any) bool {
+	switch e := e.(type) {
+	case valueBool:
+		for _, k := range e.kids {
+			if n.matchValue(k, vals) != e.and {
+				return !e.and
+			}
+		}
+		return e.and
+	case valueNot:
+		return !n.matchValue(e.kid, vals)
+	case valueTerm:
+		if !e.quoted && e.text == "*" {
+			return len(vals) > 0
+		}
+		for _, v := range vals {
+			if n.term(e, v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// term compares one document value with one query value as
+// Elasticsearch compares them for the field's type.
+func (n *fieldNode) term(t valueTerm, v any) bool {
+	switch n.typ {
+	case "boolean":
+		b, ok := v.(bool)
+		return ok && strconv.FormatBool(b) == t.text
+	case "long", "integer", "short", "byte", "float", "double", "scaled_float", "half_float", "unsigned_long":
+		f, ok := number(v)
+		want, err := strconv.ParseFloat(t.text, 64)
+		return ok && err == nil && f == want
+	case "ip":
+		s, ok := v.(string)
+		if !ok {
+			return false
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return false
+		}
+		if p, err := netip.ParsePrefix(t.text); err == nil {
+			return p.Contains(a)
+		}
+		w, err := netip.ParseAddr(t.text)
+		return err == nil && w == a
+	default: // keyword, constant_keyword, wildcard, flattened leaves
+		s := fmt.Sprint(v)
+		if !t.quoted && strings.ContainsAny(t.text, "*?") {
+			return wildcard(t.text, s)
+		}
+		return s == t.text
+	}
+}
+
+// wildcard matches s against a pattern where * is any run of characters
+// and ? any one character (Elasticsearch's wildcard query on a keyword).
+func wildcard(pattern, s string) bool {
+	p, r := []rune(pattern), []rune(s)
+	pi, si, star, mark := 0, 0, -1, 0
+	for si < len(r) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == r[si]):
+			pi++
+			si++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			pi, mark = star+1, mark+1
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+func compare(f float64, op string, want float64) bool {
+	switch op {
+	case ">":
+		return f > want
+	case ">=":
+		return f >= want
+	case "<":
+		return f < want
+	case "<=":
+		return f <= want
+	}
+	return false
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+// lookup returns the values at a dotted path; objects may nest along the
+// path or hold dotted keys, as Elasticsearch reads both.
+func lookup(doc map[string]any, field string) []any {
+	var out []any
+	var walk func(v any, rest string)
+	walk = func(v any, rest string) {
+		if rest == "" {
+			switch v := v.(type) {
+			case nil:
+			case []any:
+				for _, e := range v {
+					walk(e, "")
+				}
+			case []string:
+				for _, e := range v {
+					out = append(out, e)
+				}
+			default:
+				out = append(out, v)
+			}
+			return
+		}
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				walk(e, rest)
+			}
+		default:
+			m := asMap(v)
+			if m == nil {
+				return
+			}
+			for i := len(rest); i > 0; i-- {
+				if i < len(rest) && rest[i] != '.' {
+					continue
+				}
+				if sub, ok := m[rest[:i]]; ok {
+					next := ""
+					if i < len(rest) {
+						next = rest[i+1:]
+					}
+					walk(sub, next)
+				}
+			}
+		}
+	}
+	walk(doc, field)
+	return out
+}
+
+func asMap(v any) map[string]any {
+	switch m := v.(type) {
+	case map[string]any:
+		return m
+	case mapstr.M:
+		return m
+	}
+	return nil
+}
+
+// --- type checking
+
+func check(n node, types Types) error {
+	switch n := n.(type) {
+	case *boolNode:
+		for _, k := range n.kids {
+			if err := check(k, types); err != nil {
+				return err
+			}
+		}
+	case *notNode:
+		return check(n.kid, types)
+	case *fieldNode:
+		typ, ok := types[n.field]
+		if !ok {
+			return fmt.Errorf("field %s is not in the index template", n.field)
+		}
+		n.typ = typ
+		switch typ {
+		case "text", "match_only_text":
+			return fmt.Errorf("field %s is %s: KQL matches words of analyzed text, which is not modelled; query a keyword field", n.field, typ)
+		case "nested":
+			return fmt.Errorf("field %s is nested: nested queries are not supported", n.field)
+		}
+		if n.op != ":" {
+			if !numeric(typ) {
+				return fmt.Errorf("range on %s, a %s field: only numeric ranges are supported", n.field, typ)
+			}
+			if _, err := strconv.ParseFloat(n.vals.(valueTerm).text, 64); err != nil {
+				return fmt.Errorf("range on %s: %q is not a number", n.field, n.vals.(valueTerm).text)
+			}
+			return nil
+		}
+		return checkValue(n.field, typ, n.vals)
+	}
+	return nil
+}
+
+func numeric(typ string) bool {
+	switch typ {
+	case "long", "integer", "short", "byte", "float", "double", "scaled_float", "half_float", "unsigned_long":
+		return true
+	}
+	return false
+}
+
+func checkValue(field, typ string, e valueExpr) error {
+	switch e := e.(type) {
+	case valueBool:
+		for _, k := range e.kids {
+			if err := checkValue(field, typ, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	case valueNot:
+		return checkValue(field, typ, e.kid)
+	case valueTerm:
+		if !e.quoted && e.text == "*" {
+			return nil
+		}
+		switch {
+		case typ == "boolean":
+			if e.quoted || (e.text != "true" && e.text != "false") {
+				return fmt.Errorf("field %s is boolean: compare it with true or false, unquoted, not %q", field, e.text)
+			}
+		case numeric(typ):
+			if _, err := strconv.ParseFloat(e.text, 64); err != nil {
+				return fmt.Errorf("field %s is %s: %q is not a number", field, typ, e.text)
+			}
+		case typ == "ip":
+			if _, err := netip.ParsePrefix(e.text); err != nil {
+				if _, err := netip.ParseAddr(e.text); err != nil {
+					return fmt.Errorf("field %s is an ip: %q is neither an address nor a CIDR range", field, e.text)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// --- lexer and parser
+
+type token struct {
+	kind   string // "(", ")", ":", "op", "word", "string", "{", "}"
+	text   string
+	quoted bool
+	pos    int
+}
+
+type parser struct {
+	text string
+	toks []token
+	i    int
+}
+
+func (p *parser) errorf(f string, args ...any) error {
+	pos := len(p.text)
+	if p.i < len(p.toks) {
+		pos = p.toks[p.i].pos
+	}
+	return fmt.Errorf("kql %q at %d: %s", p.text, pos, fmt.Sprintf(f, args...))
+}
+
+func (p *parser) lex() error {
+	s := p.text
+	for i := 0; i < len(s); {
+		c := rune(s[i])
+		switch {
+		case unicode.IsSpace(c):
+			i++
+		case c == '(' || c == ')' || c == ':' || c == '{' || c == '}':
+			p.toks = append(p.toks, token{kind: string(c), text: string(c), pos: i})
+			i++
+		case c == '<' || c == '>':
+			op := string(c)
+			if i+1 < len(s) && s[i+1] == '=' {
+				op += "="
+			}
+			p.toks = append(p.toks, token{kind: "op", text: op, pos: i})
+			i += len(op)
+		case c == '"':
+			var b strings.Builder
+			j := i + 1
+			for ; j < len(s) && s[j] != '"'; j++ {
+				if s[j] == '\\' && j+1 < len(s) {
+					j++
+				}
+				b.WriteByte(s[j])
+			}
+			if j >= len(s) {
+				return fmt.Errorf("kql %q at %d: unterminated string", s, i)
+			}
+			p.toks = append(p.toks, token{kind: "word", text: b.String(), quoted: true, pos: i})
+			i = j + 1
+		default:
+			var b strings.Builder
+			j := i
+			for ; j < len(s); j++ {
+				ch := s[j]
+				if ch == '\\' && j+1 < len(s) {
+					j++
+					b.WriteByte(s[j])
+					continue
+				}
+				if unicode.IsSpace(rune(ch)) || strings.ContainsRune("():<>\"{}", rune(ch)) {
+					break
+				}
+				b.WriteByte(ch)
+			}
+			p.toks = append(p.toks, token{kind: "word", text: b.String(), pos: i})
+			i = j
+		}
+	}
+	return nil
+}
+
+func (p *parser) done() bool { return p.i >= len(p.toks) }
+
+func (p *parser) peek() token {
+	if p.done() {
+		return token{kind: "eof"}
+	}
+	return p.toks[p.i]
+}
+
+func (p *parser) keyword(k string) bool {
+	t := p.peek()
+	return t.kind == "word" && !t.quoted && strings.EqualFold(t.text, k)
+}
+
+func (p *parser) or() (node, error) {
+	first, err := p.and()
+	if err != nil {
+		return nil, err
+	}
+	kids := []node{first}
+	for p.keyword("or") {
+		p.i++
+		n, err := p.and()
+		if err != nil {
+			return nil, err
+		}
+		kids = append(kids, n)
+	}
+	if len(kids) == 1 {
+		return first, nil
+	}
+	return &boolNode{and: false, kids: kids}, nil
+}
+
+func (p *parser) and() (node, error) {
+	first, err := p.not()
+	if err != nil {
+		return nil, err
+	}
+	kids := []node{first}
+	for p.keyword("and") {
+		p.i++
+		n, err := p.not()
+		if err != nil {
+			return nil, err
+		}
+		kids = append(kids, n)
+	}
+	if len(kids) == 1 {
+		return first, nil
+	}
+	return &boolNode{and: true, kids: kids}, nil
+}
+
+func (p *parser) not() (node, error) {
+	if p.keyword("not") {
+		p.i++
+		n, err := p.not()
+		if err != nil {
+			return nil, err
+		}
+		return &notNode{kid: n}, nil
+	}
+	return p.primary()
+}
+
+func (p *parser) primary() (node, error) {
+	t := p.peek()
+	switch {
+	case t.kind == "(":
+		p.i++
+		n, err := p.or()
+		if err != nil {
+			return nil, err
+		}
+		if p.peek().kind != ")" {
+			return nil, p.errorf("missing )")
+		}
+		p.i++
+		return n, nil
+	case t.kind == "word" && !t.quoted:
+		p.i++
+		next := p.peek()
+		switch next.kind {
+		case ":":
+			p.i++
+			if p.peek().kind == "{" {
+				return nil, p.errorf("nested queries ({ }) are not supported")
+			}
+			v, err := p.valueExpr()
+			if err != nil {
+				return nil, err
+			}
+			return &fieldNode{field: t.text, op: ":", vals: v}, nil
+		case "op":
+			p.i++
+			v := p.peek()
+			if v.kind != "word" {
+				return nil, p.errorf("a range needs a value")
+			}
+			p.i++
+			return &fieldNode{field: t.text, op: next.text, vals: valueTerm{text: v.text, quoted: v.quoted}}, nil
+		}
+		return nil, p.errorf("%q has no field: free-text queries are not supported", t.text)
+	}
+	return nil, p.errorf("unexpected %q", t.text)
+}
+
+func (p *parser) valueExpr() (valueExpr, error) {
+	t := p.peek()
+	switch t.kind {
+	case "(":
+		p.i++
+		v, err := p.valueOr()
+		if err != nil {
+			return nil, err
+		}
+		if p.peek().kind != ")" {
+			return nil, p.errorf("missing ) after values")
+		}
+		p.i++
+		return v, nil
+	case "word":
+		p.i++
+		return valueTerm{text: t.text, quoted: t.quoted}, nil
+	}
+	return nil, p.errorf("a value is missing")
+}
+
+func (p *parser) valueOr() (valueExpr, error) {
+	first, err := p.valueAnd()
+	if err != nil {
+		return nil, err
+	}
+	kids := []valueExpr{first}
+	for p.keyword("or") {
+		p.i++
+		v, err := p.valueAnd()
+		if err != nil {
+			return nil, err
+		}
+		kids = append(kids, v)
+	}
+	if len(kids) == 1 {
+		return first, nil
+	}
+	return valueBool{and: false, kids: kids}, nil
+}
+
+func (p *parser) valueAnd() (valueExpr, error) {
+	first, err := p.valueNot()
+	if err != nil {
+		return nil, err
+	}
+	kids := []valueExpr{first}
+	for p.keyword("and") {
+		p.i++
+		v, err := p.valueNot()
+		if err != nil {
+			return nil, err
+		}
+		kids = append(kids, v)
+	}
+	if len(kids) == 1 {
+		return first, nil
+	}
+	return valueBool{and: true, kids: kids}, nil
+}
+
+func (p *parser) valueNot() (valueExpr, error) {
+	if p.keyword("not") {
+		p.i++
+		v, err := p.valueNot()
+		if err != nil {
+			return nil, err
+		}
+		return valueNot{kid: v}, nil
+	}
+	return p.valueExpr()
+}
