@@ -106,7 +106,7 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\n")
 	if len(r.live) > 0 {
-		fmt.Fprintf(&b, "Live runs (shipped teleportbeat.yml and default start; events as they happen, one in 200 searchable 5-40 s late; sweeps at 5 s and 20 s so that they reach their steady state within the run). Latency is arrival in Elasticsearch minus the event's time, punctual events.\n\n")
+		fmt.Fprintf(&b, "Live runs (shipped teleportbeat.yml and default start; events as they happen, one in 200 searchable 5-40 s late; sweeps at 5 s and 1 min so that they reach their steady state within the run). Latency is arrival in Elasticsearch minus the event's time, punctual events.\n\n")
 		b.WriteString("| events/s | for | events | latency p50 | p90 | p99 | max | late caught / served | latest late | sweep reads per event shipped | CPU s per million |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, l := range r.live {
 			fmt.Fprintf(&b, "| %d | %s | %d | %.2f s | %.2f s | %.2f s | %.2f s | %d / %d | %.0f s | %.2f | %.2f |\n",
