@@ -6,6 +6,7 @@ package module
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +26,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/agent"
 	"github.com/teleportbeat/teleportbeat/internal/fleetpkg"
 	"github.com/teleportbeat/teleportbeat/internal/generate"
+	"github.com/teleportbeat/teleportbeat/internal/rules"
 	"github.com/teleportbeat/teleportbeat/internal/shipper"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
@@ -222,14 +224,24 @@ func TestKibanaAssets(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
 	types := []string{}
+	rulesSeen := 0
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
 		var o map[string]any
 		require.NoError(t, json.Unmarshal(b, &o), f)
 		id := strings.TrimSuffix(filepath.Base(f), ".json")
-		require.True(t, strings.HasPrefix(id, pkgDir+"-"), "%s: asset files are named after the package", f)
 		require.Equal(t, id, o["id"], "%s: the file name is the object id", f)
+		if filepath.Base(filepath.Dir(f)) == "security_rule" {
+			// Named <rule_id>_<version>, as Elastic's prebuilt rules.
+			attrs := o["attributes"].(map[string]any)
+			require.Equal(t, fmt.Sprintf("%s_%v", attrs["rule_id"], attrs["version"]), id, f)
+			require.Equal(t, "security-rule", o["type"], f)
+			require.Contains(t, attrs["index"], "logs-teleport.audit-*", "%s: searches the package's data stream", f)
+			rulesSeen++
+			continue
+		}
+		require.True(t, strings.HasPrefix(id, pkgDir+"-"), "%s: asset files are named after the package", f)
 		require.Equal(t, filepath.Base(filepath.Dir(f)), o["type"], "%s: the directory is the object type", f)
 		objects[id] = o
 		types = append(types, o["type"].(string))
@@ -240,6 +252,9 @@ func TestKibanaAssets(t *testing.T) {
 		}
 	}
 	require.Contains(t, types, "dashboard")
+	all, err := rules.All()
+	require.NoError(t, err)
+	require.Equal(t, len(all), rulesSeen, "every detection rule is a security_rule asset")
 	for id, o := range objects {
 		refs, _ := o["references"].([]any)
 		for _, r := range refs {

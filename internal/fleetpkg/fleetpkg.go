@@ -57,7 +57,8 @@ type Manifest struct {
 			Version string `yaml:"version"`
 		} `yaml:"kibana"`
 		Elastic struct {
-			Subscription string `yaml:"subscription"`
+			Subscription string   `yaml:"subscription"`
+			Capabilities []string `yaml:"capabilities"`
 		} `yaml:"elastic"`
 	} `yaml:"conditions"`
 	Icons []struct {

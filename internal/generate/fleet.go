@@ -15,7 +15,9 @@ import (
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
+	"github.com/teleportbeat/teleportbeat/internal/geoip"
 	"github.com/teleportbeat/teleportbeat/internal/kibana"
+	"github.com/teleportbeat/teleportbeat/internal/rules"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -85,7 +87,28 @@ func FleetFiles(teleportYML []byte) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(files, sortedFiles(dash)...), nil
+	files = append(files, sortedFiles(dash)...)
+	// The GeoIP pipeline teleportbeat's own output uses, as the audit data
+	// stream's default pipeline (Fleet makes it the index's
+	// default_pipeline).
+	def := geoip.Pipeline(fleetPackageVersion)
+	delete(def, "_meta") // package-spec allows no _meta; Fleet adds its own
+	pipe, err := json.MarshalIndent(def, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{Path: PackageDir + "/data_stream/audit/elasticsearch/ingest_pipeline/default.json", Data: append(pipe, '\n'), Mode: 0o644})
+	// The detection rules, as security-rule assets (Fleet installs them
+	// in Kibana Security, disabled, as teleportbeat setup does).
+	all, err := rules.All()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range all {
+		name, body := rules.FleetAsset(r)
+		files = append(files, File{Path: PackageDir + "/kibana/security_rule/" + name, Data: body, Mode: 0o644})
+	}
+	return files, nil
 }
 
 // buildYML is the package's _dev/build/build.yml: the ECS version its
@@ -95,6 +118,10 @@ dependencies:
   ecs:
     reference: "git@v` + ECSVersion + `"
 `
+
+// fleetPackageVersion is the Fleet package's version (its manifest's),
+// named in the pipeline's description.
+const fleetPackageVersion = "0.1.0"
 
 // ECSVersion is the ECS release the package's ECS fields come from.
 const ECSVersion = "8.17.0"
