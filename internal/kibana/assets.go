@@ -76,6 +76,14 @@ func duration(op, field, label, unit string) column {
 	return c
 }
 
+// firstSeen is the earliest @timestamp of a bucket.
+func firstSeen() column {
+	return column{id: stableID("col/min/@timestamp"), def: map[string]any{
+		"dataType": "date", "isBucketed": false, "label": "First seen", "customLabel": true,
+		"operationType": "min", "scale": "ratio", "sourceField": "@timestamp",
+	}}
+}
+
 func dateHistogram() column {
 	return column{id: stableID("col/@timestamp"), def: map[string]any{
 		"dataType": "date", "isBucketed": true, "label": "@timestamp",
@@ -293,6 +301,7 @@ const (
 	qAudit         = `event.dataset:"teleport.audit"`
 	qSessionData   = `event.dataset:"teleport.session"`
 	qFailedLogins  = `event.dataset:"teleport.audit" and event.action:"user.login" and event.outcome:"failure"`
+	qLogins        = `event.dataset:"teleport.audit" and event.action:"user.login" and event.outcome:"success" and source.ip:*`
 	qPrivileged    = `event.dataset:"teleport.audit" and event.action:("user.create" or "user.update" or "user.delete" or "user.password_change" or "role.created" or "role.updated" or "role.deleted" or "join_token.create" or "trusted_cluster_token.create" or "reset_password_token.create" or "recovery_token.create" or "privilege_token.create" or "lock.created" or "lock.deleted" or "access_request.create" or "access_request.review" or "access_request.update" or "access_request.delete" or "access_request.expire" or "bot.create" or "bot.update" or "bot.delete" or "github.created" or "github.updated" or "github.deleted" or "oidc.created" or "oidc.updated" or "oidc.deleted" or "saml.created" or "saml.updated" or "saml.deleted")`
 	qAccessReq     = `event.dataset:"teleport.audit" and event.action:access_request.*`
 	qReviews       = `event.dataset:"teleport.audit" and event.action:"access_request.review"`
@@ -322,6 +331,7 @@ func objects(dataView string) []Object {
 	byType := terms("event.action", "Event type", 10, n)
 	byOutcome := terms("event.outcome", "Outcome", 3, n)
 	denied := count("Denied")
+	logins := count("Logins")
 	overview := dashboard("[Teleportbeat] Teleport Audit Overview",
 		"Teleport audit events: activity, users, sources, failed logins, denied access, privileged changes, locks and MFA, certificates and access requests. Discover: \"Teleport audit events [Teleportbeat]\".",
 		"event.dataset", "teleport.audit", dataView,
@@ -349,6 +359,14 @@ func objects(dataView string) []Object {
 			{barOverTime("Access requests over time [Teleportbeat]", "Access requests: created, reviewed, updated, expired.", qAccessReq, n, &byType), 0, 83, 24, 15},
 			{table("Access request reviews [Teleportbeat]", "Who approved or denied which access requests.", qReviews,
 				terms("teleport.audit.reviewer", "Reviewer", 20, n), terms("teleport.audit.proposed_state", "Decision", 3, n), terms("teleport.audit.id", "Request", 10, n), n), 24, 83, 24, 15},
+			// Where logins come from (source.geo and source.as, from
+			// teleportbeat's GeoIP ingest pipeline).
+			{table("Logins by source country [Teleportbeat]", "Successful logins by the country of their source address (GeoIP).", qLogins,
+				terms("source.geo.country_name", "Country", 20, logins), metricOf("unique_count", "user.name", "Users"), logins), 0, 98, 16, 15},
+			{table("Logins by network (ASN) [Teleportbeat]", "Successful logins by the autonomous system (network owner) of their source address.", qLogins,
+				terms("source.as.organization.name", "Network", 20, logins), terms("source.as.number", "ASN", 3, logins), logins), 16, 98, 16, 15},
+			{table("First seen source countries per user [Teleportbeat]", "For each user, the countries they logged in from and when each was first seen: a new country for a user is worth a look.", qLogins,
+				terms("user.name", "User", 50, logins), terms("source.geo.country_name", "Country", 10, logins), firstSeen(), logins), 32, 98, 16, 15},
 		})
 
 	sessions := dashboard("[Teleportbeat] Teleport Sessions",

@@ -249,7 +249,8 @@ func TestDashboardsShowWhatTheyPromise(t *testing.T) {
 	overview := strings.Join(titles["[Teleportbeat] Teleport Audit Overview"], "\n")
 	for _, want := range []string{"Events over time by type", "Events over time by outcome", "Top users", "Top source IPs", "Failed logins",
 		"Privileged changes [", "Privileged changes (count)", "Access requests", "Access denied by resource", "Access denied over time by resource kind",
-		"Locks and MFA events", "Certificates issued", "Access request reviews"} {
+		"Locks and MFA events", "Certificates issued", "Access request reviews",
+		"Logins by source country", "Logins by network (ASN)", "First seen source countries per user"} {
 		require.Contains(t, overview, want)
 	}
 	sessions := strings.Join(titles["[Teleportbeat] Teleport Sessions"], "\n")
