@@ -255,6 +255,9 @@ output {
     index => "%{[@metadata][beat]}-%{[@metadata][version]}"
     action => "create"
     document_id => "%{[@metadata][_id]}"
+    # GeoIP and ASN of the addresses: teleportbeat's ingest pipeline (load
+    # it once with teleportbeat setup --pipelines).
+    pipeline => "%{[@metadata][beat]}-%{[@metadata][version]}-geoip"
   }
 }
 `

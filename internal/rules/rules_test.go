@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -254,4 +255,19 @@ func TestBrokenRulesFail(t *testing.T) {
 	require.ErrorContains(t, err, "boolean")
 	_, err = kql.Parse(`event.action: "user.login" and teleport.audit.sucess: true`, types)
 	require.ErrorContains(t, err, "not in the index template")
+}
+
+// README lists every rule, and the count it gives is right.
+func TestReadmeListsEveryRule(t *testing.T) {
+	rules, _ := loadAll(t)
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	readme := string(b)
+	for _, r := range rules {
+		require.Contains(t, readme, "| "+strings.TrimPrefix(r.Name(), "Teleport: ")+" |", "README's rule table lists %q", r.Name())
+	}
+	require.Contains(t, readme, fmt.Sprintf("%d detection rules", len(rules)))
+	table := readme[strings.Index(readme, "| rule | severity |"):]
+	table = table[:strings.Index(table, "\n\n")]
+	require.Equal(t, len(rules), strings.Count(table, "\n| ")-1, "as many rows as rules (less the header's separator)")
 }
