@@ -61,10 +61,63 @@ type EventType struct {
 	// TargetsUser marks admin events on another user: the "name" field is
 	// that user (user.target.name).
 	TargetsUser bool
+
+	// What else the event's raw fields hold, for the field sets the
+	// mapper fills (fieldsets.go); zero values mean none.
+	HTTP         *HTTPKeys    // http.*, url.*
+	Process      *ProcessKeys // process.*
+	FileKey      string       // file.path
+	Kubernetes   bool         // orchestrator.*
+	Detail       []string     // raw keys whose values, joined, close the message ("alice ran a command: ls")
+	DetailPrefix string       // written before the detail instead of ": " (user.login: "with local")
+	// FailedAction is the verb phrase of a failure, for types mostly seen
+	// failing ("failed to log in", not "logged in ... (failed)").
+	FailedAction string
+}
+
+// HTTPKeys are the raw keys of an HTTP request's parts.
+type HTTPKeys struct {
+	Method, Path, Query, Status string
+}
+
+// ProcessKeys are the raw keys of a process's fields. A process without
+// a Name key is named by the first word of its command line.
+type ProcessKeys struct {
+	CommandLine, Executable, Name, Args, PID, PPID, ExitCode string
 }
 
 func et(name, strct string, cat, typ []string, action string) EventType {
 	return EventType{Name: name, Struct: strct, Category: cat, Type: typ, Action: action}
+}
+
+func (e EventType) withHTTP(method, path, query, status string) EventType {
+	e.HTTP = &HTTPKeys{Method: method, Path: path, Query: query, Status: status}
+	return e
+}
+
+func (e EventType) withProcess(k ProcessKeys) EventType {
+	e.Process = &k
+	return e
+}
+
+func (e EventType) withFile(key string) EventType {
+	e.FileKey = key
+	return e
+}
+
+func (e EventType) withKubernetes() EventType {
+	e.Kubernetes = true
+	return e
+}
+
+func (e EventType) withDetail(prefix string, keys ...string) EventType {
+	e.Detail, e.DetailPrefix = keys, prefix
+	return e
+}
+
+func (e EventType) failing(action string) EventType {
+	e.FailedAction = action
+	return e
 }
 
 func c(v ...string) []string { return v }
@@ -89,45 +142,47 @@ func userAdmin(e EventType) EventType {
 var eventTypeList = concat(
 	// Interactive sessions and what happens in them.
 	[]EventType{
-		et("session.start", "SessionStart", c(catSession), c(typStart), "started a session"),
+		et("session.start", "SessionStart", c(catSession), c(typStart), "started a session").failing("was refused a session"),
 		et("session.end", "SessionEnd", c(catSession), c(typEnd), "ended a session"),
 		et("session.join", "SessionJoin", c(catSession), c(typStart), "joined a session"),
 		et("session.leave", "SessionLeave", c(catSession), c(typEnd), "left a session"),
 		et("session.data", "SessionData", c(catSession, catNetwork), c(typInfo), "transferred session data"),
 		et("session.upload", "SessionUpload", c(catSession), c(typInfo), "session recording uploaded"),
 		et("session.connect", "SessionConnect", c(catSession, catNetwork), c(typConnection), "connected"),
-		et("session.rejected", "SessionReject", c(catSession), c(typDenied), "was refused a session"),
+		et("session.rejected", "SessionReject", c(catSession), c(typDenied), "was refused a session").failing("was refused a session"),
 		et("session.recording.access", "SessionRecordingAccess", c(catSession), c(typAccess), "viewed a session recording"),
-		et("session.command", "SessionCommand", c(catProcess), c(typStart), "ran a program"),
-		et("session.disk", "SessionDisk", c(catFile), c(typAccess), "opened a file"),
+		et("session.command", "SessionCommand", c(catProcess), c(typStart), "ran a program").
+			withProcess(ProcessKeys{Executable: "path", Name: "program", Args: "argv", PID: "pid", PPID: "ppid", ExitCode: "return_code"}),
+		et("session.disk", "SessionDisk", c(catFile), c(typAccess), "opened a file").withFile("path"),
 		et("session.network", "SessionNetwork", c(catNetwork), c(typConnection, typStart), "opened a network connection"),
 		et("print", "SessionPrint", c(catSession), c(typInfo), "printed to the terminal"),
 		et("resize", "Resize", c(catSession), c(typChange), "resized the terminal"),
 		et("client.disconnect", "ClientDisconnect", c(catSession, catNetwork), c(typEnd), "was disconnected"),
-		et("exec", "Exec", c(catProcess), c(typStart), "ran a command"),
+		et("exec", "Exec", c(catProcess), c(typStart), "ran a command").
+			withProcess(ProcessKeys{CommandLine: "command", ExitCode: "exitCode"}).withDetail("", "command").failing("ran a command that failed"),
 		et("subsystem", "Subsystem", c(catProcess), c(typStart), "started a subsystem"),
 		et("x11-forward", "X11Forward", c(catNetwork), c(typConnection), "forwarded X11"),
 		et("port", "PortForward", c(catNetwork), c(typConnection), "forwarded a port"),
 		et("port.local", "PortForward", c(catNetwork), c(typConnection), "forwarded a local port"),
 		et("port.remote", "PortForward", c(catNetwork), c(typConnection), "forwarded a remote port"),
 		et("port.remote_conn", "PortForward", c(catNetwork), c(typConnection), "accepted a remote port connection"),
-		et("auth", "AuthAttempt", c(catAuthentication), c(typInfo), "attempted to authenticate"),
-		et("scp", "SCP", c(catFile), c(typAccess), "copied a file with scp"),
-		et("sftp", "SFTP", c(catFile), c(typAccess), "used sftp"),
+		et("auth", "AuthAttempt", c(catAuthentication), c(typInfo), "attempted to authenticate").failing("failed to authenticate"),
+		et("scp", "SCP", c(catFile), c(typAccess), "copied a file with scp").withFile("path"),
+		et("sftp", "SFTP", c(catFile), c(typAccess), "used sftp").withFile("path"),
 		et("sftp_summary", "SFTPSummary", c(catFile), c(typInfo), "used sftp (summary)"),
 		et("git.command", "GitCommand", c(catProcess), c(typStart), "ran a git command"),
 		et("ssm.run", "SSMRun", c(catProcess, catHost), c(typStart), "ran an install script on a discovered instance"),
 	},
 	// Logins, identities and credentials.
 	[]EventType{
-		et("user.login", "UserLogin", c(catAuthentication), c(typStart), "logged in"),
+		et("user.login", "UserLogin", c(catAuthentication), c(typStart), "logged in").withDetail("with ", "method").failing("failed to log in"),
 		et("user_login.invalid_access_list", "UserLoginAccessListInvalid", c(catAuthentication, catIAM), c(typInfo), "logged in as a member of an invalid access list"),
 		et("cert.create", "CertificateCreate", c(catIAM, catAuthentication), c(typCreation), "was issued a certificate"),
 		et("cert.generation_mismatch", "RenewableCertificateGenerationMismatch", c(catIAM, catAuthentication), c(typError), "presented a renewable certificate with a generation mismatch"),
 		et("mfa.add", "MFADeviceAdd", c(catIAM, catAuthentication), c(typUser, typChange), "added an MFA device"),
 		et("mfa.delete", "MFADeviceDelete", c(catIAM, catAuthentication), c(typUser, typChange), "deleted an MFA device"),
 		et("mfa_auth_challenge.create", "CreateMFAAuthChallenge", c(catAuthentication), c(typInfo), "was sent an MFA challenge"),
-		et("mfa_auth_challenge.validate", "ValidateMFAAuthResponse", c(catAuthentication), c(typInfo), "answered an MFA challenge"),
+		et("mfa_auth_challenge.validate", "ValidateMFAAuthResponse", c(catAuthentication), c(typInfo), "answered an MFA challenge").failing("failed an MFA challenge"),
 		et("recovery_code.generated", "RecoveryCodeGenerate", c(catIAM), c(typUser, typCreation), "generated recovery codes"),
 		et("recovery_code.used", "RecoveryCodeUsed", c(catAuthentication), c(typInfo), "used a recovery code"),
 		et("saml.idp.auth", "SAMLIdPAuthAttempt", c(catAuthentication), c(typStart), "authenticated through the SAML IdP"),
@@ -156,7 +211,7 @@ var eventTypeList = concat(
 		et("role.created", "RoleCreate", c(catIAM, catConfiguration), c(typAdmin, typCreation), "created role"),
 		et("role.updated", "RoleUpdate", c(catIAM, catConfiguration), c(typAdmin, typChange), "updated role"),
 		et("role.deleted", "RoleDelete", c(catIAM, catConfiguration), c(typAdmin, typDeletion), "deleted role"),
-		et("access_request.create", "AccessRequestCreate", c(catIAM), c(typCreation), "requested access"),
+		et("access_request.create", "AccessRequestCreate", c(catIAM), c(typCreation), "requested access").failing("failed to request access"),
 		et("access_request.review", "AccessRequestCreate", c(catIAM), c(typChange), "reviewed an access request"),
 		et("access_request.update", "AccessRequestCreate", c(catIAM), c(typChange), "updated an access request"),
 		et("access_request.delete", "AccessRequestDelete", c(catIAM), c(typDeletion), "deleted an access request"),
@@ -240,22 +295,24 @@ var eventTypeList = concat(
 	},
 	// Application access.
 	[]EventType{
-		et("app.session.start", "AppSessionStart", c(catSession, catWeb), c(typStart), "started an app session"),
+		et("app.session.start", "AppSessionStart", c(catSession, catWeb), c(typStart), "started an app session").failing("was refused an application session"),
 		et("app.session.end", "AppSessionEnd", c(catSession, catWeb), c(typEnd), "ended an app session"),
 		et("app.session.chunk", "AppSessionChunk", c(catSession, catWeb), c(typInfo), "app session chunk"),
-		et("app.session.request", "AppSessionRequest", c(catWeb), c(typAccess), "sent an app request"),
+		et("app.session.request", "AppSessionRequest", c(catWeb), c(typAccess), "sent an app request").
+			withHTTP("method", "path", "raw_query", "status_code").withDetail("", "method", "path"),
 		et("app.session.dynamodb.request", "AppSessionDynamoDBRequest", c(catWeb, catDatabase), c(typAccess), "sent a DynamoDB request"),
 	},
 	// Kubernetes access.
 	[]EventType{
-		et("kube.request", "KubeRequest", c(catWeb), c(typAccess), "sent a Kubernetes request"),
+		et("kube.request", "KubeRequest", c(catWeb), c(typAccess), "sent a Kubernetes request").
+			withHTTP("verb", "request_path", "", "response_code").withKubernetes().withDetail("", "verb", "request_path").failing("was refused a Kubernetes request"),
 	},
 	// Database access.
 	[]EventType{
-		et("db.session.start", "DatabaseSessionStart", c(catDatabase, catSession), c(typStart), "started a database session"),
+		et("db.session.start", "DatabaseSessionStart", c(catDatabase, catSession), c(typStart), "started a database session").failing("was refused a database session"),
 		et("db.session.end", "DatabaseSessionEnd", c(catDatabase, catSession), c(typEnd), "ended a database session"),
-		et("db.session.query", "DatabaseSessionQuery", c(catDatabase), c(typAccess), "ran a query"),
-		et("db.session.query.failed", "DatabaseSessionQuery", c(catDatabase), c(typAccess, typError), "ran a query that failed"),
+		et("db.session.query", "DatabaseSessionQuery", c(catDatabase), c(typAccess), "ran a query").withDetail("", "db_query"),
+		et("db.session.query.failed", "DatabaseSessionQuery", c(catDatabase), c(typAccess, typError), "ran a query that failed").withDetail("", "db_query"),
 		et("db.session.result", "DatabaseSessionCommandResult", c(catDatabase), c(typInfo), "got a command result"),
 		et("db.session.malformed_packet", "DatabaseSessionMalformedPacket", c(catDatabase), c(typError), "sent a malformed packet"),
 		et("db.session.permissions.update", "DatabasePermissionUpdate", c(catDatabase, catIAM), c(typChange), "updated database permissions"),
@@ -281,8 +338,10 @@ var eventTypeList = concat(
 		et("db.session.mysql.debug", "MySQLDebug", c(catDatabase), c(typAccess), "asked for debug output"),
 		et("db.session.mysql.refresh", "MySQLRefresh", c(catDatabase), c(typChange), "sent a refresh command"),
 		et("db.session.sqlserver.rpc_request", "SQLServerRPCRequest", c(catDatabase), c(typAccess), "sent an RPC request"),
-		et("db.session.elasticsearch.request", "ElasticsearchRequest", c(catDatabase, catWeb), c(typAccess), "sent an Elasticsearch request"),
-		et("db.session.opensearch.request", "OpenSearchRequest", c(catDatabase, catWeb), c(typAccess), "sent an OpenSearch request"),
+		et("db.session.elasticsearch.request", "ElasticsearchRequest", c(catDatabase, catWeb), c(typAccess), "sent an Elasticsearch request").
+			withHTTP("method", "path", "raw_query", "status_code"),
+		et("db.session.opensearch.request", "OpenSearchRequest", c(catDatabase, catWeb), c(typAccess), "sent an OpenSearch request").
+			withHTTP("method", "path", "raw_query", "status_code"),
 		et("db.session.dynamodb.request", "DynamoDBRequest", c(catDatabase, catWeb), c(typAccess), "sent a DynamoDB request"),
 		et("db.session.cassandra.batch", "CassandraBatch", c(catDatabase), c(typAccess), "ran a batch"),
 		et("db.session.cassandra.prepare", "CassandraPrepare", c(catDatabase), c(typAccess), "prepared a query"),
@@ -292,14 +351,14 @@ var eventTypeList = concat(
 	},
 	// Desktop access.
 	[]EventType{
-		et("windows.desktop.session.start", "WindowsDesktopSessionStart", c(catSession), c(typStart), "started a desktop session"),
+		et("windows.desktop.session.start", "WindowsDesktopSessionStart", c(catSession), c(typStart), "started a desktop session").failing("was refused a desktop session"),
 		et("windows.desktop.session.end", "WindowsDesktopSessionEnd", c(catSession), c(typEnd), "ended a desktop session"),
 		et("desktop.recording", "DesktopRecording", c(catSession), c(typInfo), "desktop session recording"),
 		et("desktop.clipboard.send", "DesktopClipboardSend", c(catSession), c(typInfo), "sent clipboard data to a desktop"),
 		et("desktop.clipboard.receive", "DesktopClipboardReceive", c(catSession), c(typInfo), "received clipboard data from a desktop"),
 		et("desktop.directory.share", "DesktopSharedDirectoryStart", c(catFile), c(typAccess), "shared a directory with a desktop"),
-		et("desktop.directory.read", "DesktopSharedDirectoryRead", c(catFile), c(typAccess), "read from a shared directory"),
-		et("desktop.directory.write", "DesktopSharedDirectoryWrite", c(catFile), c(typChange), "wrote to a shared directory"),
+		et("desktop.directory.read", "DesktopSharedDirectoryRead", c(catFile), c(typAccess), "read from a shared directory").withFile("file_path"),
+		et("desktop.directory.write", "DesktopSharedDirectoryWrite", c(catFile), c(typChange), "wrote to a shared directory").withFile("file_path"),
 	},
 	// Events Teleport could not decode (from components newer than the
 	// Auth Service).

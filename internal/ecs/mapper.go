@@ -58,16 +58,6 @@ func NewSessionMapper() *Mapper { return &Mapper{dataset: DatasetSession, rawKey
 // TagUIDShared marks an event whose uid another, different event has.
 const TagUIDShared = "teleport_uid_shared"
 
-// EventNormalization is the setting for beat.ProcessingConfig of clients
-// that publish the mapper's events: off. libbeat's normalization makes a
-// converted copy of every event (about a tenth of teleportbeat's CPU); the
-// mapper already builds events of the types it would produce: mapstr.M,
-// strings, int64, float64, bool, []any, []string and common.Time.
-func EventNormalization() *bool {
-	off := false
-	return &off
-}
-
 // rawFields turns the event's payload into the raw document under
 // teleport.<dataset>, in place: first a value whose form (object or not)
 // is not the one mapped for its key moves to the key's alternate (see

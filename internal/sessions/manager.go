@@ -297,36 +297,35 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 	log := m.log.With("session_id", st.ID)
 	finished := make(chan struct{})
 	var once sync.Once
-	tracker := cursor.NewTracker(func(p *position) {
-		cur := st
-		cur.NextIndex = p.next
-		cur.State = cursor.SessionPending
-		if p.done {
-			cur.State = cursor.SessionDone
-		}
-		cur.Updated = time.Now()
-		m.setState(cur)
-		if p.done {
-			once.Do(func() { close(finished) })
-		}
-	})
-	client, err := m.pipeline.ConnectWith(beat.ClientConfig{
-		PublishMode:   beat.GuaranteedSend,
-		EventListener: tracker.EventListener(),
-		Processing:    beat.ProcessingConfig{DisableHost: true, EventNormalization: ecs.EventNormalization()},
+	// Each session has its own publisher: its positions (the next event
+	// index) are committed to the session's registry entry on ACK.
+	pub, err := cursor.NewPublisher(m.pipeline, cursor.PublisherConfig[*position]{
+		Commit: func(p *position) {
+			cur := st
+			cur.NextIndex = p.next
+			cur.State = cursor.SessionPending
+			if p.done {
+				cur.State = cursor.SessionDone
+			}
+			cur.Updated = time.Now()
+			m.setState(cur)
+			if p.done {
+				once.Do(func() { close(finished) })
+			}
+		},
 	})
 	if err != nil {
 		log.Errorw("Cannot connect to the publisher pipeline", "error", err)
 		return
 	}
-	defer client.Close()
-	go func() { <-ctx.Done(); _ = client.Close() }()
+	defer pub.Close()
+	go func() { <-ctx.Done(); _ = pub.Close() }()
 
 	next := st.NextIndex
 	attempt := 0
 	bo := retry.Backoff{Init: m.cfg.BackoffInit, Max: m.cfg.BackoffMax}
 	for {
-		complete, err := m.stream(ctx, st.ID, &next, tracker, client)
+		complete, err := m.stream(ctx, st.ID, &next, pub)
 		if ctx.Err() != nil {
 			return
 		}
@@ -365,7 +364,7 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 		}
 	}
 	m.doneWaiting(st.ID)
-	tracker.Advance(&position{next: next, done: true})
+	pub.Advance(&position{next: next, done: true})
 	select {
 	case <-finished:
 		m.Stats.Completed.Add(1)
@@ -376,7 +375,7 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 
 // stream reads the recording from *next on and publishes it. It reports
 // whether the stream reached its end.
-func (m *Manager) stream(ctx context.Context, sid string, next *int64, tracker *cursor.Tracker[*position], client beat.Client) (bool, error) {
+func (m *Manager) stream(ctx context.Context, sid string, next *int64, pub *cursor.Publisher[*position]) (bool, error) {
 	s, err := m.streamer(ctx)
 	if err != nil {
 		return false, err
@@ -407,16 +406,14 @@ func (m *Manager) stream(ctx context.Context, sid string, next *int64, tracker *
 			if m.exclude[ev.Type] {
 				m.Stats.EventsExcluded.Add(1)
 				if skipped++; skipped%skipCommitEvery == 0 {
-					tracker.Advance(pos)
+					pub.Advance(pos)
 				}
 				continue
 			}
 			out := m.mapper.Map(ev, time.Now())
 			out.Meta["_id"] = fmt.Sprintf("%s/%d", sid, idx)
-			out.Private = pos
-			tracker.Published(1)
 			m.Stats.EventsPublished.Add(1)
-			client.Publish(out)
+			pub.PublishOne(out, pos)
 		}
 	}
 }

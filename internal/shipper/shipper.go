@@ -125,55 +125,24 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	}
 	go metrics.logProgress(log.Named("audit"), cfg.ProgressInterval, ctx.Done())
 
+	// Observers see each batch's events before the mapper takes their
+	// fields: the session.upload registration (recorded before the upload
+	// event can be acknowledged) and the failed-login lock.
 	var observers []observer
-	if sc := cfg.Sessions; sc.Enabled {
-		sess := sessions.New(sessions.Config{
-			Concurrency:       sc.Concurrency,
-			ExcludeEventTypes: sc.ExcludeEventTypes,
-			MissingTimeout:    sc.MissingTimeout,
-			MissingRetry:      sc.MissingRetry,
-			BackoffInit:       cfg.Teleport.Backoff.Init,
-			BackoffMax:        cfg.Teleport.Backoff.Max,
-			RegistryPrefix:    "teleport::session::" + cluster + "::",
-			DoneRetention:     sessionDoneRetention,
-		}, log.Named("sessions"), reg, s.Sessions, func(ctx context.Context) (sessions.Streamer, error) { return conn.AuditLog(ctx) })
-		if err := sess.Start(ctx); err != nil {
+	if cfg.Sessions.Enabled {
+		sess, obs, err := startSessions(ctx, log, cfg, cluster, reg, s.Sessions, conn)
+		if err != nil {
 			return err
 		}
 		defer sess.Wait()
 		metrics.sessions = sess
-		observers = append(observers, func(e *event.Event) {
-			if e.Type != "session.upload" {
-				return
-			}
-			// Recorded before the upload event can be acknowledged.
-			sid := e.String("sid")
-			if err := sess.Register(sid, e.Time); err != nil {
-				log.Errorw("Cannot record the uploaded session in the registry", "session_id", sid, "error", err)
-			}
-		})
+		observers = append(observers, obs)
 	}
-	if lc := cfg.Lock; lc.Enabled {
-		locker := lock.New(ctx, lock.Config{
-			FailedAttempts: lc.FailedAttempts,
-			Period:         lc.Period,
-			LockFor:        lc.LockFor,
-			// Failures read late (a backfill, a catch-up after an outage)
-			// must not lock anyone now.
-			MaxEventAge: lc.Period + cfg.Audit.SafetyMargin + cfg.Audit.PollInterval + time.Minute,
-			BackoffInit: cfg.Teleport.Backoff.Init,
-			BackoffMax:  cfg.Teleport.Backoff.Max,
-		}, log.Named("lock"), func(ctx context.Context) (lock.Locker, error) { return conn.Client(ctx) })
+	if cfg.Lock.Enabled {
+		locker, obs := startLocker(ctx, log, cfg, conn)
 		defer locker.Wait()
 		metrics.locker = locker
-		observers = append(observers, func(e *event.Event) {
-			if e.Type != "user.login" {
-				return
-			}
-			if ok, isBool := e.Bool("success"); isBool && !ok {
-				locker.FailedLogin(e.String("user"), e.Time)
-			}
-		})
+		observers = append(observers, obs)
 	}
 
 	batches := make(chan teleport.Batch, cfg.Audit.Prefetch)
@@ -355,4 +324,56 @@ func startPosition(log *logp.Logger, cfg config.Config, o cursor.Opened, now tim
 		start = now.Add(-cfg.Audit.LateEvents.MaxDelay).UTC().Truncate(time.Second)
 	}
 	return &cursor.Position{WindowStart: start}
+}
+
+// startSessions starts the session recording manager and returns it with
+// the observer that registers each uploaded session.
+func startSessions(ctx context.Context, log *logp.Logger, cfg config.Config, cluster string, reg *cursor.Registry, pipeline beat.Pipeline, conn *teleport.Conn) (*sessions.Manager, observer, error) {
+	sc := cfg.Sessions
+	sess := sessions.New(sessions.Config{
+		Concurrency:       sc.Concurrency,
+		ExcludeEventTypes: sc.ExcludeEventTypes,
+		MissingTimeout:    sc.MissingTimeout,
+		MissingRetry:      sc.MissingRetry,
+		BackoffInit:       cfg.Teleport.Backoff.Init,
+		BackoffMax:        cfg.Teleport.Backoff.Max,
+		RegistryPrefix:    "teleport::session::" + cluster + "::",
+		DoneRetention:     sessionDoneRetention,
+	}, log.Named("sessions"), reg, pipeline, func(ctx context.Context) (sessions.Streamer, error) { return conn.AuditLog(ctx) })
+	if err := sess.Start(ctx); err != nil {
+		return nil, nil, err
+	}
+	return sess, func(e *event.Event) {
+		if e.Type != "session.upload" {
+			return
+		}
+		sid := e.String("sid")
+		if err := sess.Register(sid, e.Time); err != nil {
+			log.Errorw("Cannot record the uploaded session in the registry", "session_id", sid, "error", err)
+		}
+	}, nil
+}
+
+// startLocker starts the failed-login locker and returns it with the
+// observer that counts failed logins.
+func startLocker(ctx context.Context, log *logp.Logger, cfg config.Config, conn *teleport.Conn) (*lock.Detector, observer) {
+	lc := cfg.Lock
+	locker := lock.New(ctx, lock.Config{
+		FailedAttempts: lc.FailedAttempts,
+		Period:         lc.Period,
+		LockFor:        lc.LockFor,
+		// Failures read late (a backfill, a catch-up after an outage)
+		// must not lock anyone now.
+		MaxEventAge: lc.Period + cfg.Audit.SafetyMargin + cfg.Audit.PollInterval + time.Minute,
+		BackoffInit: cfg.Teleport.Backoff.Init,
+		BackoffMax:  cfg.Teleport.Backoff.Max,
+	}, log.Named("lock"), func(ctx context.Context) (lock.Locker, error) { return conn.Client(ctx) })
+	return locker, func(e *event.Event) {
+		if e.Type != "user.login" {
+			return
+		}
+		if ok, isBool := e.Bool("success"); isBool && !ok {
+			locker.FailedLogin(e.String("user"), e.Time)
+		}
+	}
 }
