@@ -93,3 +93,10 @@ func FromProto(pb *auditlogpb.EventUnstructured) (*Event, error) {
 	}
 	return Decode(b)
 }
+
+// Exported is one event of an audit export chunk and the cursor to resume
+// the chunk after it.
+type Exported struct {
+	Event  *Event
+	Cursor string
+}

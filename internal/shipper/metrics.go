@@ -7,19 +7,19 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
+	"github.com/teleportbeat/teleportbeat/internal/auditlog"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/lock"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
-	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
 
 // auditMetrics are the audit pipeline's counters, exposed under
 // teleportbeat.audit in libbeat's stats registry (the /stats endpoint of
 // http.enabled, and Stack Monitoring) and logged periodically.
 type auditMetrics struct {
-	reader      *teleport.AuditReader
+	reader      *auditlog.Reader
 	progress    progress
 	committer   *cursor.Committer
 	lateSet     *late.Set         // nil without late-event sweeps

@@ -9,8 +9,8 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
+	"github.com/teleportbeat/teleportbeat/internal/auditlog"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
-	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
 
 // TestAuditMetricsReportTheReadersCounters: the reader's counters, the
@@ -21,7 +21,7 @@ func TestAuditMetricsReportTheReadersCounters(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = reg.Close() })
 	m := &auditMetrics{
-		reader:    teleport.NewAuditReader(teleport.AuditConfig{}, nil, log),
+		reader:    auditlog.NewReader(auditlog.Config{}, nil, log),
 		progress:  fixedProgress{published: 9, acked: 8, inFlight: 1},
 		committer: cursor.NewCommitter(log, reg, "k", 0, nil),
 	}

@@ -6,11 +6,11 @@ import (
 
 	"github.com/elastic/beats/v7/libbeat/beat"
 
+	"github.com/teleportbeat/teleportbeat/internal/auditlog"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/late"
-	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
 
 // observer sees every audit event before it is mapped (session.upload
@@ -29,7 +29,7 @@ type observer func(e *event.Event)
 // them (older cursors only make a restart sweep a little more), so no
 // position is changed once it is handed over.
 type pump struct {
-	batches   <-chan teleport.Batch
+	batches   <-chan auditlog.Batch
 	observers []observer
 	mapper    *ecs.Mapper
 	pub       *cursor.Publisher[*cursor.Position]
@@ -61,7 +61,7 @@ func (p *pump) run(ctx context.Context) {
 }
 
 // handle publishes one batch.
-func (p *pump) handle(b teleport.Batch) {
+func (p *pump) handle(b auditlog.Batch) {
 	positions := b.Positions
 	if b.Late {
 		positions = p.posBuf[:0]

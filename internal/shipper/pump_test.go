@@ -12,11 +12,11 @@ import (
 	"github.com/elastic/beats/v7/libbeat/beat"
 	pubtest "github.com/elastic/beats/v7/libbeat/publisher/testing"
 
+	"github.com/teleportbeat/teleportbeat/internal/auditlog"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/late"
-	"github.com/teleportbeat/teleportbeat/internal/teleport"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -82,7 +82,7 @@ func TestPumpPublishesWithPositionsAndCommitsOnACK(t *testing.T) {
 	require.NoError(t, err)
 
 	var observed []string
-	batches := make(chan teleport.Batch, 10)
+	batches := make(chan auditlog.Batch, 10)
 	start := &cursor.Position{WindowStart: t0.Add(-time.Hour)}
 	p := &pump{
 		batches: batches,
@@ -110,15 +110,15 @@ func TestPumpPublishesWithPositionsAndCommitsOnACK(t *testing.T) {
 	p1, p2, p3 := pos("p1"), pos("p2"), pos("p3")
 	after := pos("after")
 
-	p.handle(teleport.Batch{Sweeps: s0}) // the sweeper's first word
+	p.handle(auditlog.Batch{Sweeps: s0}) // the sweeper's first word
 	require.Len(t, commits, 1, "nothing in flight: committed at once")
 	require.Equal(t, s0, commits[0].Sweeps)
 	require.Equal(t, start.WindowStart, commits[0].WindowStart)
 
-	p.handle(teleport.Batch{Events: evs[:2], Positions: []*cursor.Position{p1, p2}})
-	p.handle(teleport.Batch{Events: evs[2:3], Late: true, Sweeps: s1})
-	p.handle(teleport.Batch{Events: evs[3:5], Positions: []*cursor.Position{p3, pos("p4")}})
-	p.handle(teleport.Batch{After: after})
+	p.handle(auditlog.Batch{Events: evs[:2], Positions: []*cursor.Position{p1, p2}})
+	p.handle(auditlog.Batch{Events: evs[2:3], Late: true, Sweeps: s1})
+	p.handle(auditlog.Batch{Events: evs[3:5], Positions: []*cursor.Position{p3, pos("p4")}})
+	p.handle(auditlog.Batch{After: after})
 	require.Equal(t, []string{evs[0].Key(), evs[1].Key(), evs[2].Key(), evs[3].Key(), evs[4].Key()}, out.ids())
 	require.Len(t, observed, 5)
 	require.EqualValues(t, 5, pub.Published())
@@ -160,7 +160,7 @@ func TestPumpHoldsWhileThePositionCannotBePersisted(t *testing.T) {
 	out := &fakeOutput{}
 	pub, err := cursor.NewPublisher(out.pipeline(), cursor.PublisherConfig[*cursor.Position]{Commit: func(*cursor.Position) {}})
 	require.NoError(t, err)
-	batches := make(chan teleport.Batch, 1)
+	batches := make(chan auditlog.Batch, 1)
 	writable := make(chan struct{})
 	held := make(chan struct{}, 10)
 	p := &pump{
@@ -183,7 +183,7 @@ func TestPumpHoldsWhileThePositionCannotBePersisted(t *testing.T) {
 	done := make(chan struct{})
 	go func() { p.run(ctx); close(done) }()
 	evs := decodedEvents(t, 1, time.Now().Add(-time.Minute))
-	batches <- teleport.Batch{Events: evs, Positions: []*cursor.Position{{WindowStart: time.Now()}}}
+	batches <- auditlog.Batch{Events: evs, Positions: []*cursor.Position{{WindowStart: time.Now()}}}
 	<-held
 	require.Len(t, batches, 1, "the batch waits while the registry is not writable")
 	require.Empty(t, out.ids())

@@ -19,6 +19,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
 	"github.com/teleportbeat/teleportbeat/config"
+	"github.com/teleportbeat/teleportbeat/internal/auditlog"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/event"
@@ -115,8 +116,8 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 
 	lag := &late.Lag{}
 	metrics.teleportLag = lag
-	reader := teleport.NewAuditReader(readerConfig(cfg, lateSet, lag, func(err error) { hl.searched(cluster, err) }),
-		func(ctx context.Context) (teleport.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
+	reader := auditlog.NewReader(readerConfig(cfg, lateSet, lag, func(err error) { hl.searched(cluster, err) }),
+		func(ctx context.Context) (auditlog.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
 	metrics.reader = reader
 	mapper := ecs.NewAuditMapper()
 	metrics.mapper = mapper
@@ -145,7 +146,7 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		observers = append(observers, obs)
 	}
 
-	batches := make(chan teleport.Batch, cfg.Audit.Prefetch)
+	batches := make(chan auditlog.Batch, cfg.Audit.Prefetch)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -209,9 +210,9 @@ func stateSaver(log *logp.Logger, path string, set *late.Set, perm os.FileMode) 
 }
 
 // readerConfig is the audit reader's configuration from teleportbeat.yml.
-func readerConfig(cfg config.Config, set *late.Set, lag *late.Lag, observe func(error)) teleport.AuditConfig {
+func readerConfig(cfg config.Config, set *late.Set, lag *late.Lag, observe func(error)) auditlog.Config {
 	a := cfg.Audit
-	return teleport.AuditConfig{
+	return auditlog.Config{
 		EventTypes:          a.EventTypes,
 		ExcludeEventTypes:   a.ExcludeEventTypes,
 		BatchSize:           a.BatchSize,
@@ -223,7 +224,7 @@ func readerConfig(cfg config.Config, set *late.Set, lag *late.Lag, observe func(
 		BackfillConcurrency: a.BackfillConcurrency,
 		Prefetch:            a.Prefetch,
 		Export:              a.UseExportAPI,
-		Late:                teleport.LateConfig{Ages: a.LateEvents.Ages(), Set: set, Lag: lag},
+		Late:                auditlog.LateConfig{Ages: a.LateEvents.Ages(), Set: set, Lag: lag},
 		Observe:             observe,
 	}
 }

@@ -28,6 +28,9 @@ type Explained struct {
 func (e *Explained) Error() string { return e.Summary }
 func (e *Explained) Unwrap() error { return e.Err }
 
+// Details is the whole error (for the debug log).
+func (e *Explained) Details() string { return e.Err.Error() }
+
 // Explain returns a connection error with a one-line summary for the
 // addresses dialed; an error it does not recognise is returned as is.
 func Explain(err error, addrs []string) error {

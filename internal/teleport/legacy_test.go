@@ -2,6 +2,7 @@ package teleport
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,32 +10,26 @@ import (
 
 	"github.com/elastic/elastic-agent-libs/logp"
 
-	"github.com/teleportbeat/teleportbeat/internal/cursor"
+	"github.com/teleportbeat/teleportbeat/config"
 	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest/typed"
 )
 
-// TestReaderReadsATeleportWithoutUnstructuredSearch: Teleport 12 has no
-// GetUnstructuredEvents; the reader says so once and reads every event with
-// the typed SearchEvents, as the same events.
-func TestReaderReadsATeleportWithoutUnstructuredSearch(t *testing.T) {
-	log, logs := logp.NewInMemoryLocal("", logp.ConsoleEncoderConfig())
-	h := newHarnessWith(t, teleporttest.Config{Version: "12.4.32", Typed: typed.OneOf})
-	h.conn.log = log
-	start := time.Date(2025, 5, 31, 0, 0, 0, 0, time.UTC)
-	h.srv.Store.Add(teleporttest.NewGenerator(31).Events(250, start, time.Second)...)
-	_, collect := h.run(h.config(), cursor.Position{WindowStart: start})
-	got := collect(250)
-	require.Equal(t, storedIDs(h.srv.Store), ids(got))
-	for _, b := range got {
-		for _, e := range b.Events {
-			require.NotEmpty(t, e.Type)
-			require.False(t, e.Time.IsZero())
-			require.Equal(t, e.Type, e.Fields["event"], "the payload is the event's")
-		}
-	}
-	require.Equal(t, 1, countOf(logs.String(), "This Teleport has no GetUnstructuredEvents"), "said once, not per page")
+// newConn starts a double configured by tc and connects to it, logging to
+// log.
+func newConn(t *testing.T, tc teleporttest.Config, log *logp.Logger) (*teleporttest.Server, *Conn) {
+	t.Helper()
+	srv, idPath := teleporttest.StartWithIdentity(t, t.TempDir(), tc)
+	cfg := config.Default().Teleport
+	cfg.Addr = []string{srv.Addr()}
+	cfg.IdentityFile = idPath
+	cfg.DialTimeout = 5 * time.Second
+	creds, err := NewCredentials(cfg)
+	require.NoError(t, err)
+	conn := NewConn(cfg, creds, log)
+	t.Cleanup(conn.Close)
+	return srv, conn
 }
 
 // TestSessionsOfATeleportWithoutUnstructuredStream: Teleport 13 has no
@@ -42,12 +37,11 @@ func TestReaderReadsATeleportWithoutUnstructuredSearch(t *testing.T) {
 // StreamSessionEvents, the same events in the same order, from any index.
 func TestSessionsOfATeleportWithoutUnstructuredStream(t *testing.T) {
 	log, logs := logp.NewInMemoryLocal("", logp.ConsoleEncoderConfig())
-	h := newHarnessWith(t, teleporttest.Config{Version: "13.1.3", Typed: typed.OneOf})
-	h.conn.log = log
+	srv, conn := newConn(t, teleporttest.Config{Version: "13.1.3", Typed: typed.OneOf}, log)
 	sid, rec, _ := teleporttest.NewGenerator(32).Session(time.Date(2025, 5, 31, 0, 0, 0, 0, time.UTC), 30)
-	h.srv.AddSession(sid, rec)
+	srv.AddSession(sid, rec)
 	read := func(from int64) []*event.Event {
-		al, err := h.conn.AuditLog(context.Background())
+		al, err := conn.AuditLog(context.Background())
 		require.NoError(t, err)
 		ch, errc := al.StreamUnstructuredSessionEvents(context.Background(), sid, from)
 		var out []*event.Event
@@ -73,33 +67,9 @@ func TestSessionsOfATeleportWithoutUnstructuredStream(t *testing.T) {
 		require.Equal(t, rec[i].ID, e.Key())
 	}
 	require.Len(t, read(20), 10, "from an index")
-	require.Equal(t, 1, countOf(logs.String(), "This Teleport has no StreamUnstructuredSessionEvents"))
-	al, err := h.conn.AuditLog(context.Background())
+	require.Equal(t, 1, strings.Count(logs.String(), "This Teleport has no StreamUnstructuredSessionEvents"))
+	al, err := conn.AuditLog(context.Background())
 	require.NoError(t, err)
 	require.True(t, al.LegacySessions())
 	require.False(t, al.LegacySearch(), "Teleport 13 has the unstructured search")
-}
-
-func countOf(s, sub string) int {
-	n := 0
-	for i := 0; ; {
-		j := indexFrom(s, sub, i)
-		if j < 0 {
-			return n
-		}
-		n++
-		i = j + len(sub)
-	}
-}
-
-func indexFrom(s, sub string, from int) int {
-	if from >= len(s) {
-		return -1
-	}
-	for i := from; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }

@@ -69,7 +69,9 @@ func (a *AuditLog) SearchUnstructuredEvents(ctx context.Context, fromUTC, toUTC 
 			a.caps.useLegacySearch(err)
 			return a.searchTyped(ctx, fromUTC, toUTC, namespace, eventTypes, limit, order, startKey)
 		}
-		return nil, "", trace.Wrap(err)
+		// A search error says what failed and what to do in one line
+		// (Explain); the whole error stays behind it.
+		return nil, "", Explain(trace.Wrap(err), nil)
 	}
 	return page.events, page.lastKey, nil
 }
@@ -107,22 +109,22 @@ func (a *AuditLog) GetEventExportChunks(ctx context.Context, req *auditlogpb.Get
 }
 
 // ExportUnstructuredEvents is client.Client's, returning decoded events.
-func (a *AuditLog) ExportUnstructuredEvents(ctx context.Context, req *auditlogpb.ExportUnstructuredEventsRequest) stream.Stream[Exported] {
+func (a *AuditLog) ExportUnstructuredEvents(ctx context.Context, req *auditlogpb.ExportUnstructuredEventsRequest) stream.Stream[event.Exported] {
 	ctx, cancel := context.WithCancel(ctx)
 	s, err := a.serverStream(ctx, auditlogpb.AuditLogService_ExportUnstructuredEvents_FullMethodName, req)
 	if err != nil {
 		cancel()
-		return stream.Fail[Exported](trace.Wrap(err))
+		return stream.Fail[event.Exported](trace.Wrap(err))
 	}
-	return stream.Func(func() (Exported, error) {
+	return stream.Func(func() (event.Exported, error) {
 		var m exportedEvent
 		if err := s.RecvMsg(&m); err != nil {
 			if errors.Is(err, io.EOF) {
-				return Exported{}, io.EOF
+				return event.Exported{}, io.EOF
 			}
-			return Exported{}, trace.Wrap(err)
+			return event.Exported{}, trace.Wrap(err)
 		}
-		return Exported(m), nil
+		return event.Exported(m), nil
 	}, cancel)
 }
 
@@ -241,13 +243,6 @@ func (a *AuditLog) serverStream(ctx context.Context, method string, req any) (gr
 	return s, nil
 }
 
-// Exported is one event of an export chunk and the cursor to resume the
-// chunk after it.
-type Exported struct {
-	Event  *event.Event
-	Cursor string
-}
-
 // wireCodec is gRPC's protobuf codec, except for the response types below,
 // which it decodes with package event.
 type wireCodec struct{}
@@ -259,7 +254,7 @@ type (
 		events  []*event.Event
 		lastKey string
 	}
-	exportedEvent Exported
+	exportedEvent event.Exported
 	sessionEvent  struct{ event *event.Event }
 )
 

@@ -424,11 +424,17 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// StartWithIdentity starts a double for a test and writes an identity
-// file for it (valid for an hour) in dir; the double stops with the test.
-func StartWithIdentity(tb testing.TB, dir string) (*Server, string) {
+// StartWithIdentity starts a double for a test (configured by cfg, if
+// given) and writes an identity file for it (valid for an hour) in dir;
+// the double stops with the test. Every test package starts its double
+// this way.
+func StartWithIdentity(tb testing.TB, dir string, cfg ...Config) (*Server, string) {
 	tb.Helper()
-	tp, err := New(Config{})
+	var c Config
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	tp, err := New(c)
 	if err != nil {
 		tb.Fatalf("start the Teleport double: %v", err)
 	}

@@ -1,27 +1,29 @@
-package teleport
+package auditlog
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 
 	"github.com/teleportbeat/teleportbeat/config"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/teleport"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
-// harness runs an AuditReader against the Teleport test double over gRPC.
+// harness runs a Reader against the Teleport test double, through
+// teleportbeat's client (package teleport) over gRPC and mutual TLS.
 type harness struct {
 	t    *testing.T
 	srv  *teleporttest.Server
-	conn *Conn
+	conn *teleport.Conn
 
 	mu  sync.Mutex
 	now time.Time
@@ -34,21 +36,21 @@ func newHarness(t *testing.T) *harness {
 
 func newHarnessWith(t *testing.T, tc teleporttest.Config) *harness {
 	t.Helper()
-	srv, err := teleporttest.New(tc)
-	require.NoError(t, err)
-	t.Cleanup(srv.Stop)
-	id, err := srv.NewIdentity(time.Hour)
-	require.NoError(t, err)
-	idPath := filepath.Join(t.TempDir(), "identity")
-	require.NoError(t, id.WriteIdentityFile(idPath))
+	return newHarnessLogged(t, tc, logptest.NewTestingLogger(t, ""))
+}
+
+// newHarnessLogged is newHarnessWith with the client logging to log.
+func newHarnessLogged(t *testing.T, tc teleporttest.Config, log *logp.Logger) *harness {
+	t.Helper()
+	srv, idPath := teleporttest.StartWithIdentity(t, t.TempDir(), tc)
 	cfg := config.Default().Teleport
 	cfg.Addr = []string{srv.Addr()}
 	cfg.IdentityFile = idPath
 	cfg.Backoff = config.Backoff{Init: 10 * time.Millisecond, Max: 100 * time.Millisecond}
 	cfg.DialTimeout = 5 * time.Second
-	creds, err := NewCredentials(cfg)
+	creds, err := teleport.NewCredentials(cfg)
 	require.NoError(t, err)
-	conn := NewConn(cfg, creds, logptest.NewTestingLogger(t, ""))
+	conn := teleport.NewConn(cfg, creds, log)
 	t.Cleanup(conn.Close)
 	return &harness{t: t, srv: srv, conn: conn, now: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)}
 }
@@ -65,8 +67,8 @@ func (h *harness) setNow(t time.Time) {
 	h.now = t
 }
 
-func (h *harness) config() AuditConfig {
-	return AuditConfig{
+func (h *harness) config() Config {
+	return Config{
 		BatchSize:    100,
 		PollInterval: 10 * time.Millisecond,
 		Window:       24 * time.Hour,
@@ -79,20 +81,20 @@ func (h *harness) config() AuditConfig {
 
 // run starts a reader from pos and returns a function that collects
 // batches until want events were read, then stops the reader.
-func (h *harness) run(cfg AuditConfig, pos cursor.Position) (*AuditReader, func(want int) []Batch) {
+func (h *harness) run(cfg Config, pos cursor.Position) (*Reader, func(want int) []Batch) {
 	r := h.reader(cfg)
 	_, collect := h.runReader(r, pos)
 	return r, collect
 }
 
-// reader is an AuditReader of the double.
-func (h *harness) reader(cfg AuditConfig) *AuditReader {
-	return NewAuditReader(cfg, func(ctx context.Context) (Searcher, error) { return h.conn.AuditLog(ctx) }, logptest.NewTestingLogger(h.t, ""))
+// reader is an Reader of the double.
+func (h *harness) reader(cfg Config) *Reader {
+	return NewReader(cfg, func(ctx context.Context) (Searcher, error) { return h.conn.AuditLog(ctx) }, logptest.NewTestingLogger(h.t, ""))
 }
 
 // runReader runs r from pos and returns its batches, and a function that
 // collects them as run's does.
-func (h *harness) runReader(r *AuditReader, pos cursor.Position) (<-chan Batch, func(want int) []Batch) {
+func (h *harness) runReader(r *Reader, pos cursor.Position) (<-chan Batch, func(want int) []Batch) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan Batch, 2)
 	stopped := make(chan struct{})

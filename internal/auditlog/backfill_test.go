@@ -1,4 +1,4 @@
-package teleport
+package auditlog
 
 import (
 	"testing"

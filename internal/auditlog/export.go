@@ -1,4 +1,4 @@
-package teleport
+package auditlog
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 // Athena backend; other backends answer NotImplemented.
 type Exporter interface {
 	GetEventExportChunks(ctx context.Context, req *auditlogpb.GetEventExportChunksRequest) stream.Stream[*auditlogpb.EventExportChunk]
-	ExportUnstructuredEvents(ctx context.Context, req *auditlogpb.ExportUnstructuredEventsRequest) stream.Stream[Exported]
+	ExportUnstructuredEvents(ctx context.Context, req *auditlogpb.ExportUnstructuredEventsRequest) stream.Stream[event.Exported]
 }
 
 // exportResult is how the export of a day ended.
@@ -46,7 +46,7 @@ var errExportUnsupported = errors.New("the cluster does not offer the audit expo
 // the export API: the API is enabled and not known to be missing, the
 // reader stands at the start of a UTC day, and the whole day is behind
 // limit (so no more events are expected in it).
-func (r *AuditReader) canExport(st *readState, limit time.Time) bool {
+func (r *Reader) canExport(st *readState, limit time.Time) bool {
 	if !r.cfg.Export || r.noExport.Load() {
 		return false
 	}
@@ -78,7 +78,7 @@ type chunkBatch struct {
 // A day is done when every chunk listed is read and a fresh listing brings
 // no new one (a late event is written into a new chunk). The events already
 // sent from the end of the previous search window (st.page) are skipped.
-func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan<- Batch) exportResult {
+func (r *Reader) readExportDay(ctx context.Context, st *readState, out chan<- Batch) exportResult {
 	day := st.from
 	prog := st.export
 	if prog == nil {
@@ -208,7 +208,7 @@ func (r *AuditReader) readExportDay(ctx context.Context, st *readState, out chan
 // exported reports whether an exported event is to be sent: not filtered
 // by type, not already sent from the previous search window, and not known
 // to the late-event set (a sweep sent it).
-func (r *AuditReader) exported(e *event.Event, carried *pageState) bool {
+func (r *Reader) exported(e *event.Event, carried *pageState) bool {
 	if !r.wanted(e) {
 		r.Stats.Excluded.Add(1)
 		r.track(e, true)
@@ -225,7 +225,7 @@ func (r *AuditReader) exported(e *event.Event, carried *pageState) bool {
 // listChunks lists the export chunks of a day, retrying with backoff. It
 // returns errExportUnsupported when the cluster has no export API, and
 // ctx's error when ctx is done.
-func (r *AuditReader) listChunks(ctx context.Context, day time.Time) ([]string, error) {
+func (r *Reader) listChunks(ctx context.Context, day time.Time) ([]string, error) {
 	bo := retry.Backoff{Init: r.cfg.BackoffInit, Max: r.cfg.BackoffMax}
 	for attempt := 1; ; attempt++ {
 		chunks, err := r.tryListChunks(ctx, day)
@@ -249,7 +249,7 @@ func (r *AuditReader) listChunks(ctx context.Context, day time.Time) ([]string, 
 	}
 }
 
-func (r *AuditReader) tryListChunks(ctx context.Context, day time.Time) ([]string, error) {
+func (r *Reader) tryListChunks(ctx context.Context, day time.Time) ([]string, error) {
 	ex, err := r.exporter(ctx)
 	if err != nil {
 		return nil, err
@@ -263,7 +263,7 @@ func (r *AuditReader) tryListChunks(ctx context.Context, day time.Time) ([]strin
 	return chunks, s.Done()
 }
 
-func (r *AuditReader) exporter(ctx context.Context) (Exporter, error) {
+func (r *Reader) exporter(ctx context.Context) (Exporter, error) {
 	s, err := r.search(ctx)
 	if err != nil {
 		return nil, err
@@ -281,7 +281,7 @@ func (r *AuditReader) exporter(ctx context.Context) (Exporter, error) {
 // over while the publisher has nothing queued (more), up to
 // BackfillConcurrency: where Teleport keeps up with the
 // output, more streams would only hold more events in memory.
-func (r *AuditReader) readChunks(ctx context.Context, day time.Time, chunks []string, cursors map[string]string, results chan<- chunkBatch, more <-chan struct{}) error {
+func (r *Reader) readChunks(ctx context.Context, day time.Time, chunks []string, cursors map[string]string, results chan<- chunkBatch, more <-chan struct{}) error {
 	defer close(results)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -343,7 +343,7 @@ feed:
 // batches of up to BatchSize. A stream that fails is resumed from the
 // cursor of the last event received, after a backoff; a chunk the cluster
 // no longer has (removed by retention) is logged and counted as done.
-func (r *AuditReader) readChunk(ctx context.Context, day time.Time, chunk, from string, results chan<- chunkBatch) error {
+func (r *Reader) readChunk(ctx context.Context, day time.Time, chunk, from string, results chan<- chunkBatch) error {
 	bo := retry.Backoff{Init: r.cfg.BackoffInit, Max: r.cfg.BackoffMax}
 	size := max(1, r.cfg.BatchSize)
 	cur := from
@@ -390,7 +390,7 @@ func (r *AuditReader) readChunk(ctx context.Context, day time.Time, chunk, from 
 
 // streamChunk runs one export stream of chunk from cursor cur, handing
 // batches to emit, and returns how many events it received.
-func (r *AuditReader) streamChunk(ctx context.Context, day time.Time, chunk, cur string, size int, emit func(chunkBatch) bool) (int, error) {
+func (r *Reader) streamChunk(ctx context.Context, day time.Time, chunk, cur string, size int, emit func(chunkBatch) bool) (int, error) {
 	ex, err := r.exporter(ctx)
 	if err != nil {
 		return 0, err
@@ -411,12 +411,15 @@ func (r *AuditReader) streamChunk(ctx context.Context, day time.Time, chunk, cur
 	}
 	for s.Next() {
 		it := s.Item()
-		received++
-		pending.events = append(pending.events, it.Event)
-		pending.cursor = it.Cursor
+		// A full batch is handed over once the next event shows that the
+		// chunk goes on: the chunk's last batch goes with its end (done),
+		// in one hand-over, not two.
 		if len(pending.events) >= size && !flush() {
 			return received, ctx.Err()
 		}
+		received++
+		pending.events = append(pending.events, it.Event)
+		pending.cursor = it.Cursor
 	}
 	if err := s.Done(); err != nil {
 		// Hand over what came before the failure: it is resumed after.

@@ -1,4 +1,4 @@
-package teleport
+package auditlog
 
 import (
 	"context"
@@ -68,7 +68,7 @@ func (z *windowSizer) next() (time.Duration, bool) {
 
 // partEnd is the end of a backfill window starting at from that is size
 // long: a whole second, never past the window (and so the day) from is in.
-func (r *AuditReader) partEnd(from time.Time, size time.Duration) time.Time {
+func (r *Reader) partEnd(from time.Time, size time.Duration) time.Time {
 	end := from.Add(size).Truncate(time.Second)
 	if !end.After(from) {
 		end = from.Add(time.Second).Truncate(time.Second)
@@ -83,7 +83,7 @@ func (r *AuditReader) partEnd(from time.Time, size time.Duration) time.Time {
 // only valid for a `to` at or after the one of the search it came from: the
 // position's window end, or the whole window for a position saved without
 // one (by the open window, or by an earlier version).
-func (r *AuditReader) headEnd(st *readState) time.Time {
+func (r *Reader) headEnd(st *readState) time.Time {
 	whole := r.windowEnd(st.from)
 	switch {
 	case !st.to.IsZero() && st.to.After(st.from) && !st.to.After(whole):
@@ -106,7 +106,7 @@ func (r *AuditReader) headEnd(st *readState) time.Time {
 // log is, only the first part is read. Events at a window's
 // very end may come again at the start of the next (bounds are inclusive,
 // and some backends compare whole seconds); they are dropped on the way.
-func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) {
+func (r *Reader) readClosedWindows(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) {
 	type window struct {
 		to    time.Time
 		ch    chan Batch
@@ -185,7 +185,7 @@ func (r *AuditReader) readClosedWindows(ctx context.Context, st *readState, limi
 
 // Waiting reports whether the publisher is waiting for Teleport now
 // (during a backfill).
-func (r *AuditReader) Waiting() bool { return r.waiting.Load() }
+func (r *Reader) Waiting() bool { return r.waiting.Load() }
 
 // defaultStarveAfter is how long the publisher must wait for Teleport
 // before more is read at once. Shorter waits are the publisher catching
@@ -199,7 +199,7 @@ const defaultStarveAfter = 5 * time.Millisecond
 // nothing either. (While out still holds batches, the publisher is the
 // slower side, and reading more at once would not help.) A wait is counted
 // in Stats.Waits as it begins; Waiting reports whether one is under way.
-func await[T any](r *AuditReader, ch <-chan T, out chan<- Batch) (v T, ok, starved bool) {
+func await[T any](r *Reader, ch <-chan T, out chan<- Batch) (v T, ok, starved bool) {
 	select {
 	case v, ok = <-ch:
 		return v, ok, false
@@ -230,7 +230,7 @@ func dropCarried(b Batch, carried map[string]struct{}) Batch {
 // readWindow pages through the complete window [st.from, st.to] and
 // returns the state to start the next window with (nil when ctx is done).
 // Full pages and the whole window tell the sizer how dense the log is.
-func (r *AuditReader) readWindow(ctx context.Context, st *readState, out chan<- Batch) *pageState {
+func (r *Reader) readWindow(ctx context.Context, st *readState, out chan<- Batch) *pageState {
 	resumed := st.page.startKey != ""
 	read := 0
 	var prev *pageState // the page before, whose end may be the window's end

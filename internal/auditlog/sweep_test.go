@@ -1,4 +1,4 @@
-package teleport
+package auditlog
 
 import (
 	"testing"
@@ -18,7 +18,7 @@ func (h *harness) midday() time.Time {
 	return h.clock()
 }
 
-func (h *harness) lateConfig(set *late.Set, ages ...time.Duration) AuditConfig {
+func (h *harness) lateConfig(set *late.Set, ages ...time.Duration) Config {
 	cfg := h.config()
 	cfg.SafetyMargin = 0
 	cfg.Late = LateConfig{Ages: ages, Set: set, Lag: &late.Lag{}}

@@ -1,4 +1,4 @@
-package teleport
+package auditlog
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
-func exportConfig(h *harness) AuditConfig {
+func exportConfig(h *harness) Config {
 	cfg := h.config()
 	cfg.Export = true
 	cfg.BackfillConcurrency = 4
@@ -189,7 +189,7 @@ func TestReaderFiltersExportedEvents(t *testing.T) {
 
 // exportDay serves one past day in chunks of 100 events and returns a
 // reader of it that starts at the day's midnight.
-func exportDay(t *testing.T, h *harness, chunks, concurrency int) (*AuditReader, time.Time) {
+func exportDay(t *testing.T, h *harness, chunks, concurrency int) (*Reader, time.Time) {
 	t.Helper()
 	day := time.Date(2025, 5, 30, 0, 0, 0, 0, time.UTC)
 	g := teleporttest.NewGenerator(21)
@@ -255,20 +255,42 @@ func TestExportReadsMoreChunksAtOnceWhileTheOutputWaits(t *testing.T) {
 	requireOnce(t, storedIDs(h.srv.Store), ids(got))
 }
 
-// TestExportReadsFewChunksAtOnceWhenTeleportKeepsUp: when the output is the
-// slower side, two chunk streams (and one for the very first wait) keep it
-// busy; more would only hold more events in memory.
-func TestExportReadsFewChunksAtOnceWhenTeleportKeepsUp(t *testing.T) {
-	h := newHarness(t)
-	r, day := exportDay(t, h, 12, 6)
-	out, _ := h.runReader(r, cursor.Position{WindowStart: day})
-	var got []Batch
-	for n := 0; n < 1200; {
-		b := <-out
-		got = append(got, b)
-		n += len(b.Events)
-		time.Sleep(30 * time.Millisecond) // a slow output
-	}
-	requireOnce(t, storedIDs(h.srv.Store), ids(got))
-	require.LessOrEqual(t, r.Stats.ExportReaders.Load(), int64(3))
+// TestAwaitCountsOnlyStarvation: more is read at once only when the
+// publisher had to wait for Teleport with nothing queued for the output.
+// When Teleport keeps up (a result is ready) or the output is the slower
+// side (batches still queued when the wait began), no more readers start:
+// they would only hold more events in memory. Each case is set up by
+// conditions, not by timing.
+func TestAwaitCountsOnlyStarvation(t *testing.T) {
+	r := &Reader{cfg: Config{StarveAfter: 0}}
+
+	// A result is ready: no wait at all.
+	results := make(chan int, 1)
+	results <- 1
+	_, ok, starved := await(r, results, make(chan Batch, 2))
+	require.True(t, ok)
+	require.False(t, starved, "Teleport kept up")
+	require.Zero(t, r.Stats.Waits.Load())
+
+	// The output still holds a batch when the wait begins.
+	busy := make(chan Batch, 2)
+	busy <- Batch{}
+	got := make(chan bool)
+	go func() { _, _, s := await(r, results, busy); got <- s }()
+	require.Eventually(t, r.Waiting, 10*time.Second, time.Millisecond)
+	results <- 2
+	require.False(t, <-got, "the output is the slower side")
+
+	// Nothing queued for the output, and the publisher waited.
+	go func() { _, _, s := await(r, results, make(chan Batch, 2)); got <- s }()
+	require.Eventually(t, r.Waiting, 10*time.Second, time.Millisecond)
+	results <- 3
+	require.True(t, <-got, "starved")
+	require.EqualValues(t, 2, r.Stats.Waits.Load())
+
+	// A closed channel is no starvation.
+	close(results)
+	_, ok, starved = await(r, results, make(chan Batch, 2))
+	require.False(t, ok)
+	require.False(t, starved)
 }

@@ -1,4 +1,4 @@
-package teleport
+package auditlog
 
 import (
 	"context"
@@ -67,7 +67,7 @@ func (h *headFloor) get() time.Time  { return time.Unix(0, h.ns.Load()).UTC() }
 
 // sweeper runs the sweeps of one reader.
 type sweeper struct {
-	r       *AuditReader
+	r       *Reader
 	cursors []time.Time // per age: the event time up to which it swept
 	mu      sync.Mutex  // guards cursors
 
@@ -85,7 +85,7 @@ const lagProbeEvery = 30 * time.Second
 // ahead of its events. An event timed ahead of this host's clock by more
 // than the noise is said once per change: the reader reads it when its
 // time comes.
-func (r *AuditReader) probeLag(ctx context.Context) {
+func (r *Reader) probeLag(ctx context.Context) {
 	lag := r.cfg.Late.Lag
 	if lag == nil {
 		return
@@ -121,7 +121,7 @@ func (r *AuditReader) probeLag(ctx context.Context) {
 
 // measureLag looks at the newest event twice, a moment apart, before
 // reading starts, so that windows and sweeps start on Teleport's clock.
-func (r *AuditReader) measureLag(ctx context.Context) {
+func (r *Reader) measureLag(ctx context.Context) {
 	if r.cfg.Late.Lag == nil {
 		return
 	}
@@ -133,7 +133,7 @@ func (r *AuditReader) measureLag(ctx context.Context) {
 
 // reference is the clock windows close on and sweeps age by: the local
 // clock, minus the lag of Teleport's event times when one is measured.
-func (r *AuditReader) reference(now time.Time) time.Time {
+func (r *Reader) reference(now time.Time) time.Time {
 	if r.cfg.Late.Lag == nil {
 		return now
 	}
@@ -144,7 +144,7 @@ func (r *AuditReader) reference(now time.Time) time.Time {
 // the stored ones (nil on a first run, or when the ages changed): they
 // start at from, the head's start, but not before MaxDelay ago, so that a
 // backfill is not read twice.
-func (r *AuditReader) newSweeper(cursors []time.Time, from time.Time) *sweeper {
+func (r *Reader) newSweeper(cursors []time.Time, from time.Time) *sweeper {
 	ages := r.cfg.Late.Ages
 	if len(ages) == 0 || r.cfg.Late.Set == nil {
 		return nil
@@ -309,7 +309,7 @@ func (s *sweeper) caught(it *event.Event, found time.Time) time.Duration {
 
 // wanted applies the type filters to an event read by a sweep or the
 // export API (searches are filtered by Teleport with event_types).
-func (r *AuditReader) wanted(e *event.Event) bool {
+func (r *Reader) wanted(e *event.Event) bool {
 	if len(r.include) > 0 {
 		if _, ok := r.include[e.Type]; !ok {
 			return false

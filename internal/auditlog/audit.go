@@ -1,7 +1,8 @@
-package teleport
+package auditlog
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,8 +41,8 @@ type Batch struct {
 	Sweeps []time.Time
 }
 
-// AuditConfig configures the audit reader.
-type AuditConfig struct {
+// Config configures the audit reader.
+type Config struct {
 	EventTypes        []string
 	ExcludeEventTypes []string
 	BatchSize         int
@@ -71,8 +72,8 @@ type AuditConfig struct {
 	Observe func(err error)
 }
 
-// AuditStats are the reader's counters.
-type AuditStats struct {
+// Stats are the reader's counters.
+type Stats struct {
 	Pages        atomic.Int64 // searches answered
 	Events       atomic.Int64 // new events read
 	Excluded     atomic.Int64 // events dropped by exclude_event_types
@@ -94,7 +95,7 @@ type AuditStats struct {
 	Waits atomic.Int64
 }
 
-// AuditReader pages through the audit log with SearchUnstructuredEvents.
+// Reader pages through the audit log with SearchUnstructuredEvents.
 //
 // How it keeps its place, and why. Teleport's audit backends differ:
 // DynamoDB's start key is a query checkpoint (date, index key, sub-page
@@ -117,13 +118,13 @@ type AuditStats struct {
 // nodes through a buffered stream). An event that appears behind the
 // current page's start would never be read, so the window ends
 // SafetyMargin behind now.
-type AuditReader struct {
-	cfg       AuditConfig
+type Reader struct {
+	cfg       Config
 	search    func(ctx context.Context) (Searcher, error)
 	log       *logp.Logger
 	include   map[string]struct{} // event_types, applied here to exported events
 	exclude   map[string]struct{}
-	Stats     AuditStats
+	Stats     Stats
 	caughtUp  atomic.Bool
 	noExport  atomic.Bool // the cluster answered that it has no export API
 	sizer     *windowSizer
@@ -138,9 +139,9 @@ type AuditReader struct {
 	Late LateStats
 }
 
-// NewAuditReader returns a reader that gets its Searcher from search
+// NewReader returns a reader that gets its Searcher from search
 // (which may fail while Teleport is unreachable; it is retried).
-func NewAuditReader(cfg AuditConfig, search func(ctx context.Context) (Searcher, error), log *logp.Logger) *AuditReader {
+func NewReader(cfg Config, search func(ctx context.Context) (Searcher, error), log *logp.Logger) *Reader {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -154,7 +155,7 @@ func NewAuditReader(cfg AuditConfig, search func(ctx context.Context) (Searcher,
 		}
 		return m
 	}
-	return &AuditReader{
+	return &Reader{
 		cfg: cfg, search: search, log: log,
 		include: set(cfg.EventTypes), exclude: set(cfg.ExcludeEventTypes),
 		// A window ahead of the one handed over is read whole into its
@@ -165,10 +166,10 @@ func NewAuditReader(cfg AuditConfig, search func(ctx context.Context) (Searcher,
 
 // CaughtUp reports whether the last search found the reader at the end of
 // the log.
-func (r *AuditReader) CaughtUp() bool { return r.caughtUp.Load() }
+func (r *Reader) CaughtUp() bool { return r.caughtUp.Load() }
 
 // Run reads from pos until ctx is done, sending batches to out.
-func (r *AuditReader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch) {
+func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch) {
 	st := &readState{from: pos.WindowStart, to: pos.WindowEnd, page: newPageState(pos.StartKey, pos.Done), lastTime: pos.LastEventTime, export: pos.Export}
 	// The page floor of a resumed page is not stored: the newest event
 	// acknowledged is at or after it (a later floor only makes sweeps read
@@ -268,7 +269,7 @@ type readState struct {
 // windowEnd is the end of the window that starts at from: Window later, but
 // never past the next UTC midnight, so that windows follow the days the
 // backends partition events by.
-func (r *AuditReader) windowEnd(from time.Time) time.Time {
+func (r *Reader) windowEnd(from time.Time) time.Time {
 	end := from.Add(r.cfg.Window)
 	if midnight := from.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour); midnight.Before(end) {
 		end = midnight
@@ -279,7 +280,7 @@ func (r *AuditReader) windowEnd(from time.Time) time.Time {
 // readOpenWindow reads one page of the window that ends at limit (now minus
 // the safety margin), and waits poll_interval when that was the end of the
 // log. It reports false when ctx is done.
-func (r *AuditReader) readOpenWindow(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) bool {
+func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) bool {
 	st.to = time.Time{} // the open window's end moves with the clock
 	if st.page.floor.Before(st.from) {
 		st.page.floor = st.from // the first page of a window
@@ -332,7 +333,7 @@ const lagWarnStep = 30 * time.Second
 
 // reportLag says when Teleport's newest events lag behind this host's
 // clock by more than the noise, and when that changes.
-func (r *AuditReader) reportLag(now time.Time) {
+func (r *Reader) reportLag(now time.Time) {
 	behind := r.cfg.Late.Lag.Behind(now)
 	prev := time.Duration(r.warnedLag.Load())
 	if d := behind - prev; d > -lagWarnStep && d < lagWarnStep {
@@ -352,7 +353,7 @@ func (r *AuditReader) reportLag(now time.Time) {
 }
 
 // maxDelay is the last sweep age (0 without sweeps).
-func (r *AuditReader) maxDelay() time.Duration {
+func (r *Reader) maxDelay() time.Duration {
 	if a := r.cfg.Late.Ages; len(a) > 0 {
 		return a[len(a)-1]
 	}
@@ -361,7 +362,7 @@ func (r *AuditReader) maxDelay() time.Duration {
 
 // batch turns a page into a batch: the events not seen before on the page
 // and not excluded, each with the position after it.
-func (r *AuditReader) batch(st *readState, items []*event.Event) (Batch, int) {
+func (r *Reader) batch(st *readState, items []*event.Event) (Batch, int) {
 	var b Batch
 	excluded := 0
 	for _, it := range items {
@@ -398,7 +399,7 @@ func (r *AuditReader) batch(st *readState, items []*event.Event) (Batch, int) {
 // reportShared warns about each new event that shares its uid with another,
 // different event: Elasticsearch would have answered 409 (a duplicate) to
 // the second and kept only the first.
-func (r *AuditReader) reportShared(evs []*event.Event) {
+func (r *Reader) reportShared(evs []*event.Event) {
 	for _, e := range evs {
 		if uid := e.SharedUID(); uid != "" {
 			r.Stats.UIDCollisions.Add(1)
@@ -484,7 +485,7 @@ func (p *pageState) add(it *event.Event) bool {
 // whether it is new to the set (false: a sweep sent it already, or it was
 // acknowledged before a restart). done marks it acknowledged at once (an
 // event that is not sent).
-func (r *AuditReader) track(it *event.Event, done bool) bool {
+func (r *Reader) track(it *event.Event, done bool) bool {
 	set := r.cfg.Late.Set
 	if set == nil || it.Time.IsZero() {
 		return true
@@ -499,7 +500,7 @@ func (r *AuditReader) track(it *event.Event, done bool) bool {
 // readLate records in the late-event set that it was read. An event whose
 // uid the set knows for another event is marked (event.ShareUID: known and
 // stored by its uid and a hash of its content) and recorded under that key.
-func (r *AuditReader) readLate(it *event.Event) (late.Ref, late.Seen) {
+func (r *Reader) readLate(it *event.Event) (late.Ref, late.Seen) {
 	set := r.cfg.Late.Set
 	ref := late.RefOf(it)
 	seen := set.Read(ref)
@@ -575,7 +576,7 @@ func contentHash(it *event.Event) string {
 // fetch runs one search, retrying with capped exponential backoff until it
 // succeeds or ctx is done. It never gives up: Teleport outages, expired
 // credentials and network faults are all waited out, and said in the log.
-func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string) ([]*event.Event, string, bool) {
+func (r *Reader) fetch(ctx context.Context, from, to time.Time, key string) ([]*event.Event, string, bool) {
 	bo := retry.Backoff{Init: r.cfg.BackoffInit, Max: r.cfg.BackoffMax}
 	failures := 0
 	for {
@@ -607,9 +608,11 @@ func (r *AuditReader) fetch(ctx context.Context, from, to time.Time, key string)
 		// Not caught up while Teleport cannot be read.
 		r.caughtUp.Store(false)
 		wait := bo.Next()
-		err = Explain(err, nil)
 		r.log.Warnw("Teleport audit search failed; retrying", "error", err.Error(), "attempt", failures, "retry_in", wait.String(), "from", from, "to", to)
-		r.log.Debugw("Teleport audit search error, in full", "error", Details(err))
+		var d interface{ Details() string }
+		if errors.As(err, &d) {
+			r.log.Debugw("Teleport audit search error, in full", "error", d.Details())
+		}
 		if !retry.Sleep(ctx, wait) {
 			return nil, "", false
 		}
