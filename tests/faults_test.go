@@ -269,7 +269,7 @@ func TestTeleportFaults(t *testing.T) {
 	evs = append(evs, during...)
 	time.Sleep(time.Minute)
 	require.NoError(t, e.tp.Restart())
-	waitFor(t, time.Minute, "the events of the outage", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	waitFor(t, 3*time.Minute, "the events of the outage", func() bool { return es.Count() >= len(expectedIDs(evs)) })
 	p.waitLog(10*time.Second, "Teleport audit search works again")
 	e.settle()
 	p.stop()
@@ -292,32 +292,37 @@ func TestTeleportFaults(t *testing.T) {
 
 // TestIdentityExpiresWhileRunning is fault 5: the identity expires while
 // the beat runs (the double refuses it from then on); the beat says so,
-// and resumes on its own once a renewed identity file appears.
+// and resumes on its own once a renewed identity file appears. The
+// short-lived identity is handed over once the first events are stored,
+// so that how fast the machine ships them does not matter: whenever the
+// beat takes it up, it expires while the beat runs.
 func TestIdentityExpiresWhileRunning(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	short, err := e.tp.NewIdentity(15 * time.Second)
-	require.NoError(t, err)
-	require.NoError(t, short.WriteIdentityFile(e.idFile))
 	first := e.addGenerated(1000)
 	es, out := esSetup(t)
 	p := e.start(e.config("teleportbeat.yml", out+"teleportbeat.teleport.reload_interval: 500ms\n"))
-	waitFor(t, time.Minute, "the first events", func() bool { return es.Count() >= len(first) })
+	waitFor(t, 2*time.Minute, "the first events", func() bool { return es.Count() >= len(first) })
 
-	p.waitLog(30*time.Second, "Teleport credentials have expired")
+	const renewed = "Teleport credentials renewed on disk; reconnecting with them"
+	short, err := e.tp.NewIdentity(20 * time.Second)
+	require.NoError(t, err)
+	require.NoError(t, short.WriteIdentityFile(e.idFile))
+	p.waitLogCount(time.Minute, renewed, 1)
+	p.waitLog(time.Minute, "Teleport credentials have expired")
 	p.waitLog(time.Minute, `"expires":"`+short.NotAfter.UTC().Format(time.RFC3339)+`"`)
 	more := e.gen.Events(300, time.Now().Add(-20*time.Second), 10*time.Millisecond)
 	e.tp.Store.Add(more...)
 	// Three failed searches in a row: the expired identity reads nothing.
-	p.waitLog(30*time.Second, "Teleport audit search failed; retrying")
-	p.waitLog(30*time.Second, `"attempt":3`)
+	p.waitLog(time.Minute, "Teleport audit search failed; retrying")
+	p.waitLog(time.Minute, `"attempt":3`)
 	require.Equal(t, len(first), es.Count(), "nothing read with an expired identity")
 
-	renewed, err := e.tp.NewIdentity(time.Hour)
+	fresh, err := e.tp.NewIdentity(time.Hour)
 	require.NoError(t, err)
-	require.NoError(t, renewed.WriteIdentityFile(e.idFile))
-	p.waitLog(30*time.Second, "Teleport credentials renewed on disk; reconnecting with them")
-	waitFor(t, time.Minute, "the events after the renewal", func() bool { return es.Count() >= len(first)+len(more) })
+	require.NoError(t, fresh.WriteIdentityFile(e.idFile))
+	p.waitLogCount(time.Minute, renewed, 2)
+	waitFor(t, 2*time.Minute, "the events after the renewal", func() bool { return es.Count() >= len(first)+len(more) })
 	e.settle()
 	p.stop()
 	received, _, _ := es.Stats()
@@ -460,7 +465,8 @@ func TestDiskFull(t *testing.T) {
 		deadline := time.Now().Add(time.Minute)
 		for strings.Count(p.logs.String(), "Reading paused: the audit position cannot be persisted") == before {
 			require.False(t, time.Now().After(deadline), "reading was not held within 1m of the disk filling up")
-			more := e.gen.Events(50, time.Now().Add(-20*time.Second), 10*time.Millisecond)
+			// Timed now: ahead of anything the held reader has passed.
+			more := e.gen.Events(50, time.Now(), 10*time.Millisecond)
 			e.tp.Store.Add(more...)
 			evs = append(evs, more...)
 			time.Sleep(300 * time.Millisecond)
@@ -477,7 +483,7 @@ func TestDiskFull(t *testing.T) {
 
 	// Held: events served now stay in Teleport while the disk is full.
 	stored := es.Count()
-	held := e.gen.Events(300, time.Now().Add(-15*time.Second), 10*time.Millisecond)
+	held := e.gen.Events(300, time.Now(), 10*time.Millisecond)
 	e.tp.Store.Add(held...)
 	evs = append(evs, held...)
 	time.Sleep(3 * time.Second) // 15 poll intervals: without the hold they would be delivered
@@ -488,7 +494,7 @@ func TestDiskFull(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(data, "filler")))
 	p.waitLog(time.Minute, "The audit position is persisted again")
 	p.waitLog(10*time.Second, "Reading resumed")
-	waitFor(t, time.Minute, "the events held while the disk was full", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	waitFor(t, 3*time.Minute, "the events held while the disk was full", func() bool { return es.Count() >= len(expectedIDs(evs)) })
 	waitFor(t, time.Minute, "registry_writable: true in /stats", func() bool { return writable() == true })
 
 	// Full again, and the beat crashes while reading is held: the restart
@@ -498,7 +504,7 @@ func TestDiskFull(t *testing.T) {
 	dupBefore := replayed(es, evs)
 	require.NoError(t, os.Remove(filepath.Join(data, "filler")))
 	p = e.start(cfg, "--path.data", data)
-	waitFor(t, time.Minute, "every event after the restart", func() bool { return es.Count() >= len(expectedIDs(evs)) })
+	waitFor(t, 3*time.Minute, "every event after the restart", func() bool { return es.Count() >= len(expectedIDs(evs)) })
 	e.settle()
 	p.stop()
 	checkDocs(t, es, evs)

@@ -112,9 +112,11 @@ func (e *env) addGenerated(n int) []*teleporttest.Event {
 }
 
 // config writes a teleportbeat.yml: the Teleport connection, an audit
-// section that backfills from 2019 and polls fast (the late-event sweep
-// short of the default 1m, so that events served behind the reader arrive
-// within seconds), then extra.
+// section that backfills from 2019 and polls fast, then extra. The
+// late-event sweeps run at 2 s and 1 min (the least max_delay) instead of
+// 1 min and 15 min: an event a test serves behind the reader (timed in the
+// past while the beat runs) is caught within about a minute, whatever
+// the page it falls in, so no test depends on where the reader is.
 func (e *env) config(name, extra string) string {
 	e.t.Helper()
 	return e.rawConfig(name, `teleportbeat.audit:
@@ -122,6 +124,7 @@ func (e *env) config(name, extra string) string {
   poll_interval: 200ms
   safety_margin: 1s
   late_events.sweeps: [2s]
+  late_events.max_delay: 1m
 `+extra)
 }
 
@@ -263,6 +266,14 @@ func (p *proc) waitLog(timeout time.Duration, substr string) {
 	p.t.Helper()
 	waitFor(p.t, timeout, fmt.Sprintf("log line %q", substr), func() bool {
 		return strings.Contains(p.logs.String(), substr)
+	})
+}
+
+// waitLogCount waits until the process logged substr n times.
+func (p *proc) waitLogCount(timeout time.Duration, substr string, n int) {
+	p.t.Helper()
+	waitFor(p.t, timeout, fmt.Sprintf("log line %q %d times", substr, n), func() bool {
+		return strings.Count(p.logs.String(), substr) >= n
 	})
 }
 

@@ -135,6 +135,20 @@ func (s *Set) Read(r Ref) Seen {
 	if seen, ok := b.lookup(r); ok {
 		return seen
 	}
+	// The uid of an event of another minute: a different event (the same
+	// event is always in its own minute, its identity holds its time).
+	// Events with one uid seconds apart fall in two minutes half the time.
+	for m, other := range s.buckets {
+		if m == r.Minute {
+			continue
+		}
+		if _, ok := other.acked[r.Hash]; ok {
+			return OtherContent
+		}
+		if _, ok := other.pending[r.Hash]; ok {
+			return OtherContent
+		}
+	}
 	if b.pending == nil {
 		b.pending = map[uint64]uint64{}
 	}

@@ -26,6 +26,21 @@ func TestSetTellsApartEventsThatShareAUid(t *testing.T) {
 	require.Equal(t, OtherContent, s.Read(other))
 }
 
+// Two events with one uid seconds apart fall in two minutes half the time:
+// the second is told apart all the same, whether the first was only read
+// or acknowledged.
+func TestSetTellsApartEventsThatShareAUidAcrossMinutes(t *testing.T) {
+	s := NewSet(0)
+	first := RefOfKey("shared", t0.Add(50*time.Second), 1)
+	second := RefOfKey("shared", t0.Add(80*time.Second), 2)
+	require.Equal(t, New, s.Read(first))
+	require.Equal(t, OtherContent, s.Read(second), "pending in the minute before")
+	s.Acked(first)
+	require.Equal(t, OtherContent, s.Read(second), "acknowledged in the minute before")
+	require.Equal(t, Known, s.Read(first), "the first is still itself")
+	require.Equal(t, New, s.Read(RefOfKey("other", t0.Add(80*time.Second), 3)))
+}
+
 func TestSetKnowsWhatWasReadUntilPruned(t *testing.T) {
 	s := NewSet(0)
 	a := refOf("uid-a", t0)
