@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestBadConfigStopsWithAClearError is acceptance 6: each bad setting
+// TestBadConfigStopsWithAClearError: each bad setting
 // stops the beat at start, non-zero, with an error naming the key.
 func TestBadConfigStopsWithAClearError(t *testing.T) {
 	e := newEnv(t)

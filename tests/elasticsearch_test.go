@@ -82,7 +82,7 @@ func checkDocs(t *testing.T, es *estest.Recorder, evs []*teleporttest.Event) {
 	require.Len(t, seen, len(want), "every uid served is stored")
 }
 
-// TestShipsEveryEventToElasticsearch is acceptance 1 of the foundation: 20,000
+// TestShipsEveryEventToElasticsearch: 20,000
 // events (the sample corpus and generated ones) reach Elasticsearch, each
 // under its uid with the right @timestamp, and nothing else does.
 func TestShipsEveryEventToElasticsearch(t *testing.T) {
@@ -130,7 +130,7 @@ func (e *env) killLoop(es *estest.Recorder, cfg string, want, n, margin int) *pr
 	return p
 }
 
-// TestNoEventLostWhenKilled is acceptance 3: SIGKILL three times at random
+// TestNoEventLostWhenKilled: SIGKILL three times at random
 // points while shipping, restart each time; every event arrives and the
 // replays are counted.
 func TestNoEventLostWhenKilled(t *testing.T) {
@@ -149,7 +149,7 @@ func TestNoEventLostWhenKilled(t *testing.T) {
 	require.GreaterOrEqual(t, replayed, 0)
 }
 
-// TestResumesWithExactlyTheNewEvents is acceptance 4: after a clean stop,
+// TestResumesWithExactlyTheNewEvents: after a clean stop,
 // 1,000 new events are served; the restarted beat sends exactly those.
 func TestResumesWithExactlyTheNewEvents(t *testing.T) {
 	e := newEnv(t)
@@ -178,7 +178,7 @@ func TestResumesWithExactlyTheNewEvents(t *testing.T) {
 	checkDocs(t, es, evs)
 }
 
-// TestSurvivesTeleportOutage is acceptance 5: Teleport goes away for 20
+// TestSurvivesTeleportOutage: Teleport goes away for 20
 // seconds and comes back; the beat reconnects by itself and loses nothing.
 func TestSurvivesTeleportOutage(t *testing.T) {
 	e := newEnv(t)

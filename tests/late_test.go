@@ -82,7 +82,7 @@ func TestClockSkewLosesNothing(t *testing.T) {
 	stop := e.tp.Live(teleporttest.NewGenerator(102), 20)
 	cfg := e.liveConfig("teleportbeat.yml", out+"teleportbeat.audit.window: 1m\n")
 	p := e.start(cfg)
-	time.Sleep(60 * time.Second) // the stream of the report: 60 s
+	time.Sleep(60 * time.Second) // a minute of live stream, with the clock 10 minutes apart
 	evs := stop()
 	want := expectedIDs(evs)
 	waitFor(t, 2*time.Minute, "every event of the skewed cluster", func() bool { return es.Count() >= len(want) })

@@ -92,7 +92,7 @@ func logstashOutput(addr, caFile, certFile, keyFile string) string {
 `, addr, caFile, certFile, keyFile)
 }
 
-// TestShipsEveryEventToLogstashOverMutualTLS is acceptance 2: the same
+// TestShipsEveryEventToLogstashOverMutualTLS: the same
 // through the Logstash output (the beats protocol) with mutual TLS, and a
 // client whose certificate the server does not trust is refused.
 func TestShipsEveryEventToLogstashOverMutualTLS(t *testing.T) {

@@ -18,10 +18,11 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 
-// TestSetupLoadsTemplateLifecycleAndDashboards is acceptance 3 of the setup
-// issue: `teleportbeat setup` against Elasticsearch and Kibana stand-ins
-// sends the index template, the lifecycle policy, the data stream and the
-// dashboards; `export template` and `export dashboard` work.
+// TestSetupLoadsTemplateLifecycleAndDashboards: `teleportbeat setup`
+// against the Elasticsearch and Kibana stand-ins sends the index template,
+// the lifecycle policy, the data stream, the GeoIP pipeline, the dashboards
+// and the detection rules; each flag does its part only; `export template`
+// and `export dashboard` work.
 func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 	e := newEnv(t)
 	es := estest.New()

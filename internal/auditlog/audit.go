@@ -3,6 +3,7 @@ package auditlog
 import (
 	"context"
 	"errors"
+	apidefaults "github.com/gravitational/teleport/api/defaults"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -127,7 +128,7 @@ type Reader struct {
 	Stats     Stats
 	caughtUp  atomic.Bool
 	noExport  atomic.Bool // the cluster answered that it has no export API
-	sizer     *windowSizer
+	sizer     *partSizer
 	floor     headFloor    // the head's page floor, for the sweeps
 	warnedLag atomic.Int64 // the lag last said (ns)
 	// warnedAhead is how far ahead Teleport's events were last said to be (ns).
@@ -160,7 +161,7 @@ func NewReader(cfg Config, search func(ctx context.Context) (Searcher, error), l
 		include: set(cfg.EventTypes), exclude: set(cfg.ExcludeEventTypes),
 		// A window ahead of the one handed over is read whole into its
 		// queue when it holds about Prefetch pages (backfill.go).
-		sizer: newWindowSizer(max(1, cfg.Prefetch)*max(1, cfg.BatchSize), cfg.Window),
+		sizer: newPartSizer(max(1, cfg.Prefetch)*max(1, cfg.BatchSize), cfg.Window),
 	}
 }
 
@@ -229,7 +230,7 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 					limit = midnight
 				}
 			}
-			r.readClosedWindows(ctx, st, limit, out)
+			r.readParts(ctx, st, limit, out)
 			continue
 		}
 		if limit.Before(st.from) {
@@ -587,7 +588,7 @@ func (r *Reader) fetch(ctx context.Context, from, to time.Time, key string) ([]*
 			next  string
 		)
 		if err == nil {
-			items, next, err = s.SearchUnstructuredEvents(ctx, from, to, "default", r.cfg.EventTypes, r.cfg.BatchSize, types.EventOrderAscending, key)
+			items, next, err = s.SearchUnstructuredEvents(ctx, from, to, apidefaults.Namespace, r.cfg.EventTypes, r.cfg.BatchSize, types.EventOrderAscending, key)
 		}
 		if ctx.Err() == nil && r.cfg.Observe != nil {
 			r.cfg.Observe(err)

@@ -6,45 +6,49 @@ import (
 	"time"
 )
 
+// Words: a window is the time range one search keeps its `from` for
+// (teleportbeat.audit.window, a UTC day by default); a part is the unit a
+// backfill reads at once, a piece of a complete window.
+//
 // A backfill (or a catch-up after an outage) reads complete windows of the
-// past. Within a window the pages come one after the other, since each
-// page's start key comes with the page before it; so one window is read at
+// past. Within a search the pages come one after the other, since each
+// page's start key comes with the page before it; so one search is read at
 // one page per round trip at best (500 events per 50 ms is 10,000 events/s,
 // whatever the output could take). The only way to read faster is to read
-// several windows at once, and since events are handed over in log order
-// (the output's acknowledgements move one position forward), a window
-// ahead of the one being handed over can only read as far as its queue
-// holds (prefetch pages). So the windows of a backfill are cut to hold
-// about that much: BackfillConcurrency of them are read at once, each
-// window ahead of the head is read whole while it waits, and memory stays
-// bounded by BackfillConcurrency x Prefetch pages.
+// several parts at once, and since events are handed over in log order
+// (the output's acknowledgements move one position forward), a part ahead
+// of the one being handed over can only read as far as its queue holds
+// (prefetch pages). So complete windows are cut into parts of about that
+// much: BackfillConcurrency of them are read at once, each part ahead of
+// the head is read whole while it waits, and memory stays bounded by
+// BackfillConcurrency x Prefetch pages.
 
-// firstPart is the length of the first window of a backfill, before any
+// firstPart is the length of the first part of a backfill, before any
 // page has told how dense the log is.
 const firstPart = time.Hour
 
-// minPart is the shortest window a backfill is cut into (the shortest
-// configurable window). Window bounds are whole seconds.
+// minPart is the shortest part a backfill is cut into (the shortest
+// configurable window). Part bounds are whole seconds.
 const minPart = time.Minute
 
-// windowSizer chooses the length of the next window of a backfill from the
+// partSizer chooses the length of the next part of a backfill from the
 // density of the pages read so far.
-type windowSizer struct {
+type partSizer struct {
 	mu       sync.Mutex
-	target   float64 // events a window should hold
+	target   float64 // events a part should hold
 	min, max time.Duration
 	size     time.Duration // 0 until a page has been read
 }
 
-func newWindowSizer(target int, maxSize time.Duration) *windowSizer {
-	return &windowSizer{target: float64(max(1, target)), min: min(minPart, maxSize), max: maxSize}
+func newPartSizer(target int, maxSize time.Duration) *partSizer {
+	return &partSizer{target: float64(max(1, target)), min: min(minPart, maxSize), max: maxSize}
 }
 
 // observe takes in that events were found over span of audit time. A
-// span with no event counts as one event: the next window grows, at most
+// span with no event counts as one event: the next part grows, at most
 // eightfold per observation, so that one quiet hour does not make the next
-// window a day long.
-func (z *windowSizer) observe(span time.Duration, events int) {
+// part a day long.
+func (z *partSizer) observe(span time.Duration, events int) {
 	if span < 0 {
 		return
 	}
@@ -58,15 +62,15 @@ func (z *windowSizer) observe(span time.Duration, events int) {
 	z.size = size
 }
 
-// next is the length of the next window, and false while nothing has been
+// next is the length of the next part, and false while nothing has been
 // read to size it from.
-func (z *windowSizer) next() (time.Duration, bool) {
+func (z *partSizer) next() (time.Duration, bool) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	return z.size, z.size > 0
 }
 
-// partEnd is the end of a backfill window starting at from that is size
+// partEnd is the end of a part starting at from that is size
 // long: a whole second, never past the window (and so the day) from is in.
 func (r *Reader) partEnd(from time.Time, size time.Duration) time.Time {
 	end := from.Add(size).Truncate(time.Second)
@@ -79,7 +83,7 @@ func (r *Reader) partEnd(from time.Time, size time.Duration) time.Time {
 	return end
 }
 
-// headEnd is the end of the window a backfill resumes in. A start key is
+// headEnd is the end of the part a backfill resumes in. A start key is
 // only valid for a `to` at or after the one of the search it came from: the
 // position's window end, or the whole window for a position saved without
 // one (by the open window, or by an earlier version).
@@ -98,31 +102,31 @@ func (r *Reader) headEnd(st *readState) time.Time {
 	return r.partEnd(st.from, size)
 }
 
-// readClosedWindows reads the complete windows from st.from up to limit,
+// readParts reads the complete windows from st.from up to limit,
 // cut into parts, several at once, each by its own goroutine, and forwards
 // their batches in part order: the events, and so the positions the output
 // acknowledges, stay in order, and a part's progress is committed only
 // after every earlier part's. Until the first page has told how dense the
-// log is, only the first part is read. Events at a window's
+// log is, only the first part is read. Events at a part's
 // very end may come again at the start of the next (bounds are inclusive,
 // and some backends compare whole seconds); they are dropped on the way.
-func (r *Reader) readClosedWindows(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) {
-	type window struct {
+func (r *Reader) readParts(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) {
+	type part struct {
 		to    time.Time
 		ch    chan Batch
 		carry chan *pageState
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var queue []*window
-	next := st.from // where the next window starts
+	var queue []*part
+	next := st.from // where the next part starts
 	start := func(ws *readState) {
-		w := &window{to: ws.to, ch: make(chan Batch, max(1, r.cfg.Prefetch)), carry: make(chan *pageState, 1)}
+		w := &part{to: ws.to, ch: make(chan Batch, max(1, r.cfg.Prefetch)), carry: make(chan *pageState, 1)}
 		queue = append(queue, w)
 		next = ws.to
 		go func() {
 			defer close(w.ch)
-			w.carry <- r.readWindow(wctx, ws, w.ch)
+			w.carry <- r.readPart(wctx, ws, w.ch)
 		}()
 	}
 	// Parts read at once: two to begin with (the head and one ahead), one
@@ -214,7 +218,7 @@ func await[T any](r *Reader, ch <-chan T, out chan<- Batch) (v T, ok, starved bo
 	return v, ok, ok && idle && time.Since(start) >= r.cfg.StarveAfter
 }
 
-// dropCarried removes from b the events the previous window already sent.
+// dropCarried removes from b the events the previous part already sent.
 func dropCarried(b Batch, carried map[string]struct{}) Batch {
 	out := Batch{After: b.After}
 	for i, e := range b.Events {
@@ -227,13 +231,14 @@ func dropCarried(b Batch, carried map[string]struct{}) Batch {
 	return out
 }
 
-// readWindow pages through the complete window [st.from, st.to] and
-// returns the state to start the next window with (nil when ctx is done).
-// Full pages and the whole window tell the sizer how dense the log is.
-func (r *Reader) readWindow(ctx context.Context, st *readState, out chan<- Batch) *pageState {
+// readPart pages through the part [st.from, st.to] of a complete window
+// and returns the state to start the next part with (nil when ctx is
+// done). Full pages and the whole part tell the sizer how dense the log
+// is.
+func (r *Reader) readPart(ctx context.Context, st *readState, out chan<- Batch) *pageState {
 	resumed := st.page.startKey != ""
 	read := 0
-	var prev *pageState // the page before, whose end may be the window's end
+	var prev *pageState // the page before, whose end may be the part's end
 	for {
 		items, next, ok := r.fetch(ctx, st.from, st.to, st.page.startKey)
 		if !ok {
@@ -252,8 +257,8 @@ func (r *Reader) readWindow(ctx context.Context, st *readState, out chan<- Batch
 			if !resumed {
 				r.sizer.observe(st.to.Sub(st.from), read)
 			}
-			// The events at the window's end are on the last page, or on
-			// the one before when the window ended with a full page (the
+			// The events at the part's end are on the last page, or on
+			// the one before when the part ended with a full page (the
 			// last is then empty, or holds only what came later).
 			carry = st.page.carry(st.to.Add(-time.Second))
 			if prev != nil {

@@ -120,8 +120,8 @@ func TestBackfillReadsFewPartsWhenTeleportKeepsUp(t *testing.T) {
 	require.Equal(t, int64(n), r.Stats.Events.Load(), "events at a part's end, read again by the next, are counted once")
 }
 
-func TestWindowSizer(t *testing.T) {
-	z := newWindowSizer(1000, 24*time.Hour)
+func TestPartSizer(t *testing.T) {
+	z := newPartSizer(1000, 24*time.Hour)
 	_, ok := z.next()
 	require.False(t, ok, "nothing read yet")
 

@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"context"
+	apidefaults "github.com/gravitational/teleport/api/defaults"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -95,7 +96,7 @@ func (r *Reader) probeLag(ctx context.Context) {
 		return
 	}
 	now := r.cfg.Now().UTC()
-	items, _, err := s.SearchUnstructuredEvents(ctx, now.Add(-24*time.Hour), now.Add(24*time.Hour), "default", r.cfg.EventTypes, 1, types.EventOrderDescending, "")
+	items, _, err := s.SearchUnstructuredEvents(ctx, now.Add(-24*time.Hour), now.Add(24*time.Hour), apidefaults.Namespace, r.cfg.EventTypes, 1, types.EventOrderDescending, "")
 	if err != nil || len(items) == 0 || items[0].Time.IsZero() {
 		if err != nil {
 			r.log.Debugw("Looking at Teleport's newest event failed", "error", err)

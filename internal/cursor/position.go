@@ -19,6 +19,13 @@ import (
 // key) until it fills up. The ids of the page's finished events are what
 // lets a restart, or that re-read, skip exactly what was already sent, even
 // when a late event was inserted in the middle of the page.
+//
+// Two stores keep it: the registry, as a record with the same field names
+// (store.go: libbeat's statestore encodes with `struct` tags, and the
+// export progress is flattened there into export, export_chunks and
+// export_done_chunks); and the late-events state file, whose backup of the
+// position is this struct as JSON (the tags below), read back when the
+// registry cannot be.
 type Position struct {
 	// WindowStart is the `from` of the current search window.
 	WindowStart time.Time `json:"window_start"`

@@ -33,39 +33,9 @@ func benchPage(b *testing.B) []byte {
 	return wire
 }
 
-// BenchmarkDecodePage is the ceiling: decoding a page of events from the
-// wire into teleport/api's generated types (what reading the data costs at
-// all, with protobuf's own decoder), and nothing else. Reported per event.
-func BenchmarkDecodePage(b *testing.B) {
-	wire := benchPage(b)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(wire)) / 500)
-	b.ResetTimer()
-	for i := 0; i < b.N; i += 500 {
-		var page auditlogpb.EventsUnstructured
-		if err := proto.Unmarshal(wire, &page); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkDecodePageWire is teleportbeat's decoder alone (package event):
-// the page decoded into the maps the mapper publishes. Reported per event.
-func BenchmarkDecodePageWire(b *testing.B) {
-	wire := benchPage(b)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(wire)) / 500)
-	b.ResetTimer()
-	for i := 0; i < b.N; i += 500 {
-		if _, _, err := event.DecodePage(wire); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkEventPath is the per-event path: decoding the page, then turning
 // each event into a beat.Event with its ECS fields. Reported per event, to
-// set against BenchmarkDecodePage.
+// set against internal/event's BenchmarkDecodePage.
 func BenchmarkEventPath(b *testing.B) {
 	wire := benchPage(b)
 	m := NewAuditMapper()

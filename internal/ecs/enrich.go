@@ -12,7 +12,7 @@ import (
 
 // normalize keeps every event indexable against the generated mapping: a
 // value of an ip field that is not an IP moves to <path>_text. (Values
-// whose form conflicts with the mapping were moved by rootToMap.)
+// whose form conflicts with the mapping were moved by rawFields.)
 func normalize(raw mapstr.M) {
 	for _, path := range rawIPFields {
 		v, ok := raw[path]
@@ -93,15 +93,15 @@ func addUnique(list []string, v string) []string {
 // enrich adds the ECS fields derived from the raw event: each field set
 // from its own function (fieldsets.go), driven by the event type's row in
 // the table (eventtypes.go).
-func enrich(fields, event, raw mapstr.M, typ string, et *EventType, eventTime time.Time) {
+func enrich(fields, event, raw mapstr.M, typ string, info *EventType, eventTime time.Time) {
 	var rel related
-	if et != nil {
-		if len(et.Category) > 0 {
-			event["category"] = et.Category
+	if info != nil {
+		if len(info.Category) > 0 {
+			event["category"] = info.Category
 		}
-		event["type"] = et.Type
+		event["type"] = info.Type
 	}
-	a := actorOf(raw, typ, et)
+	a := actorOf(raw, typ, info)
 	if len(a.fields) > 0 {
 		fields["user"] = a.fields
 	}
@@ -129,22 +129,22 @@ func enrich(fields, event, raw mapstr.M, typ string, et *EventType, eventTime ti
 			tp["certificate"] = mapstr.M{"ttl": ttl}
 		}
 	}
-	put(fields, "process", processOf(raw, et))
-	h, u := httpOf(raw, et)
+	put(fields, "process", processOf(raw, info))
+	h, u := httpOf(raw, info)
 	put(fields, "http", h)
 	put(fields, "url", u)
-	put(fields, "orchestrator", orchestratorOf(raw, et))
+	put(fields, "orchestrator", orchestratorOf(raw, info))
 	if ua := str(raw, "user_agent"); ua != "" {
 		fields["user_agent"] = mapstr.M{"original": ua}
 	}
-	put(fields, "file", fileOf(raw, et))
+	put(fields, "file", fileOf(raw, info))
 	timingOf(raw, event)
 	if r := str(raw, "reason"); r != "" {
 		event["reason"] = r
 	}
 	put(fields, "error", errorOf(raw))
 	put(fields, "related", rel.fields())
-	fields["message"] = summary(raw, typ, et, a.name, a.target, hostName, event["outcome"])
+	fields["message"] = summary(raw, typ, info, a.name, a.target, hostName, event["outcome"])
 }
 
 // put sets fields[key] to a non-empty field set.
@@ -186,7 +186,7 @@ func addrMap(s string) mapstr.M {
 
 // summary is a one-line human account of the event: who did what, to what,
 // where, and whether it failed.
-func summary(raw mapstr.M, typ string, et *EventType, user, target, host string, outcome any) string {
+func summary(raw mapstr.M, typ string, info *EventType, user, target, host string, outcome any) string {
 	var b strings.Builder
 	actor := user
 	if actor == "" {
@@ -196,21 +196,21 @@ func summary(raw mapstr.M, typ string, et *EventType, user, target, host string,
 	b.WriteByte(' ')
 	failed := outcome == "failure"
 	failedAction := ""
-	if failed && et != nil {
-		failedAction = et.FailedAction
+	if failed && info != nil {
+		failedAction = info.FailedAction
 	}
 	switch {
 	case failedAction != "":
 		b.WriteString(failedAction)
-	case et != nil:
-		b.WriteString(et.Action)
+	case info != nil:
+		b.WriteString(info.Action)
 	case typ != "":
 		b.WriteString(typ)
 	default:
 		b.WriteString("(event without a type)")
 	}
 	object := target
-	if object == "" && et != nil && !et.TargetsUser && typ != "user.login" {
+	if object == "" && info != nil && !info.TargetsUser && typ != "user.login" {
 		object = str(raw, "name")
 	}
 	if object != "" {
@@ -233,14 +233,14 @@ func summary(raw mapstr.M, typ string, et *EventType, user, target, host string,
 		b.WriteString(login)
 	}
 	detail, prefix := "", ""
-	if et != nil && len(et.Detail) > 0 {
+	if info != nil && len(info.Detail) > 0 {
 		var parts []string
-		for _, k := range et.Detail {
+		for _, k := range info.Detail {
 			if v := str(raw, k); v != "" {
 				parts = append(parts, v)
 			}
 		}
-		detail, prefix = strings.Join(parts, " "), et.DetailPrefix
+		detail, prefix = strings.Join(parts, " "), info.DetailPrefix
 		if detail != "" {
 			detail = prefix + detail
 		}

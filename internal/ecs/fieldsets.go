@@ -24,7 +24,7 @@ type actor struct {
 // actorOf is the user who acted (user.name; with impersonation the
 // impersonator, and the identity used as user.effective.name), their
 // roles, and the user an admin action is about (user.target.*).
-func actorOf(raw mapstr.M, typ string, et *EventType) actor {
+func actorOf(raw mapstr.M, typ string, info *EventType) actor {
 	var a actor
 	a.fields = mapstr.M{}
 	user := str(raw, "user")
@@ -54,7 +54,7 @@ func actorOf(raw mapstr.M, typ string, et *EventType) actor {
 		a.related = addUnique(a.related, imp)
 	}
 	a.name = user
-	targetsUser := et != nil && et.TargetsUser
+	targetsUser := info != nil && info.TargetsUser
 	if targetsUser {
 		a.target = str(raw, "name")
 		if a.target == "" && typ == "user.password_change" {
@@ -150,11 +150,11 @@ func certificateTTL(raw mapstr.M, typ string, eventTime time.Time) (int64, bool)
 }
 
 // processOf is process.* of the types that run one.
-func processOf(raw mapstr.M, et *EventType) mapstr.M {
-	if et == nil || et.Process == nil {
+func processOf(raw mapstr.M, info *EventType) mapstr.M {
+	if info == nil || info.Process == nil {
 		return nil
 	}
-	k := et.Process
+	k := info.Process
 	p := mapstr.M{}
 	if k.CommandLine != "" {
 		if cmd := str(raw, k.CommandLine); cmd != "" {
@@ -197,11 +197,11 @@ func processOf(raw mapstr.M, et *EventType) mapstr.M {
 
 // httpOf is http.* and url.* of the types that carry an HTTP request
 // (applications, Kubernetes, Elasticsearch/OpenSearch).
-func httpOf(raw mapstr.M, et *EventType) (httpFields, urlFields mapstr.M) {
-	if et == nil || et.HTTP == nil {
+func httpOf(raw mapstr.M, info *EventType) (httpFields, urlFields mapstr.M) {
+	if info == nil || info.HTTP == nil {
 		return nil, nil
 	}
-	k := et.HTTP
+	k := info.HTTP
 	method, path := str(raw, k.Method), str(raw, k.Path)
 	if method == "" && path == "" {
 		return nil, nil
@@ -228,8 +228,8 @@ func httpOf(raw mapstr.M, et *EventType) (httpFields, urlFields mapstr.M) {
 }
 
 // orchestratorOf is orchestrator.* of Kubernetes requests.
-func orchestratorOf(raw mapstr.M, et *EventType) mapstr.M {
-	if et == nil || !et.Kubernetes {
+func orchestratorOf(raw mapstr.M, info *EventType) mapstr.M {
+	if info == nil || !info.Kubernetes {
 		return nil
 	}
 	o := mapstr.M{"type": "kubernetes"}
@@ -253,11 +253,11 @@ func orchestratorOf(raw mapstr.M, et *EventType) mapstr.M {
 }
 
 // fileOf is file.* of the file transfer and access types.
-func fileOf(raw mapstr.M, et *EventType) mapstr.M {
-	if et == nil || et.FileKey == "" {
+func fileOf(raw mapstr.M, info *EventType) mapstr.M {
+	if info == nil || info.FileKey == "" {
 		return nil
 	}
-	if p := str(raw, et.FileKey); p != "" {
+	if p := str(raw, info.FileKey); p != "" {
 		return mapstr.M{"path": p}
 	}
 	return nil

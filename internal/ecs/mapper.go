@@ -116,33 +116,33 @@ func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
 	if typ == "" {
 		typ, _ = raw["event"].(string)
 	}
-	event := mapstr.M{
+	ecsEvent := mapstr.M{
 		"kind":    "event",
 		"module":  Module,
 		"dataset": m.dataset,
 	}
 	if typ != "" {
-		event["action"] = typ
+		ecsEvent["action"] = typ
 	}
 	code, _ := raw["code"].(string)
 	if code != "" {
-		event["code"] = code
+		ecsEvent["code"] = code
 	}
 	id := ev.Key()
 	if uid := ev.SharedUID(); uid != "" {
 		// Another event with different content has this uid: this one is
 		// stored under its uid and a hash of its content (the reader
 		// warned), and event.id stays the uid.
-		event["id"] = uid
+		ecsEvent["id"] = uid
 		tags = append(tags, TagUIDShared)
 		m.uidCollisions.Add(1)
 	} else {
-		event["id"] = id
+		ecsEvent["id"] = id
 	}
 	if outcome := outcomeOf(raw, code); outcome != "" {
-		event["outcome"] = outcome
+		ecsEvent["outcome"] = outcome
 	}
-	fields["event"] = event
+	fields["event"] = ecsEvent
 
 	normalize(raw)
 	misfits := mapstr.M{}
@@ -154,13 +154,13 @@ func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
 	if len(tags) > 0 {
 		fields["tags"] = tags
 	}
-	et, known := LookupEventType(typ)
+	info, known := LookupEventType(typ)
 	if !known {
 		if g, ok := guessEventType(typ, code); ok {
-			et = &g
+			info = &g
 		}
 	}
-	enrich(fields, event, raw, typ, et, ts)
+	enrich(fields, ecsEvent, raw, typ, info, ts)
 
 	// Elasticsearch drops a replayed event as a duplicate of the document
 	// with the same _id.

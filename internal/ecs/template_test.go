@@ -202,7 +202,7 @@ func document(t *testing.T, m *Mapper, e *teleporttest.Event) map[string]any {
 	return doc
 }
 
-// TestDocumentsFitTheTemplate is acceptance 1 of the setup issue: every
+// TestDocumentsFitTheTemplate: every
 // sample event and every generated event type, mapped, is checked against
 // the index template: every field path is defined and every value fits
 // its type.

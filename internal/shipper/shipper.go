@@ -25,6 +25,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/lock"
+	"github.com/teleportbeat/teleportbeat/internal/retry"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
@@ -255,7 +256,7 @@ func waitWritable(ctx context.Context, log *logp.Logger, c *cursor.Committer, hl
 // ping waits until the cluster answers, retrying with backoff, and returns
 // its name (the registry key is per cluster).
 func ping(ctx context.Context, log *logp.Logger, cfg config.Teleport, conn *teleport.Conn, hl *health) (string, bool) {
-	wait := cfg.Backoff.Init
+	bo := retry.Backoff{Init: cfg.Backoff.Init, Max: cfg.Backoff.Max}
 	for attempt := 1; ; attempt++ {
 		pong, err := conn.Ping(ctx)
 		if err == nil {
@@ -271,16 +272,12 @@ func ping(ctx context.Context, log *logp.Logger, cfg config.Teleport, conn *tele
 		}
 		conn.Reset()
 		hl.unreachable(err)
+		wait := bo.Next()
 		log.Warnw("Cannot reach Teleport; retrying", "addr", cfg.Addr, "error", err.Error(), "attempt", attempt, "retry_in", wait.String())
 		log.Debugw("Teleport connection error, in full", "error", teleport.Details(err))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, wait) {
 			return "", false
-		case <-t.C:
 		}
-		wait = min(2*wait, cfg.Backoff.Max)
 	}
 }
 

@@ -1,0 +1,98 @@
+package event_test
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+
+	"github.com/teleportbeat/teleportbeat/internal/event"
+	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+)
+
+// FuzzDecodeWire decodes arbitrary protobuf messages as they come off the
+// wire: no input makes the decoder panic, and whatever protobuf's own
+// decoder reads as an EventUnstructured, teleportbeat's reads too, with
+// the same type, id, index, time and key. Run it with
+// `go test -fuzz FuzzDecodeWire ./internal/event`.
+func FuzzDecodeWire(f *testing.F) {
+	evs, err := teleporttest.CorpusEvents()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range evs[:40] {
+		b, err := proto.Marshal(e.Proto())
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		d, derr := event.Decode(wire)
+		var ev auditlogpb.EventUnstructured
+		if err := proto.Unmarshal(wire, &ev); err != nil {
+			return // teleportbeat's decoder may read more than protobuf's; it must only not panic
+		}
+		if derr != nil {
+			t.Fatalf("protobuf decodes the event, teleportbeat's decoder says: %v", derr)
+		}
+		if d.Type != ev.GetType() || d.ID != ev.GetId() || d.Index != ev.GetIndex() {
+			t.Fatalf("decoded type %q id %q index %d, protobuf: %q %q %d", d.Type, d.ID, d.Index, ev.GetType(), ev.GetId(), ev.GetIndex())
+		}
+		if ts := ev.GetTime(); ts != nil && (ts.GetSeconds() != 0 || ts.GetNanos() != 0) && !d.Time.Equal(ts.AsTime()) {
+			t.Fatalf("decoded time %v, protobuf: %v", d.Time, ts.AsTime())
+		}
+		if d.Key() != eventid.Of(&ev) {
+			t.Fatalf("key %q, eventid.Of %q", d.Key(), eventid.Of(&ev))
+		}
+	})
+}
+
+// benchPage is one page of 500 generated events (the generator's mix,
+// about 600 bytes each) as SearchUnstructuredEvents puts it on the wire.
+func benchPage(b *testing.B) []byte {
+	b.Helper()
+	evs := teleporttest.NewGenerator(1).Events(500, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), time.Second)
+	resp := &auditlogpb.EventsUnstructured{}
+	for _, e := range evs {
+		resp.Items = append(resp.Items, e.Proto())
+	}
+	wire, err := proto.Marshal(resp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return wire
+}
+
+// BenchmarkDecodePage is the ceiling: decoding a page of events from the
+// wire into teleport/api's generated types (what reading the data costs at
+// all, with protobuf's own decoder), and nothing else. Reported per event.
+func BenchmarkDecodePage(b *testing.B) {
+	wire := benchPage(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(wire)) / 500)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 500 {
+		var page auditlogpb.EventsUnstructured
+		if err := proto.Unmarshal(wire, &page); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodePageWire is teleportbeat's decoder (Decode, DecodePage):
+// the page decoded into the maps the mapper publishes. Reported per event.
+func BenchmarkDecodePageWire(b *testing.B) {
+	wire := benchPage(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(wire)) / 500)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 500 {
+		if _, _, err := event.DecodePage(wire); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
