@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -74,4 +75,23 @@ func TestProcessMetricsOfThisProcess(t *testing.T) {
 func TestUnknownVariantIsRefused(t *testing.T) {
 	_, err := parseFlags([]string{"-variants", "filebeat,logstash"})
 	require.ErrorContains(t, err, `unknown variant "logstash"`)
+}
+
+func TestPollEvery(t *testing.T) {
+	const n = 200000
+	for _, c := range []struct {
+		acked   int64
+		elapsed time.Duration
+		want    time.Duration
+	}{
+		{0, 0, 100 * time.Millisecond},                   // no rate yet
+		{20000, 2 * time.Second, 250 * time.Millisecond}, // 18 s to go
+		{n - n/20, 10 * time.Second, 10 * time.Millisecond},
+		{150000, 100 * time.Second / 1000, 10 * time.Millisecond}, // fast: 33 ms to go
+		{n, 10 * time.Second, 10 * time.Millisecond},
+	} {
+		if got := pollEvery(c.acked, n, c.elapsed); got != c.want {
+			t.Errorf("pollEvery(%d of %d after %s) = %s, want %s", c.acked, n, c.elapsed, got, c.want)
+		}
+	}
 }

@@ -50,6 +50,7 @@ type options struct {
 	profile      bool
 	liveRates    []int
 	liveDuration time.Duration
+	set          []string // more teleportbeat settings (-set key=value), to try a lever
 
 	shippedConfig string // teleportbeat.yml as shipped
 }
@@ -73,6 +74,13 @@ func parseFlags(args []string) (options, error) {
 	variants := fs.String("variants", "", "comma-separated variants to run (default: all): "+variantNames())
 	liveRates := fs.String("live-rates", "200,2000", "events/s of the live runs (latency and the late-event sweeps' cost); \"none\" for none")
 	fs.DurationVar(&o.liveDuration, "live-duration", 2*time.Minute, "how long each live run produces events")
+	fs.Func("set", "a teleportbeat setting (key=value) added to its runs, to try a lever; repeatable, stored with the results", func(kv string) error {
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("%q is not key=value", kv)
+		}
+		o.set = append(o.set, kv)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

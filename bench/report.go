@@ -45,7 +45,7 @@ func median(v []float64) float64 {
 
 // summary is the medians of one variant.
 type summary struct {
-	eps, cpuPerM, rssMiB float64
+	eps, cpuPerM, rssMiB, peerCPUPerM float64
 }
 
 func (r *report) summary(name string) (summary, bool) {
@@ -53,13 +53,14 @@ func (r *report) summary(name string) (summary, bool) {
 	if !ok {
 		return summary{}, false
 	}
-	var eps, cpu, rss []float64
+	var eps, cpu, rss, peer []float64
 	for _, m := range ms {
 		eps = append(eps, m.eventsPerSecond())
 		cpu = append(cpu, m.cpuPerMillion())
 		rss = append(rss, float64(m.peakRSS)/(1<<20))
+		peer = append(peer, m.peerCPUPerMillion())
 	}
-	return summary{median(eps), median(cpu), median(rss)}, true
+	return summary{median(eps), median(cpu), median(rss), median(peer)}, true
 }
 
 // markdown renders the results as a RESULTS.md section.
@@ -71,11 +72,15 @@ func (r *report) markdown() string {
 	if r.opts.note != "" {
 		fmt.Fprintf(&b, "Note: %s\n", r.opts.note)
 	}
-	b.WriteString("\n| variant | events/s | CPU s per million events | peak RSS MiB |\n| --- | ---: | ---: | ---: |\n")
+	if len(r.opts.set) > 0 {
+		fmt.Fprintf(&b, "teleportbeat settings added for this run: `%s`\n", strings.Join(r.opts.set, "`, `"))
+	}
+	b.WriteString("\n| variant | events/s | CPU s per million events | peak RSS MiB | peers' CPU s per million |\n| --- | ---: | ---: | ---: | ---: |\n")
 	for _, name := range r.order {
 		s, _ := r.summary(name)
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.0f |\n", name, s.eps, s.cpuPerM, s.rssMiB)
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.0f | %.2f |\n", name, s.eps, s.cpuPerM, s.rssMiB, s.peerCPUPerM)
 	}
+	b.WriteString("\nPeers' CPU: the benchmark's own process meanwhile, which runs the Teleport double (teleportbeat's runs; it serves each event from bytes encoded once) and mock-es (every run), on the same cores as the beat.\n")
 	b.WriteString("\n")
 	if fb, ok := r.summary("filebeat"); ok {
 		for _, name := range []string{"teleportbeat", "teleportbeat-search"} {

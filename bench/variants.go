@@ -28,7 +28,7 @@ func teleportbeatConfig(extra ...string) func(d *dataset, o options) (string, []
 			fmt.Sprintf("teleportbeat.teleport.addr=[%s]", d.srv.Addr()),
 			"teleportbeat.teleport.identity_file=" + d.identity,
 			"teleportbeat.audit.start_time=" + d.start.Format(time.RFC3339),
-		}, extra...)
+		}, append(slices.Clone(extra), o.set...)...)
 	}
 }
 

@@ -94,6 +94,9 @@ type Stats struct {
 	// Waits counts the times the publisher had to wait for Teleport during
 	// a backfill (nothing read ahead).
 	Waits atomic.Int64
+	// WaitingForLag is true while reading waits for the first measurement
+	// of Teleport's clock (the reader is within unmeasuredSkew of now).
+	WaitingForLag atomic.Bool
 }
 
 // Reader pages through the audit log with SearchUnstructuredEvents.
@@ -180,21 +183,53 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 		st.page.floor = st.lastTime
 	}
 	r.floor.set(st.from)
-	r.measureLag(ctx)
-	if sw := r.newSweeper(pos.Sweeps, st.page.floor); sw != nil {
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	// The lag is measured while reading starts (it takes two looks, a
+	// moment apart): windows that closed more than unmeasuredSkew ago are
+	// read at once, newer ones wait for the measurement, and so do the
+	// sweeps, which age by it.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	measured := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(measured)
+		r.measureLag(ctx)
+	}()
+	wg.Add(1)
+	go func(floor time.Time) {
+		defer wg.Done()
+		select {
+		case <-measured:
+		case <-ctx.Done():
+			return
+		}
+		if sw := r.newSweeper(pos.Sweeps, floor); sw != nil {
 			sw.run(ctx, out)
-		}()
-	}
+		}
+	}(st.page.floor)
 	for ctx.Err() == nil {
 		now := r.cfg.Now().UTC()
 		// Windows close on Teleport's clock as its events show it, not on
 		// this host's alone (late.Lag).
 		limit := r.reference(now).Add(-r.cfg.SafetyMargin)
+		select {
+		case <-measured:
+		default:
+			bound := now.Add(-unmeasuredSkew - r.cfg.SafetyMargin)
+			if r.windowEnd(st.from).After(bound) {
+				r.Stats.WaitingForLag.Store(true)
+				select {
+				case <-measured:
+				case <-ctx.Done():
+				}
+				r.Stats.WaitingForLag.Store(false)
+				continue
+			}
+			if limit.After(bound) {
+				limit = bound
+			}
+		}
 		if r.canExport(st, limit) {
 			// A complete past day: read it in bulk.
 			r.caughtUp.Store(false)
@@ -256,6 +291,12 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 		}
 	}
 }
+
+// unmeasuredSkew is how far behind this host's clock Teleport's may be, at
+// most, for the reader to go on before the lag is measured: a backfill
+// starts at once, without waiting for the two looks at Teleport's newest
+// event.
+const unmeasuredSkew = time.Hour
 
 // readState is where the reader is: the window's bounds, the page being
 // read in it and the time of the newest event read.
@@ -379,8 +420,15 @@ func (r *Reader) batch(st *readState, items []*event.Event) (Batch, int) {
 			continue
 		}
 		if !r.track(it, false) {
-			// A sweep sent it already, or it was acknowledged before a
-			// restart: done without sending it again.
+			// The late-event set knows it: a sweep sent it, the backfill
+			// part after this one read it first (parts overlap at their
+			// bound and are read at once), or it was acknowledged before
+			// a restart. It is not sent again, and not marked done on this
+			// page either: whoever sent it commits it, so neither this
+			// page's position nor what it carries to the next part may
+			// claim it (the next part would drop it as sent), and after a
+			// restart the set tells whether it was acknowledged.
+			st.page.undoLast()
 			if len(b.Events) == 0 {
 				excluded++ // the position after it must still be recorded
 			} else {
@@ -480,6 +528,17 @@ func (p *pageState) add(it *event.Event) bool {
 	p.doneSet[key] = struct{}{}
 	p.done = append(p.done, key)
 	return true
+}
+
+// undoLast takes back the last event add reported new: it is no longer
+// done on this page.
+func (p *pageState) undoLast() {
+	n := len(p.done)
+	if n == 0 {
+		return
+	}
+	delete(p.doneSet, p.done[n-1])
+	p.done = p.done[:n-1]
 }
 
 // track records in the late-event set that the head read it, and reports

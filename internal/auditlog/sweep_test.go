@@ -1,12 +1,18 @@
 package auditlog
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/elastic/elastic-agent-libs/logp/logptest"
+	"github.com/gravitational/teleport/api/types"
+
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
@@ -61,12 +67,16 @@ type batches struct {
 	sweeps []time.Time
 }
 
-// until reads batches until cond holds.
+// until reads batches until cond holds (looking again every few
+// milliseconds, for conditions on the reader's state).
 func (b *batches) until(what string, cond func() bool) {
 	b.t.Helper()
 	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
 		select {
+		case <-tick.C:
 		case bt := <-b.out:
 			for _, e := range bt.Events {
 				if bt.Late {
@@ -176,4 +186,117 @@ func TestHeadSkipsWhatWasAcknowledgedBeforeARestart(t *testing.T) {
 	_, collect := h.run(h.lateConfig(set, time.Minute, 8*time.Minute), cursor.Position{WindowStart: now.Add(-6 * time.Minute)})
 	got := collect(20)
 	require.Equal(t, protoIDs(evs[30:]), ids(got))
+}
+
+// heldProbes is a Searcher whose looks at the newest event (descending
+// searches of one event, the lag probes) wait until release is closed.
+type heldProbes struct {
+	Searcher
+	release chan struct{}
+	probes  atomic.Int64
+}
+
+func (s *heldProbes) SearchUnstructuredEvents(ctx context.Context, from, to time.Time, ns string, evTypes []string, limit int, order types.EventOrder, key string) ([]*event.Event, string, error) {
+	if order == types.EventOrderDescending && limit == 1 {
+		s.probes.Add(1)
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+	}
+	return s.Searcher.SearchUnstructuredEvents(ctx, from, to, ns, evTypes, limit, order, key)
+}
+
+func (h *harness) heldProbeReader(cfg Config) (*Reader, *heldProbes) {
+	held := &heldProbes{release: make(chan struct{})}
+	r := NewReader(cfg, func(ctx context.Context) (Searcher, error) {
+		s, err := h.conn.AuditLog(ctx)
+		if err != nil {
+			return nil, err
+		}
+		held.Searcher = s
+		return held, nil
+	}, logptest.NewTestingLogger(h.t, ""))
+	return r, held
+}
+
+// A backfill does not wait for the measurement of Teleport's clock: every
+// event of the past days is read while the looks at the newest event are
+// held.
+func TestBackfillStartsBeforeTheLagIsMeasured(t *testing.T) {
+	h := newHarness(t)
+	now := h.midday()
+	start := now.Add(-72 * time.Hour)
+	h.srv.Store.Add(teleporttest.NewGenerator(1).Events(500, start, 5*time.Minute)...) // up to ~31 h ago
+	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	cfg.PollInterval = time.Hour // the second look would come an hour later
+	r, held := h.heldProbeReader(cfg)
+	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
+	b := &batches{t: t, out: out}
+	b.until("every past event read", func() bool { return len(b.head) == 500 })
+	require.Equal(t, storedIDs(h.srv.Store), b.head)
+	require.Positive(t, held.probes.Load(), "the first look is under way")
+	close(held.release)
+}
+
+// Within unmeasuredSkew of now, reading waits for the measurement (a
+// Teleport clock behind this host's would otherwise close windows early),
+// and goes on when it is made.
+func TestRecentWindowsWaitForTheLag(t *testing.T) {
+	h := newHarness(t)
+	now := h.midday()
+	start := now.Add(-30 * time.Minute)
+	h.srv.Store.Add(teleporttest.NewGenerator(2).Events(50, start, 10*time.Second)...)
+	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	r, held := h.heldProbeReader(cfg)
+	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
+	b := &batches{t: t, out: out}
+	require.Eventually(t, r.Stats.WaitingForLag.Load, 20*time.Second, 5*time.Millisecond, "the reader waits for the lag")
+	require.Empty(t, out, "nothing read before the lag is known")
+	close(held.release)
+	b.until("every event read", func() bool { return len(b.head) == 50 })
+	require.False(t, r.Stats.WaitingForLag.Load())
+}
+
+// The bench's smoke run, as a test: two complete past days read in parts
+// while the lag is measured, then the rest once it is.
+func TestBackfillAcrossTheUnmeasuredBound(t *testing.T) {
+	h := newHarness(t)
+	h.setNow(time.Date(2025, 6, 3, 6, 5, 0, 0, time.UTC))
+	start := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	h.srv.Store.Add(teleporttest.NewGenerator(1).Events(5000, start.Add(time.Second), 48*time.Hour/5000)...)
+	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	cfg.BatchSize, cfg.Prefetch, cfg.BackfillConcurrency = 500, 2, 8
+	r, held := h.heldProbeReader(cfg)
+	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
+	b := &batches{t: t, out: out}
+	b.until("the reader waits for the lag", r.Stats.WaitingForLag.Load)
+	close(held.release)
+	b.until("every event read", func() bool { return len(b.head) >= 5000 })
+	require.Equal(t, storedIDs(h.srv.Store), b.head)
+}
+
+// Backfill parts overlap at their bound and are read at once: when the part
+// after reads (and so tracks) the event at the bound first, the part before
+// skips it, and must neither mark it done nor carry it to the next part,
+// which would then drop it as already sent: the event would be lost.
+func TestAnEventTheSetKnowsIsNotDoneOnThePage(t *testing.T) {
+	h := newHarness(t)
+	set := late.NewSet(0)
+	r := h.reader(h.lateConfig(set, time.Minute))
+	evs := teleporttest.NewGenerator(3).Events(2, time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC), time.Second)
+	first, err := evs[0].Decoded()
+	require.NoError(t, err)
+	atBound, err := evs[1].Decoded()
+	require.NoError(t, err)
+	set.Read(late.RefOf(atBound)) // the next part read it first
+
+	st := &readState{from: first.Time, to: atBound.Time, page: newPageState("", nil)}
+	b, _ := r.batch(st, []*event.Event{first, atBound})
+	require.Equal(t, []string{first.Key()}, ids([]Batch{b}), "sent once, by the part that read it first")
+	require.Equal(t, []string{first.Key()}, st.position().Done)
+	carried := st.page.carry(atBound.Time)
+	require.NotContains(t, carried.doneSet, atBound.Key(), "carried as sent: the next part would drop it")
+	require.Equal(t, []string{atBound.Key()}, ids([]Batch{dropCarried(Batch{Events: []*event.Event{atBound}, Positions: []*cursor.Position{{}}}, carried.doneSet)}))
 }

@@ -190,6 +190,7 @@ func (s *Server) listen(addr string) error {
 		grpc.ChainUnaryInterceptor(interceptors.GRPCServerUnaryErrorInterceptor, s.unaryAuth),
 		grpc.ChainStreamInterceptor(interceptors.GRPCServerStreamErrorInterceptor, s.streamAuth),
 		grpc.MaxSendMsgSize(64<<20),
+		grpc.ForceServerCodecV2(preEncodedCodec{store: s.Store}),
 	)
 	proto.RegisterAuthServiceServer(srv, &authService{s: s})
 	auditlogpb.RegisterAuditLogServiceServer(srv, &auditLogService{s: s})

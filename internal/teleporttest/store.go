@@ -44,6 +44,7 @@ type Event struct {
 	Index int64
 	size  int
 	pb    *auditlogpb.EventUnstructured
+	wire  []byte // pb as proto.Marshal encodes it, made once (see preEncodedCodec)
 }
 
 // Proto returns the event as the audit-log API sends it.
@@ -102,7 +103,11 @@ func NewEvent(fields map[string]any) (*Event, error) {
 		Index:        index,
 		Unstructured: st,
 	}
-	return &Event{Time: t.UTC(), Type: typ, ID: id, Index: index, size: proto.Size(pb), pb: pb}, nil
+	wire, err := proto.Marshal(pb)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", id, err)
+	}
+	return &Event{Time: t.UTC(), Type: typ, ID: id, Index: index, size: len(wire), pb: pb, wire: wire}, nil
 }
 
 // Store holds the cluster's audit log, ordered by time (and, among events
@@ -113,6 +118,7 @@ type Store struct {
 	seq     uint64
 	batches uint64
 	pending int // events of AddAfter not stored yet
+	byProto map[*auditlogpb.EventUnstructured]*Event
 
 	chunkMu    sync.Mutex
 	chunkCache map[int64]dayChunks // UTC day (Unix seconds) → its export chunks
@@ -134,6 +140,10 @@ func (s *Store) Add(evs ...*Event) {
 			sorted = false
 		}
 		s.events = append(s.events, e)
+		if s.byProto == nil {
+			s.byProto = map[*auditlogpb.EventUnstructured]*Event{}
+		}
+		s.byProto[e.pb] = e
 	}
 	if !sorted {
 		sort.SliceStable(s.events, func(i, j int) bool { return less(s.events[i], s.events[j]) })
@@ -154,6 +164,18 @@ func (s *Store) AddAfter(delay time.Duration, evs ...*Event) {
 		s.mu.Unlock()
 		s.Add(evs...)
 	})
+}
+
+// wireOf returns the encoded bytes of a stored event's message; a message
+// the store does not hold (a copy made for one answer) is encoded now.
+func (s *Store) wireOf(pb *auditlogpb.EventUnstructured) ([]byte, error) {
+	s.mu.RLock()
+	e := s.byProto[pb]
+	s.mu.RUnlock()
+	if e != nil {
+		return e.wire, nil
+	}
+	return proto.Marshal(pb)
 }
 
 // Pending is the number of events added with AddAfter that are not visible
