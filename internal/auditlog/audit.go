@@ -187,6 +187,7 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 	// moment apart): windows that closed more than unmeasuredSkew ago are
 	// read at once, newer ones wait for the measurement, and so do the
 	// sweeps, which age by it.
+	r.pruneBeforeSweeps(pos.Sweeps, st.page.floor)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	measured := make(chan struct{})

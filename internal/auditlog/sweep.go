@@ -154,14 +154,7 @@ func (r *Reader) newSweeper(cursors []time.Time, from time.Time) *sweeper {
 	if len(cursors) == len(ages) {
 		copy(s.cursors, cursors)
 	} else {
-		start := from
-		if oldest := r.reference(r.cfg.Now()).Add(-ages[len(ages)-1]); start.Before(oldest) {
-			start = oldest
-		}
-		if len(cursors) > 0 {
-			// The ages changed: resume from the earliest stored cursor.
-			start = slices.MinFunc(cursors, func(a, b time.Time) int { return a.Compare(b) })
-		}
+		start := r.sweepStart(cursors, from, r.reference(r.cfg.Now()))
 		for i := range s.cursors {
 			s.cursors[i] = start.UTC()
 		}
@@ -170,6 +163,33 @@ func (r *Reader) newSweeper(cursors []time.Time, from time.Time) *sweeper {
 	// remember it.
 	r.cfg.Late.Set.Prune(s.minCursor().Add(-time.Minute))
 	return s
+}
+
+// sweepStart is where the sweeps start: the earliest stored cursor, or
+// else the head's start, but not before the oldest age ago on the
+// reference clock ref, so that a backfill is not read twice.
+func (r *Reader) sweepStart(cursors []time.Time, from, ref time.Time) time.Time {
+	if len(cursors) > 0 {
+		return slices.MinFunc(cursors, func(a, b time.Time) int { return a.Compare(b) })
+	}
+	ages := r.cfg.Late.Ages
+	if oldest := ref.Add(-ages[len(ages)-1]); from.Before(oldest) {
+		return oldest
+	}
+	return from
+}
+
+// pruneBeforeSweeps sets the late-event set's floor before the lag is
+// measured and the sweeps start: where they will start at the earliest
+// (with a lag of up to unmeasuredSkew). Events the head reads below it
+// are not tracked, as they are not once the sweeps run: an old event is
+// never taken for one a sweep sent.
+func (r *Reader) pruneBeforeSweeps(cursors []time.Time, from time.Time) {
+	if len(r.cfg.Late.Ages) == 0 || r.cfg.Late.Set == nil {
+		return
+	}
+	start := r.sweepStart(cursors, from, r.cfg.Now().Add(-unmeasuredSkew))
+	r.cfg.Late.Set.Prune(start.Add(-time.Minute))
 }
 
 func (s *sweeper) minCursor() time.Time {
