@@ -158,7 +158,7 @@ func benchmark(ctx context.Context, o options, root string, log io.Writer) (*rep
 				return nil, fmt.Errorf("%s, run %d: %d events failed and %d dropped in the output; see %s", v.name, i, m.failed, m.dropped, r.dir)
 			}
 			rep.add(v.name, m)
-			fmt.Fprintf(log, "    run %d %-28s %9.0f events/s  %6.2f CPU s per million  peak RSS %4d MiB  peers %6.2f CPU s per million  (%s, first ACK after %s)\n", i, v.name, m.eventsPerSecond(), m.cpuPerMillion(), m.peakRSS>>20, m.peerCPUPerMillion(), m.wall.Round(time.Millisecond), m.firstAck.Round(time.Millisecond))
+			fmt.Fprintf(log, "    run %d %-28s %9.0f events/s  %6.2f CPU s per million  peak RSS %4d MiB (anonymous %4d)  peers %6.2f CPU s per million  (%s, first ACK after %s)\n", i, v.name, m.eventsPerSecond(), m.cpuPerMillion(), m.peakRSS>>20, m.peakAnon>>20, m.peerCPUPerMillion(), m.wall.Round(time.Millisecond), m.firstAck.Round(time.Millisecond))
 		}
 	}
 	if len(o.liveRates) > 0 {

@@ -45,7 +45,7 @@ func median(v []float64) float64 {
 
 // summary is the medians of one variant.
 type summary struct {
-	eps, cpuPerM, rssMiB, peerCPUPerM float64
+	eps, cpuPerM, rssMiB, peerCPUPerM, anonMiB float64
 }
 
 func (r *report) summary(name string) (summary, bool) {
@@ -53,14 +53,15 @@ func (r *report) summary(name string) (summary, bool) {
 	if !ok {
 		return summary{}, false
 	}
-	var eps, cpu, rss, peer []float64
+	var eps, cpu, rss, peer, anon []float64
 	for _, m := range ms {
 		eps = append(eps, m.eventsPerSecond())
 		cpu = append(cpu, m.cpuPerMillion())
 		rss = append(rss, float64(m.peakRSS)/(1<<20))
 		peer = append(peer, m.peerCPUPerMillion())
+		anon = append(anon, float64(m.peakAnon)/(1<<20))
 	}
-	return summary{median(eps), median(cpu), median(rss), median(peer)}, true
+	return summary{median(eps), median(cpu), median(rss), median(peer), median(anon)}, true
 }
 
 // markdown renders the results as a RESULTS.md section.
@@ -75,18 +76,18 @@ func (r *report) markdown() string {
 	if len(r.opts.set) > 0 {
 		fmt.Fprintf(&b, "teleportbeat settings added for this run: `%s`\n", strings.Join(r.opts.set, "`, `"))
 	}
-	b.WriteString("\n| variant | events/s | CPU s per million events | peak RSS MiB | peers' CPU s per million |\n| --- | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("\n| variant | events/s | CPU s per million events | peak RSS MiB | peak anonymous MiB | peers' CPU s per million |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, name := range r.order {
 		s, _ := r.summary(name)
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.0f | %.2f |\n", name, s.eps, s.cpuPerM, s.rssMiB, s.peerCPUPerM)
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.0f | %.0f | %.2f |\n", name, s.eps, s.cpuPerM, s.rssMiB, s.anonMiB, s.peerCPUPerM)
 	}
 	b.WriteString("\nPeers' CPU: the benchmark's own process meanwhile, which runs the Teleport double (teleportbeat's runs; it serves each event from bytes encoded once) and mock-es (every run), on the same cores as the beat.\n")
 	b.WriteString("\n")
 	if fb, ok := r.summary("filebeat"); ok {
 		for _, name := range []string{"teleportbeat", "teleportbeat-search"} {
 			if tb, ok := r.summary(name); ok {
-				fmt.Fprintf(&b, "- %s / filebeat: throughput × %.2f (target ≥ 1.2), CPU per event × %.2f (target ≤ 0.85), peak RSS × %.2f (target ≤ 1)\n",
-					name, tb.eps/fb.eps, tb.cpuPerM/fb.cpuPerM, tb.rssMiB/fb.rssMiB)
+				fmt.Fprintf(&b, "- %s / filebeat: throughput × %.2f (target ≥ 1.2), CPU per event × %.2f (target ≤ 0.85), peak RSS × %.2f (target ≤ 1; anonymous memory × %.2f)\n",
+					name, tb.eps/fb.eps, tb.cpuPerM/fb.cpuPerM, tb.rssMiB/fb.rssMiB, tb.anonMiB/fb.anonMiB)
 			}
 		}
 	}

@@ -132,7 +132,7 @@ func (r *Reader) readExportDay(ctx context.Context, st *readState, out chan<- Ba
 		} else {
 			r.log.Infow("New export chunks appeared in the day", "day", day.Format(time.DateOnly), "chunks", len(todo))
 		}
-		results := make(chan chunkBatch, max(1, r.cfg.BackfillConcurrency))
+		results := make(chan chunkBatch)
 		cctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
 		more := make(chan struct{}, 1)

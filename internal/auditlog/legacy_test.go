@@ -29,7 +29,7 @@ func TestReaderReadsATeleportWithoutUnstructuredSearch(t *testing.T) {
 		for _, e := range b.Events {
 			require.NotEmpty(t, e.Type)
 			require.False(t, e.Time.IsZero())
-			require.Equal(t, e.Type, e.Fields["event"], "the payload is the event's")
+			require.Equal(t, e.Type, e.String("event"), "the payload is the event's")
 		}
 	}
 	require.Equal(t, 1, strings.Count(logs.String(), "This Teleport has no GetUnstructuredEvents"), "said once, not per page")

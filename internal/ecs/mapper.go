@@ -55,6 +55,9 @@ func NewAuditMapper() *Mapper { return &Mapper{dataset: DatasetAudit, rawKey: "a
 // NewSessionMapper returns the mapper for session recording events.
 func NewSessionMapper() *Mapper { return &Mapper{dataset: DatasetSession, rawKey: "session"} }
 
+// TagPayloadUnreadable marks an event whose payload could not be decoded.
+const TagPayloadUnreadable = "teleport_payload_unreadable"
+
 // TagUIDShared marks an event whose uid another, different event has.
 const TagUIDShared = "teleport_uid_shared"
 
@@ -94,10 +97,15 @@ func rawFields(f mapstr.M) mapstr.M {
 // The event's Fields become the document's: the event is not to be used
 // after.
 func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
+	var tags []string
+	if err := ev.Load(); err != nil {
+		// Cannot happen for an event the decoder returned (it checked the
+		// payload); the event is kept, with what its header says.
+		tags = append(tags, TagPayloadUnreadable)
+	}
 	raw := rawFields(ev.Fields)
 	tp := mapstr.M{m.rawKey: raw}
 	fields := mapstr.M{"teleport": tp}
-	var tags []string
 
 	ts := now
 	if !ev.Time.IsZero() {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -153,14 +154,75 @@ func decodeEvent(b []byte, s string) (*Event, error) {
 	}
 	pb, ps := payloadSeg.join(b, s)
 	e.payload = ps
-	if e.Fields, err = decodeStruct(pb, ps, false, 0); err != nil {
+	// The payload is checked now, so that a malformed one fails the read
+	// as it always did, but turned into maps only when the event is
+	// published (Load): what is read ahead of the publisher holds the
+	// event's bytes, not some forty objects per event, which is most of
+	// teleportbeat's memory during a backfill and of the collector's work.
+	if _, err = decodeStruct(pb, ps, false, 0, true); err != nil {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
-	e.key = e.String("uid")
+	e.key = topString(pb, ps, "uid")
 	if e.key == "" {
 		e.key = eventid.PayloadHash(pb)
 	}
 	return e, nil
+}
+
+// Load decodes the payload into Fields, once. Decode checked the payload,
+// so that this cannot fail for an event it returned.
+func (e *Event) Load() error {
+	if e.loaded {
+		return nil
+	}
+	e.loaded = true
+	m, err := decodeStruct(bytesOf(e.payload), e.payload, false, 0, false)
+	if err != nil {
+		e.Fields = mapstr.M{}
+		return fmt.Errorf("event %s: payload: %w", e.key, err)
+	}
+	e.Fields = m
+	return nil
+}
+
+// bytesOf is s's bytes, for reading only: the payload is kept as a string
+// (its strings are slices of it) and decoded later from the same memory.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// topString is the payload's top-level string field key, as the decoded
+// map would hold it (the last entry of that key wins), without decoding
+// the rest.
+func topString(b []byte, s string, key string) string {
+	var out string
+	_ = eachFieldAt(b, func(num protowire.Number, typ protowire.Type, v []byte, at int, _ uint64) error {
+		if num != structFields || typ != protowire.BytesType {
+			return nil
+		}
+		var (
+			k             string
+			valAt, valEnd int
+			hasVal        bool
+		)
+		_ = eachFieldAt(v, func(num protowire.Number, typ protowire.Type, w []byte, wat int, _ uint64) error {
+			switch {
+			case num == entryKey && typ == protowire.BytesType:
+				k = s[at+wat : at+wat+len(w)]
+			case num == entryValue && typ == protowire.BytesType:
+				valAt, valEnd, hasVal = wat, wat+len(w), true
+			}
+			return nil
+		})
+		if k != key {
+			return nil
+		}
+		out = ""
+		if hasVal {
+			val, _ := decodeValue(v[valAt:valEnd], s[at+valAt:at+valEnd], 0, false)
+			out, _ = val.(string)
+		}
+		return nil
+	})
+	return out
 }
 
 // segments are the places of the occurrences of one field in a message.
@@ -225,29 +287,35 @@ func decodeTimestamp(b []byte) (time.Time, error) {
 // given as the string s (the strings of the result are slices of s). With
 // expand, dotted keys become nested objects (the payload's top level is
 // left to the mapper).
-func decodeStruct(b []byte, s string, expand bool, depth int) (mapstr.M, error) {
+//
+// With dry, nothing is built: the payload is only checked, with the errors
+// decoding it would give (and the result is nil).
+func decodeStruct(b []byte, s string, expand bool, depth int, dry bool) (mapstr.M, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
-	n := 0
-	if err := eachField(b, func(num protowire.Number, typ protowire.Type, _ []byte, _ uint64) error {
-		if num == structFields && typ == protowire.BytesType {
-			n++
+	var m mapstr.M
+	if !dry {
+		n := 0
+		if err := eachField(b, func(num protowire.Number, typ protowire.Type, _ []byte, _ uint64) error {
+			if num == structFields && typ == protowire.BytesType {
+				n++
+			}
+			return nil
+		}); err != nil {
+			return nil, err
 		}
-		return nil
-	}); err != nil {
-		return nil, err
+		m = make(mapstr.M, n)
 	}
-	m := make(mapstr.M, n)
 	err := eachFieldAt(b, func(num protowire.Number, typ protowire.Type, v []byte, at int, _ uint64) error {
 		if num != structFields || typ != protowire.BytesType {
 			return nil
 		}
-		key, val, err := decodeEntry(v, s[at:at+len(v)], depth)
+		key, val, err := decodeEntry(v, s[at:at+len(v)], depth, dry)
 		if err != nil {
 			return nested(fmt.Sprintf("field %q", key), err)
 		}
-		if val == nil {
+		if val == nil || dry {
 			return nil
 		}
 		if expand {
@@ -262,7 +330,7 @@ func decodeStruct(b []byte, s string, expand bool, depth int) (mapstr.M, error) 
 
 // decodeEntry decodes one entry of a Struct's map: its key and its value
 // converted (nil for a null or an empty Value).
-func decodeEntry(b []byte, s string, depth int) (string, any, error) {
+func decodeEntry(b []byte, s string, depth int, dry bool) (string, any, error) {
 	var (
 		key           string
 		valAt, valEnd int
@@ -280,14 +348,14 @@ func decodeEntry(b []byte, s string, depth int) (string, any, error) {
 	if err != nil || !hasVal {
 		return key, nil, err
 	}
-	val, err := decodeValue(b[valAt:valEnd], s[valAt:valEnd], depth)
+	val, err := decodeValue(b[valAt:valEnd], s[valAt:valEnd], depth, dry)
 	return key, val, err
 }
 
 // decodeValue decodes a google.protobuf.Value: a string, an int64 for
 // integral numbers within float64's exact range, a float64, a bool, a
 // mapstr.M, an []any, or nil.
-func decodeValue(b []byte, s string, depth int) (any, error) {
+func decodeValue(b []byte, s string, depth int, dry bool) (any, error) {
 	var (
 		kind         protowire.Number
 		x            uint64
@@ -314,6 +382,15 @@ func decodeValue(b []byte, s string, depth int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if dry {
+		switch kind {
+		case valueStruct:
+			_, err = decodeStruct(b[subAt:subTo], s[subAt:subTo], true, depth+1, true)
+		case valueList:
+			_, err = decodeList(b[subAt:subTo], s[subAt:subTo], depth+1, true)
+		}
+		return nil, err
+	}
 	switch kind {
 	case valueNumber:
 		f := math.Float64frombits(x)
@@ -326,32 +403,37 @@ func decodeValue(b []byte, s string, depth int) (any, error) {
 	case valueBool:
 		return x != 0, nil
 	case valueStruct:
-		return decodeStruct(b[subAt:subTo], s[subAt:subTo], true, depth+1)
+		return decodeStruct(b[subAt:subTo], s[subAt:subTo], true, depth+1, false)
 	case valueList:
-		return decodeList(b[subAt:subTo], s[subAt:subTo], depth+1)
+		return decodeList(b[subAt:subTo], s[subAt:subTo], depth+1, false)
 	}
 	return nil, nil
 }
 
 // decodeList decodes a google.protobuf.ListValue, leaving out nulls.
-func decodeList(b []byte, s string, depth int) ([]any, error) {
+func decodeList(b []byte, s string, depth int, dry bool) ([]any, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
 	out := []any{}
+	n := 0
 	err := eachFieldAt(b, func(num protowire.Number, typ protowire.Type, v []byte, at int, _ uint64) error {
 		if num != listValues || typ != protowire.BytesType {
 			return nil
 		}
-		val, err := decodeValue(v, s[at:at+len(v)], depth)
+		n++
+		val, err := decodeValue(v, s[at:at+len(v)], depth, dry)
 		if err != nil {
-			return nested(fmt.Sprintf("list element %d", len(out)+1), err)
+			return nested(fmt.Sprintf("list element %d", n), err)
 		}
 		if val != nil {
 			out = append(out, val)
 		}
 		return nil
 	})
+	if dry {
+		return nil, err
+	}
 	return out, err
 }
 

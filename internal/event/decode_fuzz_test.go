@@ -14,7 +14,8 @@ import (
 )
 
 // FuzzDecodeWire decodes arbitrary protobuf messages as they come off the
-// wire: no input makes the decoder panic, and whatever protobuf's own
+// wire: no input makes the decoder panic, a payload Decode accepts is one
+// Load decodes, and whatever protobuf's own
 // decoder reads as an EventUnstructured, teleportbeat's reads too, with
 // the same type, id, index, time and key. Run it with
 // `go test -fuzz FuzzDecodeWire ./internal/event`.
@@ -32,6 +33,13 @@ func FuzzDecodeWire(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		d, derr := event.Decode(wire)
+		if derr == nil {
+			// Decode checks the payload that Load decodes later: what
+			// it lets through must decode.
+			if err := d.Load(); err != nil {
+				t.Fatalf("Decode accepted the payload, Load says: %v", err)
+			}
+		}
 		var ev auditlogpb.EventUnstructured
 		if err := proto.Unmarshal(wire, &ev); err != nil {
 			return // teleportbeat's decoder may read more than protobuf's; it must only not panic

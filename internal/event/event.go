@@ -28,11 +28,13 @@ type Event struct {
 	Time time.Time
 	// Index is the event's index in its session (session recordings).
 	Index int64
-	// Fields is the event's payload. Top-level keys are as Teleport sent
-	// them ("addr.remote" stays one key; the mapper decides how to expand
-	// them); nested objects have dotted keys expanded; integral numbers
-	// are int64, other numbers float64; nulls are left out.
+	// Fields is the event's payload, once Load has decoded it (nil
+	// before). Top-level keys are as Teleport sent them ("addr.remote"
+	// stays one key; the mapper decides how to expand them); nested
+	// objects have dotted keys expanded; integral numbers are int64, other
+	// numbers float64; nulls are left out.
 	Fields mapstr.M
+	loaded bool
 
 	key     string
 	payload string // the payload (a protobuf Struct) as it came on the wire
@@ -62,6 +64,7 @@ func (e *Event) Key() string { return e.key }
 // String is the payload's top-level string field key ("" if it is not a
 // string).
 func (e *Event) String(key string) string {
+	_ = e.Load()
 	s, _ := e.Fields[key].(string)
 	return s
 }
@@ -69,6 +72,7 @@ func (e *Event) String(key string) string {
 // Bool is the payload's top-level boolean field key; ok is false when the
 // event has no such boolean.
 func (e *Event) Bool(key string) (v, ok bool) {
+	_ = e.Load()
 	v, ok = e.Fields[key].(bool)
 	return v, ok
 }

@@ -78,6 +78,10 @@ func (p *pump) handle(b auditlog.Batch) {
 		now := p.now()
 		p.events = p.events[:0]
 		for _, e := range b.Events {
+			// The payload is decoded here, not when read: what is read
+			// ahead holds only the event's bytes (event.Load). An
+			// error is the mapper's to tag.
+			_ = e.Load()
 			for _, o := range p.observers {
 				o(e)
 			}
