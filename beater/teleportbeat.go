@@ -90,6 +90,7 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 	if tb.managed {
 		return tb.runManaged(b)
 	}
+	applyMemoryLimit(tb.cfg, tb.log)
 	if err := ensurePipelineOnConnect(b, tb.log); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/elastic/beats/v7/libbeat/common/cfgtype"
 	"net"
 	"net/url"
 	"os"
@@ -33,6 +34,10 @@ type Config struct {
 	Lock     Lock     `config:"lock"`
 	// ProgressInterval is how often progress and lag are logged (0: never).
 	ProgressInterval time.Duration `config:"progress_interval"`
+	// MemoryLimit is a soft limit on the Go runtime's memory (GOMEMLIMIT):
+	// the collector works harder as the heap nears it. 0 leaves Go's
+	// default (none, or the GOMEMLIMIT environment variable).
+	MemoryLimit cfgtype.ByteSize `config:"memory_limit"`
 
 	// Warnings are what Load found questionable but not wrong (an event
 	// type it does not know): the beat logs them, `test config` prints them.
@@ -40,6 +45,11 @@ type Config struct {
 
 	clock func() time.Time // time.Now when nil (tests set it)
 }
+
+// minMemoryLimit is the least memory_limit: teleportbeat's heap holds about
+// 20 MiB that live as long as the process (libbeat's and Teleport's type
+// registries, the output queue).
+const minMemoryLimit = 32 << 20
 
 // Teleport configures the connection to the Teleport cluster.
 type Teleport struct {
@@ -435,6 +445,9 @@ func (c *Config) check() error {
 	}
 	if c.ProgressInterval < 0 {
 		add("progress_interval", "must not be negative, got %s", c.ProgressInterval)
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < minMemoryLimit {
+		add("memory_limit", "must be 0 (no limit) or at least 32MiB, got %d bytes: below that the collector runs all the time", int64(c.MemoryLimit))
 	}
 
 	r := &c.Registry

@@ -70,6 +70,8 @@ func TestValidationNamesEveryBadKey(t *testing.T) {
 	}{
 		{"no address", map[string]any{"teleport": map[string]any{"identity_file": c.identity}},
 			[]string{"teleportbeat.teleport.addr: is required"}},
+		{"tiny memory limit", map[string]any{"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity}, "memory_limit": "1MiB"},
+			[]string{"teleportbeat.memory_limit: must be 0 (no limit) or at least 32MiB, got 1048576 bytes"}},
 		{"bad address", map[string]any{"teleport": map[string]any{"addr": "no-port", "identity_file": c.identity}},
 			[]string{`teleportbeat.teleport.addr.0: "no-port" is not a host:port address`}},
 		{"both credentials", map[string]any{"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity, "ssl": map[string]any{"certificate": c.cert}}},
