@@ -3,8 +3,8 @@ package beater
 import (
 	"runtime/debug"
 
-	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/dustin/go-humanize"
+	"github.com/elastic/elastic-agent-libs/logp"
 
 	"github.com/teleportbeat/teleportbeat/config"
 )
