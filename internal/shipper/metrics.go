@@ -78,6 +78,7 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		}
 		monitoring.ReportFloat(v, "lag_seconds", m.lag(time.Now()).Seconds())
 		monitoring.ReportBool(v, "caught_up", m.reader.CaughtUp())
+		monitoring.ReportBool(v, "waiting_for_lag", s.WaitingForLag.Load())
 		monitoring.ReportBool(v, "registry_writable", m.committer.Err() == nil)
 		l := &m.reader.Late
 		monitoring.ReportInt(v, "late_events_caught", l.Caught.Load())

@@ -29,6 +29,7 @@ func TestAuditMetricsReportTheReadersCounters(t *testing.T) {
 	m.reader.Stats.Pages.Store(3)
 	m.reader.Stats.BackfillParts.Store(5)
 	m.reader.Stats.ExportReaders.Store(7)
+	m.reader.Stats.WaitingForLag.Store(true)
 	stats := monitoring.NewRegistry()
 	defer m.register(stats)()
 
@@ -39,6 +40,7 @@ func TestAuditMetricsReportTheReadersCounters(t *testing.T) {
 	require.Equal(t, int64(5), audit["backfill_parts"])
 	require.Equal(t, int64(7), audit["export_readers"])
 	require.Equal(t, true, audit["registry_writable"])
+	require.Equal(t, true, audit["waiting_for_lag"])
 	require.Equal(t, int64(9), audit["events_published"])
 	require.Equal(t, int64(8), audit["events_acked"])
 	require.Equal(t, int64(1), audit["events_in_flight"])
