@@ -63,7 +63,7 @@ var errTooDeep = fmt.Errorf("objects and lists nested more than %d deep", maxDep
 // the map libbeat publishes, and dropped. Decoding the wire format straight
 // into that map, with every string a slice of one copy of the event's
 // bytes, does the same work with a fraction of the allocations (see
-// BenchmarkDecodePage in internal/ecs).
+// BenchmarkDecodePage and BenchmarkDecodePageWire, next to the fuzz test).
 //
 // Decoding follows protobuf's rules where they matter: unknown fields are
 // skipped, the last of repeated scalar fields wins, a field with an
