@@ -133,7 +133,7 @@ type LateEvents struct {
 	// Teleport and still be shipped (0: no sweeps).
 	MaxDelay time.Duration `config:"max_delay"`
 	// Sweeps are the ages of the earlier sweeps (each below MaxDelay),
-	// which catch events a little late sooner.
+	// which catch events a little late sooner; [0] for none.
 	Sweeps []time.Duration `config:"sweeps"`
 	// MaxTracked bounds how many recently shipped events are remembered
 	// (about 16 bytes each).
@@ -388,9 +388,13 @@ func (c *Config) check() error {
 		if l.MaxDelay < time.Minute {
 			add("audit.late_events.max_delay", "must be at least 1m (or 0 to turn the sweeps off), got %s", l.MaxDelay)
 		}
-		for i, age := range l.Sweeps {
-			if age <= 0 || age >= l.MaxDelay {
-				add(fmt.Sprintf("audit.late_events.sweeps.%d", i), "must be positive and below teleportbeat.audit.late_events.max_delay (%s), got %s", l.MaxDelay, age)
+		// [0] alone asks for no earlier sweep: an empty list cannot, as
+		// the config library keeps the default list for it.
+		if noEarlier := len(l.Sweeps) == 1 && l.Sweeps[0] == 0; !noEarlier {
+			for i, age := range l.Sweeps {
+				if age <= 0 || age >= l.MaxDelay {
+					add(fmt.Sprintf("audit.late_events.sweeps.%d", i), "must be positive and below teleportbeat.audit.late_events.max_delay (%s), or [0] alone for no earlier sweep, got %s", l.MaxDelay, age)
+				}
 			}
 		}
 		if l.MaxTracked < 1000 {

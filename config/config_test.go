@@ -70,6 +70,8 @@ func TestValidationNamesEveryBadKey(t *testing.T) {
 	}{
 		{"no address", map[string]any{"teleport": map[string]any{"identity_file": c.identity}},
 			[]string{"teleportbeat.teleport.addr: is required"}},
+		{"zero among the sweeps", map[string]any{"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity}, "audit": map[string]any{"late_events": map[string]any{"sweeps": []any{"0s", "1m"}}}},
+			[]string{"teleportbeat.audit.late_events.sweeps.0: must be positive and below teleportbeat.audit.late_events.max_delay (15m0s), or [0] alone for no earlier sweep, got 0s"}},
 		{"tiny memory limit", map[string]any{"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity}, "memory_limit": "1MiB"},
 			[]string{"teleportbeat.memory_limit: must be 0 (no limit) or at least 32MiB, got 1048576 bytes"}},
 		{"bad address", map[string]any{"teleport": map[string]any{"addr": "no-port", "identity_file": c.identity}},
@@ -167,4 +169,21 @@ func TestFirstUseMistakesGetAClearWord(t *testing.T) {
 		require.ErrorContains(t, err, "teleportbeat.teleport.addr.0: ", addr)
 		require.ErrorContains(t, err, want, addr)
 	}
+}
+
+// The sweeps' ages: the default two, and [0] for the max_delay sweep alone
+// (an empty list keeps the default: the config library merges it away).
+func TestLateEventSweepAges(t *testing.T) {
+	c := writeCreds(t)
+	ages := func(late map[string]any) []time.Duration {
+		t.Helper()
+		cfg, err := load(t, map[string]any{"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity}, "audit": map[string]any{"late_events": late}})
+		require.NoError(t, err)
+		return cfg.Audit.LateEvents.Ages()
+	}
+	require.Equal(t, []time.Duration{time.Minute, 15 * time.Minute}, ages(map[string]any{}))
+	require.Equal(t, []time.Duration{time.Minute, 15 * time.Minute}, ages(map[string]any{"sweeps": []any{}}))
+	require.Equal(t, []time.Duration{15 * time.Minute}, ages(map[string]any{"sweeps": []any{"0s"}}))
+	require.Equal(t, []time.Duration{10 * time.Second, 2 * time.Minute, 5 * time.Minute}, ages(map[string]any{"sweeps": []any{"2m", "10s"}, "max_delay": "5m"}))
+	require.Nil(t, ages(map[string]any{"max_delay": "0s"}))
 }
