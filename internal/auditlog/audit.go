@@ -409,13 +409,15 @@ func (r *Reader) batch(st *readState, items []*event.Event) (Batch, int) {
 	var b Batch
 	excluded := 0
 	for _, it := range items {
-		if !st.page.add(it) {
+		key, ok := st.page.see(it)
+		if !ok {
 			continue
 		}
 		if !it.Time.IsZero() {
 			st.lastTime = it.Time
 		}
 		if _, ex := r.exclude[it.Type]; ex {
+			st.page.markDone(key)
 			excluded++
 			r.track(it, true)
 			continue
@@ -424,12 +426,11 @@ func (r *Reader) batch(st *readState, items []*event.Event) (Batch, int) {
 			// The late-event set knows it: a sweep sent it, the backfill
 			// part after this one read it first (parts overlap at their
 			// bound and are read at once), or it was acknowledged before
-			// a restart. It is not sent again, and not marked done on this
-			// page either: whoever sent it commits it, so neither this
-			// page's position nor what it carries to the next part may
-			// claim it (the next part would drop it as sent), and after a
-			// restart the set tells whether it was acknowledged.
-			st.page.undoLast()
+			// a restart. It is not sent again, and not done on this page
+			// either: whoever sent it commits it, so neither this page's
+			// position nor what it carries to the next part may claim it
+			// (the next part would drop it as sent), and after a restart
+			// the set tells whether it was acknowledged.
 			if len(b.Events) == 0 {
 				excluded++ // the position after it must still be recorded
 			} else {
@@ -437,6 +438,7 @@ func (r *Reader) batch(st *readState, items []*event.Event) (Batch, int) {
 			}
 			continue
 		}
+		st.page.markDone(key)
 		b.Events = append(b.Events, it)
 		b.Positions = append(b.Positions, st.position())
 	}
@@ -502,11 +504,12 @@ func newPageState(startKey string, done []string) *pageState {
 	return p
 }
 
-// add records it and reports whether it is new (not done before). A second,
-// different event with the uid of one already on the page is marked
+// see records it and reports whether it is new (not read before, and not
+// done before a restart), with the key it is known by. A second, different
+// event with the uid of one already on the page is marked
 // (event.ShareUID): it is known and stored by its uid and a hash of its
-// content.
-func (p *pageState) add(it *event.Event) bool {
+// content. It is not done until markDone.
+func (p *pageState) see(it *event.Event) (string, bool) {
 	id := it.Key()
 	if uid := it.SharedUID(); uid != "" {
 		id = uid // already marked (a read of the page before)
@@ -514,7 +517,7 @@ func (p *pageState) add(it *event.Event) bool {
 	prev := p.byID[id]
 	for _, q := range prev {
 		if event.Same(q, it) {
-			return false // read again
+			return "", false // read again
 		}
 	}
 	key := id
@@ -524,22 +527,15 @@ func (p *pageState) add(it *event.Event) bool {
 	}
 	p.byID[id] = append(prev, it)
 	if _, ok := p.doneSet[key]; ok {
-		return false // done before a restart
+		return "", false // done before a restart
 	}
-	p.doneSet[key] = struct{}{}
-	p.done = append(p.done, key)
-	return true
+	return key, true
 }
 
-// undoLast takes back the last event add reported new: it is no longer
-// done on this page.
-func (p *pageState) undoLast() {
-	n := len(p.done)
-	if n == 0 {
-		return
-	}
-	delete(p.doneSet, p.done[n-1])
-	p.done = p.done[:n-1]
+// markDone records that the event known by key is done on this page.
+func (p *pageState) markDone(key string) {
+	p.doneSet[key] = struct{}{}
+	p.done = append(p.done, key)
 }
 
 // track records in the late-event set that the head read it, and reports

@@ -5,28 +5,19 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/beats/v7/libbeat/esleg/eslegclient"
 	"github.com/elastic/elastic-agent-libs/mapstr"
-
-	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
 	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
-// benchPage is one page of 500 generated events (the generator's mix, about
-// 600 bytes each) as SearchUnstructuredEvents puts it on the wire.
+// benchPage is one page of 500 generated events as
+// SearchUnstructuredEvents puts it on the wire (teleporttest.BenchPage).
 func benchPage(b *testing.B) []byte {
 	b.Helper()
-	evs := teleporttest.NewGenerator(1).Events(500, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), time.Second)
-	resp := &auditlogpb.EventsUnstructured{}
-	for _, e := range evs {
-		resp.Items = append(resp.Items, e.Proto())
-	}
-	wire, err := proto.Marshal(resp)
+	wire, err := teleporttest.BenchPage(500)
 	if err != nil {
 		b.Fatal(err)
 	}

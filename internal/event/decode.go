@@ -159,10 +159,9 @@ func decodeEvent(b []byte, s string) (*Event, error) {
 	// published (Load): what is read ahead of the publisher holds the
 	// event's bytes, not some forty objects per event, which is most of
 	// teleportbeat's memory during a backfill and of the collector's work.
-	if _, err = decodeStruct(pb, ps, false, 0, true); err != nil {
+	if e.key, err = checkPayload(pb, ps); err != nil {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
-	e.key = topString(pb, ps, "uid")
 	if e.key == "" {
 		e.key = eventid.PayloadHash(pb)
 	}
@@ -189,40 +188,32 @@ func (e *Event) Load() error {
 // (its strings are slices of it) and decoded later from the same memory.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// topString is the payload's top-level string field key, as the decoded
-// map would hold it (the last entry of that key wins), without decoding
-// the rest.
-func topString(b []byte, s string, key string) string {
-	var out string
-	_ = eachFieldAt(b, func(num protowire.Number, typ protowire.Type, v []byte, at int, _ uint64) error {
+// checkPayload checks the payload as decodeStruct would decode it (the same
+// errors), building nothing, and returns its top-level "uid" string, as the
+// decoded map would hold it (the last non-null entry of that key wins): one
+// pass over the payload when it is read.
+func checkPayload(b []byte, s string) (uid string, err error) {
+	err = eachFieldAt(b, func(num protowire.Number, typ protowire.Type, v []byte, at int, _ uint64) error {
 		if num != structFields || typ != protowire.BytesType {
 			return nil
 		}
-		var (
-			k             string
-			valAt, valEnd int
-			hasVal        bool
-		)
-		_ = eachFieldAt(v, func(num protowire.Number, typ protowire.Type, w []byte, wat int, _ uint64) error {
-			switch {
-			case num == entryKey && typ == protowire.BytesType:
-				k = s[at+wat : at+wat+len(w)]
-			case num == entryValue && typ == protowire.BytesType:
-				valAt, valEnd, hasVal = wat, wat+len(w), true
+		key, val, vs, hasVal, err := splitEntry(v, s[at:at+len(v)])
+		if err == nil && hasVal {
+			if key == "uid" {
+				var x any
+				if x, err = decodeValue(val, vs, 0, false); x != nil {
+					uid, _ = x.(string) // a null leaves the map as it was
+				}
+			} else {
+				_, err = decodeValue(val, vs, 0, true)
 			}
-			return nil
-		})
-		if k != key {
-			return nil
 		}
-		out = ""
-		if hasVal {
-			val, _ := decodeValue(v[valAt:valEnd], s[at+valAt:at+valEnd], 0, false)
-			out, _ = val.(string)
+		if err != nil {
+			return nested(fmt.Sprintf("field %q", key), err)
 		}
 		return nil
 	})
-	return out
+	return uid, err
 }
 
 // segments are the places of the occurrences of one field in a message.
@@ -328,15 +319,11 @@ func decodeStruct(b []byte, s string, expand bool, depth int, dry bool) (mapstr.
 	return m, err
 }
 
-// decodeEntry decodes one entry of a Struct's map: its key and its value
-// converted (nil for a null or an empty Value).
-func decodeEntry(b []byte, s string, depth int, dry bool) (string, any, error) {
-	var (
-		key           string
-		valAt, valEnd int
-		hasVal        bool
-	)
-	err := eachFieldAt(b, func(num protowire.Number, typ protowire.Type, v []byte, at int, _ uint64) error {
+// splitEntry finds the key and the value of one entry of a Struct's map
+// (hasVal false for an entry without a value).
+func splitEntry(b []byte, s string) (key string, val []byte, vs string, hasVal bool, err error) {
+	var valAt, valEnd int
+	err = eachFieldAt(b, func(num protowire.Number, typ protowire.Type, v []byte, at int, _ uint64) error {
 		switch {
 		case num == entryKey && typ == protowire.BytesType:
 			key = s[at : at+len(v)]
@@ -345,11 +332,18 @@ func decodeEntry(b []byte, s string, depth int, dry bool) (string, any, error) {
 		}
 		return nil
 	})
+	return key, b[valAt:valEnd], s[valAt:valEnd], hasVal, err
+}
+
+// decodeEntry decodes one entry of a Struct's map: its key and its value
+// converted (nil for a null or an empty Value).
+func decodeEntry(b []byte, s string, depth int, dry bool) (string, any, error) {
+	key, val, vs, hasVal, err := splitEntry(b, s)
 	if err != nil || !hasVal {
 		return key, nil, err
 	}
-	val, err := decodeValue(b[valAt:valEnd], s[valAt:valEnd], depth, dry)
-	return key, val, err
+	v, err := decodeValue(val, vs, depth, dry)
+	return key, v, err
 }
 
 // decodeValue decodes a google.protobuf.Value: a string, an int64 for

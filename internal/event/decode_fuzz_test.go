@@ -2,7 +2,6 @@ package event_test
 
 import (
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -59,16 +58,11 @@ func FuzzDecodeWire(f *testing.F) {
 	})
 }
 
-// benchPage is one page of 500 generated events (the generator's mix,
-// about 600 bytes each) as SearchUnstructuredEvents puts it on the wire.
+// benchPage is one page of 500 generated events as
+// SearchUnstructuredEvents puts it on the wire (teleporttest.BenchPage).
 func benchPage(b *testing.B) []byte {
 	b.Helper()
-	evs := teleporttest.NewGenerator(1).Events(500, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), time.Second)
-	resp := &auditlogpb.EventsUnstructured{}
-	for _, e := range evs {
-		resp.Items = append(resp.Items, e.Proto())
-	}
-	wire, err := proto.Marshal(resp)
+	wire, err := teleporttest.BenchPage(500)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,38 +85,35 @@ func BenchmarkDecodePage(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodePageWire is teleportbeat's decoder (Decode, DecodePage),
-// both steps: the page read (each payload checked), then every payload
-// decoded into the maps the mapper publishes (Load, done by the pump).
+// BenchmarkDecodePageWire is teleportbeat's decoder (Decode, DecodePage):
+// "read" is what a reader does with a page (header fields, key, each
+// payload checked, the bytes held), "read+load" adds what the pump does
+// before mapping (Load: the payloads decoded into the maps it publishes).
 // Reported per event.
 func BenchmarkDecodePageWire(b *testing.B) {
 	wire := benchPage(b)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(wire)) / 500)
-	b.ResetTimer()
-	for i := 0; i < b.N; i += 500 {
-		evs, _, err := event.DecodePage(wire)
-		if err != nil {
-			b.Fatal(err)
+	for _, load := range []bool{false, true} {
+		name := "read"
+		if load {
+			name = "read+load"
 		}
-		for _, e := range evs {
-			if err := e.Load(); err != nil {
-				b.Fatal(err)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(wire)) / 500)
+			for i := 0; i < b.N; i += 500 {
+				evs, _, err := event.DecodePage(wire)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, e := range evs {
+					if !load {
+						break
+					}
+					if err := e.Load(); err != nil {
+						b.Fatal(err)
+					}
+				}
 			}
-		}
-	}
-}
-
-// BenchmarkReadPageWire is the first step alone: what a reader does with a
-// page (header fields, key, the payload checked), holding the bytes.
-func BenchmarkReadPageWire(b *testing.B) {
-	wire := benchPage(b)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(wire)) / 500)
-	b.ResetTimer()
-	for i := 0; i < b.N; i += 500 {
-		if _, _, err := event.DecodePage(wire); err != nil {
-			b.Fatal(err)
-		}
+		})
 	}
 }

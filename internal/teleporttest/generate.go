@@ -1,7 +1,10 @@
 package teleporttest
 
 import (
+	"google.golang.org/protobuf/proto"
+
 	"fmt"
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 	"math/rand/v2"
 	"time"
 )
@@ -324,4 +327,16 @@ func (g *Generator) sftp(m map[string]any) {
 	m["working_directory"] = "/home/ubuntu"
 	m["flags"] = 26
 	m["attributes"] = map[string]any{"permissions": 420}
+}
+
+// BenchPage is one page of n generated events (the generator's mix, about
+// 600 bytes each) as SearchUnstructuredEvents puts it on the wire: the
+// input of the decoder's and the mapper's benchmarks.
+func BenchPage(n int) ([]byte, error) {
+	evs := NewGenerator(1).Events(n, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), time.Second)
+	resp := &auditlogpb.EventsUnstructured{}
+	for _, e := range evs {
+		resp.Items = append(resp.Items, e.Proto())
+	}
+	return proto.Marshal(resp)
 }
