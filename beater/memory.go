@@ -14,7 +14,7 @@ import (
 // It returns the limit in force.
 //
 // Measured with the benchmark (bench/RESULTS.md, 2026-12-02): 48 MiB on a
-// backfill took 15 MiB off the peak anonymous memory and cost 20-40% more
+// backfill took 17 MiB off the peak anonymous memory and cost 18-39% more
 // CPU per event, the collector running more often; the default is none.
 func applyMemoryLimit(cfg config.Config, log *logp.Logger) int64 {
 	if cfg.MemoryLimit > 0 {
