@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -79,51 +80,23 @@ func (k *Kibana) importObjects(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"statusCode":400,"error":"Bad Request","message":"Request must contain a kbn-xsrf header."}`)
 		return
 	}
-	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	objs, err := ndjsonUpload(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		writeUploadError(w, err, http.StatusBadRequest, "invalid saved object: ")
 		return
 	}
-	mr := multipart.NewReader(r.Body, params["boundary"])
 	var results []map[string]any
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
+	for _, obj := range objs {
+		typ, _ := obj["type"].(string)
+		id, _ := obj["id"].(string)
+		key := typ + "/" + id
+		k.mu.Lock()
+		if _, ok := k.objects[key]; !ok {
+			k.order = append(k.order, key)
 		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		data, err := io.ReadAll(part)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-		for sc.Scan() {
-			line := bytes.TrimSpace(sc.Bytes())
-			if len(line) == 0 {
-				continue
-			}
-			var obj map[string]any
-			if err := json.Unmarshal(line, &obj); err != nil {
-				w.WriteHeader(http.StatusBadRequest)
-				fmt.Fprintf(w, `{"statusCode":400,"error":"Bad Request","message":%q}`, "invalid saved object: "+err.Error())
-				return
-			}
-			typ, _ := obj["type"].(string)
-			id, _ := obj["id"].(string)
-			key := typ + "/" + id
-			k.mu.Lock()
-			if _, ok := k.objects[key]; !ok {
-				k.order = append(k.order, key)
-			}
-			k.objects[key] = obj
-			k.mu.Unlock()
-			results = append(results, map[string]any{"type": typ, "id": id})
-		}
+		k.objects[key] = obj
+		k.mu.Unlock()
+		results = append(results, map[string]any{"type": typ, "id": id})
 	}
 	k.mu.Lock()
 	k.imports++
@@ -179,4 +152,63 @@ func (k *Kibana) exportObjects(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/ndjson")
 	// Like Kibana: no newline after the last object.
 	io.WriteString(w, strings.Join(out, "\n"))
+}
+
+// Errors of ndjsonUpload, which the import APIs answer differently.
+var (
+	errNotMultipart = errors.New("not a multipart upload")
+	errBadLine      = errors.New("a line is not a JSON object")
+)
+
+// ndjsonUpload reads the objects of a multipart NDJSON file upload, as
+// Kibana's import APIs (saved objects, detection rules) take them.
+func ndjsonUpload(r *http.Request) ([]map[string]any, error) {
+	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNotMultipart, err)
+	}
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	var objs []map[string]any
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(part)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+		for sc.Scan() {
+			line := bytes.TrimSpace(sc.Bytes())
+			if len(line) == 0 {
+				continue
+			}
+			var obj map[string]any
+			if err := json.Unmarshal(line, &obj); err != nil {
+				return nil, fmt.Errorf("%w: %v", errBadLine, err)
+			}
+			objs = append(objs, obj)
+		}
+	}
+}
+
+// writeUploadError answers a malformed upload as Kibana does: the media
+// type error with mediaStatus, a bad line as a 400 whose message starts
+// with linePrefix, anything else a plain 400.
+func writeUploadError(w http.ResponseWriter, err error, mediaStatus int, linePrefix string) {
+	switch {
+	case errors.Is(err, errNotMultipart):
+		w.WriteHeader(mediaStatus)
+		fmt.Fprintf(w, `{"statusCode":%d,"error":%q,"message":%q}`, mediaStatus, http.StatusText(mediaStatus), err.Error())
+	case errors.Is(err, errBadLine):
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"statusCode":400,"error":"Bad Request","message":%q}`, linePrefix+err.Error())
+	default:
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}
 }

@@ -1,13 +1,9 @@
 package estest
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"slices"
 )
@@ -63,40 +59,11 @@ func (k *Kibana) importRules(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"statusCode":400,"error":"Bad Request","message":"Request must contain a kbn-xsrf header."}`)
 		return
 	}
-	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil {
-		w.WriteHeader(http.StatusUnsupportedMediaType)
-		fmt.Fprintf(w, `{"statusCode":415,"error":"Unsupported Media Type","message":%q}`, err.Error())
-		return
-	}
 	overwrite := r.URL.Query().Get("overwrite") == "true"
-	mr := multipart.NewReader(r.Body, params["boundary"])
-	var rules []map[string]any
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		data, _ := io.ReadAll(part)
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-		for sc.Scan() {
-			line := bytes.TrimSpace(sc.Bytes())
-			if len(line) == 0 {
-				continue
-			}
-			var rule map[string]any
-			if err := json.Unmarshal(line, &rule); err != nil {
-				w.WriteHeader(http.StatusBadRequest)
-				fmt.Fprintf(w, `{"statusCode":400,"error":"Bad Request","message":%q}`, "invalid file: "+err.Error())
-				return
-			}
-			rules = append(rules, rule)
-		}
+	rules, err := ndjsonUpload(r)
+	if err != nil {
+		writeUploadError(w, err, http.StatusUnsupportedMediaType, "invalid file: ")
+		return
 	}
 	type itemError struct {
 		RuleID string `json:"rule_id"`
