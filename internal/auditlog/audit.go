@@ -183,10 +183,11 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 		st.page.floor = st.lastTime
 	}
 	r.floor.set(st.from)
-	// The lag is measured while reading starts (it takes two looks, a
-	// moment apart): windows that closed more than unmeasuredSkew ago are
-	// read at once, newer ones wait for the measurement, and so do the
-	// sweeps, which age by it.
+	// The lag is measured while reading starts (it takes two looks at
+	// Teleport's newest event with a new event between them): windows
+	// that closed more than unmeasuredSkew ago are read at once, newer
+	// ones wait for the measurement, and so do the sweeps, which age by
+	// it.
 	r.pruneBeforeSweeps(pos.Sweeps, st.page.floor)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -284,6 +285,7 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 		if end := r.windowEnd(st.from); end.Before(to) {
 			to = end
 		}
+
 		if to.Before(st.from) {
 			to = st.from
 		}
@@ -335,9 +337,11 @@ func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.T
 	}
 	readAt := r.cfg.Now()
 	b, excluded := r.batch(st, items)
-	if lag := r.cfg.Late.Lag; lag != nil && len(b.Events) > 0 && next == "" {
-		// New events on the last page: the newest was written within a
-		// poll interval of this read.
+	if lag := r.cfg.Late.Lag; lag != nil && len(b.Events) > 0 && next == "" && st.page.tailRead {
+		// New events on a re-read of the last page: the newest was
+		// written since the read before, within a poll interval of this
+		// one. (The first read of a page after a start or a new page
+		// finds events of any age: it says nothing of the lag.)
 		newest := b.Events[0].Time
 		for _, e := range b.Events[1:] {
 			if e.Time.After(newest) {
@@ -359,6 +363,7 @@ func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.T
 		b.After = st.position()
 	default:
 		caughtUp = true
+		st.page.tailRead = true
 		if excluded > 0 {
 			b.After = st.position()
 		}
@@ -485,8 +490,11 @@ type pageState struct {
 	startKey string
 	// floor is the time of the event the start key follows (the window's
 	// start for its first page): the page holds no event before it.
-	floor   time.Time
-	done    []string
+	floor time.Time
+	// tailRead is set once the page was read to the end of the log: new
+	// events on a read after it appeared since.
+	tailRead bool
+	done     []string
 	doneSet map[string]struct{}
 	byID    map[string][]*event.Event
 }

@@ -120,15 +120,36 @@ func (r *Reader) probeLag(ctx context.Context) {
 	}
 }
 
-// measureLag looks at the newest event twice, a moment apart, before
-// reading starts, so that windows and sweeps start on Teleport's clock.
+// lagLooks is how many looks at Teleport's newest event measureLag takes,
+// at most, waiting for a new event to measure the lag by.
+const lagLooks = 30
+
+// measureLag looks at the newest event, a poll interval apart, until a new
+// event shows how far Teleport's clock is behind this host's (or the head,
+// re-reading the end of the log, saw one appear), so that windows close
+// and sweeps age on Teleport's clock. A quiet cluster gives none: after
+// lagLooks looks, reading goes on with the host's clock (the lag is
+// measured as soon as events come, and events a clock behind makes late
+// are caught by the sweeps), and says so.
 func (r *Reader) measureLag(ctx context.Context) {
-	if r.cfg.Late.Lag == nil {
+	lag := r.cfg.Late.Lag
+	if lag == nil {
 		return
 	}
-	r.probeLag(ctx)
-	if retry.Sleep(ctx, min(r.cfg.PollInterval, 2*time.Second)) {
+	every := min(r.cfg.PollInterval, 2*time.Second)
+	for look := 1; ; look++ {
 		r.probeLag(ctx)
+		if _, ok := lag.Measured(); ok {
+			return
+		}
+		if look >= lagLooks {
+			r.log.Infow("No new Teleport event to measure Teleport's clock by yet (a quiet cluster): windows close on this host's clock until one comes; events a clock behind this host's would make late are caught by the late-event sweeps",
+				"looks", look, "over", (time.Duration(look-1) * every).String())
+			return
+		}
+		if !retry.Sleep(ctx, every) {
+			return
+		}
 	}
 }
 

@@ -336,3 +336,53 @@ func TestBackfillBeforeTheLagIsMeasuredTracksNoOldEvent(t *testing.T) {
 	require.False(t, set.Tracks(at), "the set's floor is above the backfill")
 	close(held.release)
 }
+
+// A Teleport clock behind this host's, with no event yet at the first look
+// (the cluster's activity starts with the beat): the measurement goes on
+// until events show the lag, and only then are recent windows closed, so
+// the events are read by the head in order, not left behind it for the
+// sweeps to find a max_delay later.
+func TestTheLagIsMeasuredWhenEventsComeAfterTheFirstLook(t *testing.T) {
+	h := newHarness(t)
+	now := h.midday()
+	set := late.NewSet(0)
+	cfg := h.lateConfig(set, time.Minute, 15*time.Minute)
+	cfg.Window = time.Minute // windows close all the time
+	r, held := h.heldProbeReader(cfg)
+	close(held.release)
+	out, _ := h.runReader(r, cursor.Position{WindowStart: now.Add(-15 * time.Minute)})
+	b := &batches{t: t, out: out}
+	b.until("two looks at an empty log", func() bool { return held.probes.Load() >= 2 })
+	// Teleport's clock is 10 minutes behind: its events are timed so.
+	g := teleporttest.NewGenerator(31)
+	first := g.Events(5, now.Add(-10*time.Minute), time.Second)
+	h.srv.Store.Add(first...)
+	seen := held.probes.Load()
+	b.until("a look at the first events", func() bool { return held.probes.Load() >= seen+2 })
+	second := g.Events(5, now.Add(-10*time.Minute+10*time.Second), time.Second)
+	h.srv.Store.Add(second...)
+	b.until("every event read by the head", func() bool { return len(b.head) == 10 })
+	require.Empty(t, b.late, "none left behind the head")
+	behind := cfg.Late.Lag.Behind(now)
+	require.InDelta(t, (10 * time.Minute).Seconds(), behind.Seconds(), 15)
+}
+
+// The first read of the end of the log after a start finds events of any
+// age (written before the start): it is not a measurement of Teleport's
+// clock. Counting it made a fresh start after a quiet half minute warn of
+// a clock skew that was not there.
+func TestTheFirstReadOfTheLogIsNoLagSample(t *testing.T) {
+	h := newHarness(t)
+	now := h.midday()
+	h.srv.Store.Add(teleporttest.NewGenerator(32).Events(10, now.Add(-5*time.Minute-10*time.Second), time.Second)...)
+	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	r, held := h.heldProbeReader(cfg)
+	close(held.release)
+	out, _ := h.runReader(r, cursor.Position{WindowStart: now.Add(-10 * time.Minute)})
+	b := &batches{t: t, out: out}
+	b.until("the backlog read", func() bool { return len(b.head) == 10 })
+	b.until("the head re-reads the end of the log", func() bool { return h.srv.SearchCalls() > held.probes.Load()+3 })
+	_, measured := cfg.Late.Lag.Measured()
+	require.False(t, measured, "no new event appeared: nothing measured")
+	require.Zero(t, cfg.Late.Lag.Behind(now))
+}

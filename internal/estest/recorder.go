@@ -58,6 +58,32 @@ type Recorder struct {
 	maxBody    int               // larger request bodies are answered 413, as a proxy does (0: no limit)
 	tooLarge   int               // requests answered 413
 	pipelines  map[string][]byte // ingest pipelines put, by id
+
+	indexTemplates     map[string]indexTemplate
+	componentTemplates map[string]componentTemplate
+	// indices are the mappings of the indices and data streams written
+	// to, made from the templates on their first document and extended
+	// by the dynamic mappings of the documents accepted since.
+	indices map[string]*indexMapping
+	// refused are the documents refused for their content, in order.
+	refused []Refusal
+	geo     GeoIPTable
+}
+
+// Refusal is a document Elasticsearch refused for its content (a mapping
+// error, a missing pipeline).
+type Refusal struct {
+	ID, Index string
+	Type      string
+	Reason    string
+	Source    []byte
+}
+
+// Refused are the documents refused for their content, in order.
+func (r *Recorder) Refused() []Refusal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Refusal(nil), r.refused...)
 }
 
 // SetMaxBodyBytes makes requests whose body (as sent, compressed or not) is
@@ -202,6 +228,9 @@ func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		io.WriteString(w, `{"features":{"monitoring":{"available":true,"enabled":true}}}`)
 	case strings.HasSuffix(path, "/_bulk") && req.Method == http.MethodPost:
 		r.bulk(w, req)
+	case strings.HasPrefix(path, "/_index_template/") || strings.HasPrefix(path, "/_component_template/"):
+		body, _ := readBody(req)
+		r.templateRequest(w, req, body)
 	case strings.HasPrefix(path, "/_ingest/pipeline/") && (req.Method == http.MethodGet || req.Method == http.MethodHead):
 		id := strings.TrimPrefix(path, "/_ingest/pipeline/")
 		r.mu.Lock()
@@ -323,34 +352,10 @@ func (r *Recorder) bulk(w http.ResponseWriter, req *http.Request) {
 		if pipeline == "" {
 			pipeline = req.URL.Query().Get("pipeline")
 		}
-		r.mu.Lock()
-		_, pipelineExists := r.pipelines[pipeline]
-		r.mu.Unlock()
-		var status int
-		if pipeline != "" && !pipelineExists {
-			// As Elasticsearch answers: the item is refused.
-			r.mu.Lock()
-			r.received++
-			r.rejected++
-			r.mu.Unlock()
-			status = http.StatusBadRequest
-		} else {
-			status = r.store(op, meta.Index, meta.ID, pipeline, src, itemFault)
-		}
+		status, errType, reason := r.item(op, meta.Index, meta.ID, pipeline, src, itemFault)
 		res := map[string]any{"_index": meta.Index, "_id": meta.ID, "status": status}
-		switch {
-		case pipeline != "" && !pipelineExists:
-			res["error"] = map[string]any{"type": "illegal_argument_exception", "reason": fmt.Sprintf("pipeline with id [%s] does not exist", pipeline)}
-		case status == http.StatusConflict:
-			res["error"] = map[string]any{"type": "version_conflict_engine_exception", "reason": fmt.Sprintf("[%s]: version conflict, document already exists", meta.ID)}
-		case status >= 300:
-			typ, reason := "injected_exception", fmt.Sprintf("estest: injected status %d", status)
-			r.mu.Lock()
-			if e, ok := r.itemErrors[status]; ok {
-				typ, reason = e[0], e[1]
-			}
-			r.mu.Unlock()
-			res["error"] = map[string]any{"type": typ, "reason": reason}
+		if errType != "" {
+			res["error"] = map[string]any{"type": errType, "reason": reason}
 		}
 		if status >= 300 {
 			hasErrors = true
@@ -365,20 +370,90 @@ func (r *Recorder) bulk(w http.ResponseWriter, req *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"took": 1, "errors": hasErrors, "items": items})
 }
 
-func (r *Recorder) store(op, index, id, pipeline string, src []byte, itemFault func(string, []byte) int) int {
+// item answers one bulk item as Elasticsearch would: its ingest pipeline
+// (the request's, else the index's default_pipeline) run first, then the
+// index's mapping applied, then the write. It returns the item's status
+// and, for an error, its type and reason.
+func (r *Recorder) item(op, index, id, pipeline string, src []byte, itemFault func(string, []byte) int) (int, string, string) {
+	refuse := func(status int, typ, reason string) (int, string, string) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.received++
+		if status != http.StatusTooManyRequests {
+			r.rejected++
+		}
+		if status == http.StatusBadRequest {
+			r.refused = append(r.refused, Refusal{ID: id, Index: index, Type: typ, Reason: reason, Source: src})
+		}
+		return status, typ, reason
+	}
+	if len(id) > 512 {
+		// IndexRequest.validate
+		return refuse(http.StatusBadRequest, "action_request_validation_exception", fmt.Sprintf("Validation Failed: 1: id [%s...] is too long, must be no longer than 512 bytes but was: %d;", id[:10], len(id)))
+	}
+	r.mu.Lock()
+	m, err := r.mappingFor(index)
+	if err == nil && pipeline == "" {
+		pipeline = m.defaultPipeline
+	}
+	pipelineBody, pipelineExists := r.pipelines[pipeline]
+	geo := r.geo
+	r.mu.Unlock()
+	if err != nil {
+		return refuse(http.StatusBadRequest, "illegal_argument_exception", err.Error())
+	}
+	if pipeline != "" && pipelineBody == nil && !pipelineExists {
+		return refuse(http.StatusBadRequest, "illegal_argument_exception", fmt.Sprintf("pipeline with id [%s] does not exist", pipeline))
+	}
 	if itemFault != nil {
 		if st := itemFault(id, src); st != 0 {
+			typ, reason := "injected_exception", fmt.Sprintf("estest: injected status %d", st)
 			r.mu.Lock()
-			r.received++
-			if st >= 400 && st < 500 && st != http.StatusTooManyRequests {
-				r.rejected++
+			if e, ok := r.itemErrors[st]; ok {
+				typ, reason = e[0], e[1]
 			}
 			r.mu.Unlock()
-			return st
+			if st >= 400 && st < 500 {
+				return refuse(st, typ, reason)
+			}
+			r.mu.Lock()
+			r.received++
+			r.mu.Unlock()
+			return st, typ, reason
 		}
 	}
+	if m.dataStream && op != "create" {
+		// TransportBulkAction: a data stream only takes op_type create.
+		return refuse(http.StatusBadRequest, "illegal_argument_exception", fmt.Sprintf("only write ops with an op_type of create are allowed in data streams"))
+	}
+	if pipeline != "" {
+		out, perr := runPipeline(pipelineBody, src, time.Now(), geo)
+		if perr != nil {
+			return refuse(http.StatusBadRequest, "illegal_argument_exception", perr.Error())
+		}
+		src = out
+	}
+	r.mu.Lock()
+	derr := m.parse(id, src)
+	r.mu.Unlock()
+	if derr != nil {
+		reason := derr.Reason
+		return refuse(http.StatusBadRequest, derr.Type, reason)
+	}
+	status := r.store(op, index, id, pipeline, src)
+	switch status {
+	case http.StatusConflict:
+		return status, "version_conflict_engine_exception", fmt.Sprintf("[%s]: version conflict, document already exists (current version [1])", id)
+	case http.StatusBadRequest:
+		return status, "document_parsing_exception", "failed to parse"
+	}
+	return status, "", ""
+}
+
+func (r *Recorder) store(op, index, id, pipeline string, src []byte) int {
 	var source map[string]any
 	if err := json.Unmarshal(src, &source); err != nil {
+		// Cannot happen: the mapping parsed the document.
 		r.mu.Lock()
 		r.received++
 		r.rejected++
