@@ -495,8 +495,8 @@ type pageState struct {
 	// events on a read after it appeared since.
 	tailRead bool
 	done     []string
-	doneSet map[string]struct{}
-	byID    map[string][]*event.Event
+	doneSet  map[string]struct{}
+	byID     map[string][]*event.Event
 }
 
 func newPageState(startKey string, done []string) *pageState {
