@@ -1,115 +1,351 @@
 package ecs
 
 import (
+	"encoding/json"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/elastic/elastic-agent-libs/mapstr"
 )
 
-// Every document must fit the index template, whatever Teleport sends: a
-// value Elasticsearch cannot index into its field's mapped type makes it
-// refuse the whole document (400), and the event would leave the index.
-// Newer Teleport versions do send such values (objects in "message" and
-// "payload" of recent types), and some events carry times that are not
-// RFC 3339. So the mapper checks every raw value against the type the
-// generated template gives its path, and moves each misfit, unchanged, to
-// the catch-all flattened field teleport.misfits (keyed by its path), and
-// tags the event. Unknown paths (fields of newer Teleport versions) are
-// indexed by the template's dynamic keyword mapping; for them, the shape
-// seen first (object or value) is kept, and a later value of the other
-// shape is a misfit too (Elasticsearch would refuse to change the field's
-// mapping).
+// Every document must fit the index template, whatever Teleport sends:
+// Elasticsearch refuses the whole document (400) for one value it cannot
+// index, and the event would leave the index. So the raw event is placed
+// by the template alone, the same way in every process and after every
+// restart (no memory of earlier events decides where a value goes):
+//
+//   - a value at a path the template types is checked against the type;
+//     one that does not fit moves, unchanged, to teleport.misfits (a
+//     flattened field, keyed by its path), and the event is tagged;
+//   - a value at a path the template does not know (a field of a newer
+//     Teleport) goes to teleport.unmapped (flattened, keyed by its path),
+//     whatever its shape: an object in one event and a string in the next
+//     (SCIM's PATCH "value" differs by identity provider) never meet one
+//     dynamic mapping, and no event can add fields to the index (its
+//     total-field limit) or objects beyond its depth limit;
+//   - Teleport's dotted keys ("addr.remote") are expanded where the
+//     template maps the expanded path, and a key Elasticsearch cannot take
+//     as a field name ("", " ", ".x", "x..y", "x.") or a dotted key that
+//     would overwrite or be overwritten by another key ("app" beside
+//     "app.kubernetes.io/name" where an object is mapped) goes to
+//     teleport.unmapped under its full path, and the event is tagged: no
+//     value is dropped or overwritten;
+//   - inside a flattened field any key is a name (labels keep their
+//     dots), but no object may be deeper than the field's depth limit and
+//     no key may hold "\0": a deeper object is kept as its JSON text, and
+//     the event is tagged;
+//   - a number that JSON cannot carry (NaN, ±Inf) is kept as its name.
 
 // MisfitsField is the flattened field misfits move to.
 const MisfitsField = "misfits"
 
+// UnmappedField is the flattened field that holds raw values at paths the
+// template does not map, keyed by their path.
+const UnmappedField = "unmapped"
+
+// LongValuesField holds, as "path=value", strings too long for a
+// flattened field (a match_only_text field takes any length).
+const LongValuesField = "long_values"
+
 // TagMisfit marks an event with a field moved to teleport.misfits.
 const TagMisfit = "teleport_field_misfit"
 
-// maxUnknownShapes bounds the unknown paths whose shape is remembered.
-const maxUnknownShapes = 10000
+// TagMoved marks an event with a key Elasticsearch cannot take where it
+// was (an invalid or colliding name) moved to teleport.unmapped, or an
+// object too deep for a flattened field kept as its JSON text.
+const TagMoved = "teleport_field_moved"
 
-// shapes remembers the shape (object or value) first seen at each unknown
-// path. The audit mapper runs on one goroutine, the session mapper on
-// several.
-type shapes struct {
-	mu     sync.Mutex
-	object map[string]bool
+// flattenedDepthLimit is Elasticsearch's default depth_limit of a flattened
+// field (FlattenedFieldMapper): an object may sit at most this many keys
+// below the field, counting the object itself.
+const flattenedDepthLimit = 20
+
+// fitter places one raw event's values.
+type fitter struct {
+	misfits  mapstr.M
+	unmapped mapstr.M
+	// long are strings too long for a flattened field, as "path=value".
+	long   []string
+	moved  int
+	misfit int
 }
 
-func (s *shapes) check(path string, isObject bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if was, ok := s.object[path]; ok {
-		return was == isObject
+// fitRaw places the raw event's values (in place) and returns what moved
+// out of it.
+func fitRaw(raw mapstr.M) *fitter {
+	f := &fitter{misfits: mapstr.M{}, unmapped: mapstr.M{}}
+	f.object(raw, "")
+	return f
+}
+
+// object places the fields of an object the template maps at prefix (""
+// for the raw event itself).
+func (f *fitter) object(obj mapstr.M, prefix string) {
+	var plain, dotted []string
+	for k := range obj {
+		if strings.IndexByte(k, '.') >= 0 {
+			dotted = append(dotted, k)
+		} else {
+			plain = append(plain, k)
+		}
 	}
-	if s.object == nil {
-		s.object = map[string]bool{}
+	// Plain keys first, then dotted ones in order: which of two colliding
+	// keys stays does not depend on the order Teleport wrote them in.
+	slices.Sort(plain)
+	slices.Sort(dotted)
+	for _, k := range plain {
+		v := obj[k]
+		path := join(prefix, k)
+		if strings.TrimSpace(k) == "" {
+			delete(obj, k)
+			f.move(path, v)
+			continue
+		}
+		f.place(obj, k, path, v)
 	}
-	if len(s.object) < maxUnknownShapes {
-		s.object[path] = isObject
+	for _, k := range dotted {
+		v := obj[k]
+		delete(obj, k)
+		path := join(prefix, k)
+		if !f.expand(obj, prefix, k, v) {
+			f.move(path, v)
+		}
 	}
+}
+
+// expand puts the value of a dotted key at its expanded path when the
+// template maps that path and nothing else is there; it reports false
+// when it cannot.
+func (f *fitter) expand(obj mapstr.M, prefix, key string, v any) bool {
+	parts := strings.Split(key, ".")
+	for _, p := range parts {
+		if strings.TrimSpace(p) == "" {
+			return false // "", " ", ".x", "x..y", "x."
+		}
+	}
+	path := join(prefix, key)
+	if _, known := rawFieldTypes[path]; !known && !isGroup(path) {
+		f.keepFlat(f.unmapped, UnmappedField, path, v)
+		return true
+	}
+	cur, p := obj, prefix
+	for _, part := range parts[:len(parts)-1] {
+		p = join(p, part)
+		if !isGroup(p) {
+			return false
+		}
+		switch next := cur[part].(type) {
+		case nil:
+			m := mapstr.M{}
+			cur[part] = m
+			cur = m
+		case mapstr.M:
+			cur = next
+		default:
+			return false // a value is there: the dotted key would overwrite it
+		}
+	}
+	last := parts[len(parts)-1]
+	if existing, ok := cur[last]; ok {
+		em, eIsObject := existing.(mapstr.M)
+		vm, vIsObject := v.(mapstr.M)
+		if !eIsObject || !vIsObject || !isGroup(path) {
+			return false
+		}
+		// Both are objects: the dotted key's fields join the others;
+		// one that is there already is moved, not overwritten.
+		added := mapstr.M{}
+		for k, x := range vm {
+			if _, clash := em[k]; clash {
+				f.move(join(path, k), x)
+				continue
+			}
+			added[k] = x
+		}
+		f.object(added, path)
+		for k, x := range added {
+			em[k] = x
+		}
+		return true
+	}
+	cur[last] = v
+	f.place(cur, last, path, v)
 	return true
 }
 
-// fit walks the raw document and moves what does not fit to misfits,
-// returning how many values moved.
-func fit(raw mapstr.M, prefix string, misfits mapstr.M, seen *shapes) int {
-	moved := 0
-	for k, v := range raw {
-		path := k
-		if prefix != "" {
-			path = prefix + "." + k
+// place checks one field of a mapped object against the template.
+func (f *fitter) place(obj mapstr.M, k, path string, v any) {
+	typ, known := rawFieldTypes[path]
+	switch {
+	case known && typ == "flattened":
+		if _, ok := v.(mapstr.M); !ok {
+			f.misfitOf(obj, k, path, v)
+			return
 		}
-		typ, known := rawFieldTypes[path]
-		group := !known && isGroup(path)
-		switch {
-		case known:
-			if !fitsType(typ, v) {
-				misfits[path] = v
-				delete(raw, k)
-				moved++
+		if safe := f.flatSafe(v, 0, path); safe != nil {
+			obj[k] = safe
+		} else {
+			delete(obj, k)
+		}
+	case known:
+		if n, ok := v.(float64); ok && (math.IsNaN(n) || math.IsInf(n, 0)) {
+			f.misfitOf(obj, k, path, v)
+			return
+		}
+		if !fitsType(typ, v) {
+			f.misfitOf(obj, k, path, v)
+		}
+	case isGroup(path):
+		// Mapped as an object with known children: a value, or a list
+		// holding values, does not fit.
+		if !eachObject(v, func(m mapstr.M) { f.object(m, path) }) {
+			f.misfitOf(obj, k, path, v)
+		}
+	default:
+		delete(obj, k)
+		f.keepFlat(f.unmapped, UnmappedField, path, v)
+	}
+}
+
+func (f *fitter) misfitOf(obj mapstr.M, k, path string, v any) {
+	delete(obj, k)
+	f.keepFlat(f.misfits, MisfitsField, path, v)
+	f.misfit++
+}
+
+// move keeps a value whose key Elasticsearch cannot take where it was.
+func (f *fitter) move(path string, v any) {
+	f.keepFlat(f.unmapped, UnmappedField, path, v)
+	f.moved++
+}
+
+// keepFlat keeps v under path in the flattened field m (named field).
+func (f *fitter) keepFlat(m mapstr.M, field, path string, v any) {
+	if safe := f.flatSafe(v, 1, field+"."+path); safe != nil {
+		keep(m, path, safe)
+	}
+}
+
+// keep sets m[path] to v, or adds v to what is there already (two raw
+// keys can name one path: "a.b" beside "a": {"b": ...}).
+func keep(m mapstr.M, path string, v any) {
+	prev, ok := m[path]
+	if !ok {
+		m[path] = v
+		return
+	}
+	if l, isList := prev.([]any); isList {
+		m[path] = append(l, v)
+		return
+	}
+	m[path] = []any{prev, v}
+}
+
+// maxFlatValue is the longest string a flattened field keeps (bytes):
+// Elasticsearch refuses a document whose flattened key and value together
+// pass Lucene's term limit of 32766 bytes (FlattenedFieldParser), and
+// flattened fields have no ignore_above in libbeat's templates.
+const maxFlatValue = 8191
+
+// flatSafe makes a value fit a flattened field at level keys below the
+// field (path is where it is): objects no deeper than the depth limit (a
+// deeper one is kept as its JSON text), no key holding "\0", no string
+// longer than maxFlatValue (moved to teleport.long_values), numbers JSON
+// can carry.
+func (f *fitter) flatSafe(v any, level int, path string) any {
+	switch x := v.(type) {
+	case mapstr.M:
+		if level+1 > flattenedDepthLimit {
+			f.moved++
+			return f.flatString(jsonText(x), path)
+		}
+		for k, e := range x {
+			safe := f.flatSafe(e, level+1, path+"."+k)
+			if strings.IndexByte(k, 0) >= 0 {
+				delete(x, k)
+				k = strings.ReplaceAll(k, "\x00", "\uFFFD")
+				f.moved++
 			}
-		case group:
-			// Mapped as an object with known children: a value, or a
-			// list holding values, does not fit.
-			if !eachObject(v, func(m mapstr.M) { moved += fit(m, path, misfits, seen) }) {
-				misfits[path] = v
-				delete(raw, k)
-				moved++
-			}
-		default:
-			isObject := false
-			switch x := v.(type) {
-			case mapstr.M:
-				isObject = true
-			case []any:
-				isObject = len(x) > 0 && allObjects(x)
-				if !isObject && anyObject(x) {
-					// A list mixing objects and values fits no mapping.
-					misfits[path] = v
-					delete(raw, k)
-					moved++
-					continue
-				}
-			}
-			if !seen.check(path, isObject) {
-				misfits[path] = v
-				delete(raw, k)
-				moved++
+			if safe == nil {
+				delete(x, k)
 				continue
 			}
-			if isObject {
-				eachObject(v, func(m mapstr.M) { moved += fit(m, path, misfits, seen) })
+			x[k] = safe
+		}
+		return x
+	case []any:
+		out := x[:0]
+		for _, e := range x {
+			if safe := f.flatSafe(e, level, path); safe != nil {
+				out = append(out, safe)
 			}
 		}
+		if len(out) == 0 && len(x) > 0 {
+			return nil
+		}
+		return out
+	case string:
+		return f.flatString(x, path)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return strconv.FormatFloat(x, 'g', -1, 64)
+		}
 	}
-	return moved
+	return v
+}
+
+// flatString keeps a string in a flattened field, or, when too long for
+// one, in teleport.long_values as "path=value" (nil is returned).
+func (f *fitter) flatString(s, path string) any {
+	if len(s) <= maxFlatValue {
+		return s
+	}
+	f.long = append(f.long, path+"="+s)
+	f.moved++
+	return nil
+}
+
+// jsonText is an object's JSON, for one too deep to be a flattened value.
+func jsonText(m mapstr.M) string {
+	b, err := json.Marshal(sanitizeNumbers(m))
+	if err != nil {
+		return m.String()
+	}
+	return string(b)
+}
+
+// sanitizeNumbers replaces NaN and ±Inf, which JSON cannot carry.
+func sanitizeNumbers(v any) any {
+	switch x := v.(type) {
+	case mapstr.M:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = sanitizeNumbers(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = sanitizeNumbers(e)
+		}
+		return out
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return strconv.FormatFloat(x, 'g', -1, 64)
+		}
+	}
+	return v
+}
+
+func join(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
 }
 
 // isGroup reports whether path is an object in the template (a prefix of
@@ -163,15 +399,6 @@ func allObjects(l []any) bool {
 	return true
 }
 
-func anyObject(l []any) bool {
-	for _, e := range l {
-		if _, ok := e.(mapstr.M); ok {
-			return true
-		}
-	}
-	return false
-}
-
 // fitsType reports whether Elasticsearch can index v (or every element of
 // the list v) into a field of the mapping type typ.
 func fitsType(typ string, v any) bool {
@@ -192,10 +419,7 @@ func fitsType(typ string, v any) bool {
 		return true
 	}
 	switch typ {
-	case "flattened":
-		_, ok := v.(mapstr.M)
-		return ok
-	case "object", "nested":
+	case "flattened", "object", "nested":
 		_, ok := v.(mapstr.M)
 		return ok
 	}
@@ -237,8 +461,13 @@ func fitsType(typ string, v any) bool {
 		return false
 	case "date", "date_nanos":
 		switch d := v.(type) {
-		case int64, float64:
+		case int64:
 			return true // epoch milliseconds
+		case float64:
+			// Not integral, or too large to be an int64: libbeat's
+			// encoder writes it with an exponent ("1e+30"), which
+			// epoch_millis does not read.
+			return false
 		case string:
 			_, err := time.Parse(time.RFC3339Nano, d)
 			return err == nil

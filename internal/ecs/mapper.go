@@ -29,8 +29,8 @@ type Mapper struct {
 	dataset string
 	rawKey  string // "audit" or "session": the raw event goes under teleport.<rawKey>
 
-	shapes        shapes // first shape seen at unknown raw paths
 	misfits       atomic.Int64
+	moved         atomic.Int64
 	uidCollisions atomic.Int64
 }
 
@@ -38,6 +38,10 @@ type Mapper struct {
 type MapperStats struct {
 	// Misfits counts events with a value moved to teleport.misfits.
 	Misfits int64
+	// Moved counts events with a key moved to teleport.unmapped because
+	// Elasticsearch cannot take it where it was, or an object too deep
+	// for a flattened field kept as its JSON text.
+	Moved int64
 	// UIDCollisions counts events stored under their uid and a hash of
 	// their content, because another event with different content has
 	// the same uid.
@@ -46,7 +50,7 @@ type MapperStats struct {
 
 // Stats returns the mapper's counters.
 func (m *Mapper) Stats() MapperStats {
-	return MapperStats{Misfits: m.misfits.Load(), UIDCollisions: m.uidCollisions.Load()}
+	return MapperStats{Misfits: m.misfits.Load(), Moved: m.moved.Load(), UIDCollisions: m.uidCollisions.Load()}
 }
 
 // NewAuditMapper returns the mapper for audit log events.
@@ -62,31 +66,22 @@ const TagPayloadUnreadable = "teleport_payload_unreadable"
 const TagUIDShared = "teleport_uid_shared"
 
 // rawFields turns the event's payload into the raw document under
-// teleport.<dataset>, in place: first a value whose form (object or not)
-// is not the one mapped for its key moves to the key's alternate (see
-// rawConflicts), then Teleport's dotted keys ("addr.local") are expanded
-// into objects, so that they never meet a plain value of the same name.
+// teleport.<dataset>, in place: a value whose form (object or not) is not
+// the one mapped for its key moves to the key's alternate (see
+// rawConflicts). Where each value then goes is fit's (fit.go).
 func rawFields(f mapstr.M) mapstr.M {
-	var moved, dotted []string
+	var moved []string
 	for k, v := range f {
 		if c, ok := rawConflicts[k]; ok {
 			if _, isObject := v.(mapstr.M); isObject != c.wantObject {
 				moved = append(moved, k)
 			}
 		}
-		if strings.IndexByte(k, '.') > 0 {
-			dotted = append(dotted, k)
-		}
 	}
 	for _, k := range moved {
 		v := f[k]
 		delete(f, k)
-		event.PutExpanded(f, rawConflicts[k].alt, v)
-	}
-	for _, k := range dotted {
-		v := f[k]
-		delete(f, k)
-		event.PutExpanded(f, k, v)
+		keep(f, rawConflicts[k].alt, v)
 	}
 	return f
 }
@@ -153,11 +148,21 @@ func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
 	fields["event"] = ecsEvent
 
 	normalize(raw)
-	misfits := mapstr.M{}
-	if fit(raw, "", misfits, &m.shapes) > 0 {
-		tp[MisfitsField] = misfits
+	placed := fitRaw(raw)
+	if len(placed.misfits) > 0 {
+		tp[MisfitsField] = placed.misfits
 		tags = append(tags, TagMisfit)
 		m.misfits.Add(1)
+	}
+	if len(placed.unmapped) > 0 {
+		tp[UnmappedField] = placed.unmapped
+	}
+	if len(placed.long) > 0 {
+		tp[LongValuesField] = placed.long
+	}
+	if placed.moved > 0 {
+		tags = append(tags, TagMoved)
+		m.moved.Add(1)
 	}
 	if len(tags) > 0 {
 		fields["tags"] = tags

@@ -85,7 +85,7 @@ func TestECSFields(t *testing.T) {
 	// Dotted keys are nested, integral numbers are integers.
 	require.Equal(t, "10.0.0.1:3022", get("teleport.audit.addr.local"))
 	require.Equal(t, int64(3), get("teleport.audit.ei"))
-	require.Equal(t, 0.5, get("teleport.audit.ratio"))
+	require.Equal(t, 0.5, get("teleport.unmapped.ratio"), "a field the template does not know")
 	require.Equal(t, "config", get("teleport.audit.server_labels.teleport.dev/origin"))
 	require.Equal(t, time.Date(2025, 3, 1, 10, 0, 0, 123e6, time.UTC), out.Timestamp.UTC())
 }

@@ -335,3 +335,21 @@ func (r *Recorder) templateRequest(w http.ResponseWriter, req *http.Request, bod
 	}
 	return true
 }
+
+// PutIndexTemplate stores an index template as PUT _index_template would.
+func (r *Recorder) PutIndexTemplate(name string, body []byte) error {
+	if status, out := r.putIndexTemplate(name, body); status != http.StatusOK {
+		return fmt.Errorf("index template %s refused: %s", name, out)
+	}
+	return nil
+}
+
+// Create writes one document as a bulk create action would (without an
+// ingest pipeline) and returns Elasticsearch's refusal, if any.
+func (r *Recorder) Create(index, id string, src []byte) error {
+	status, typ, reason := r.item("create", index, id, "", src, nil)
+	if status >= 300 && status != http.StatusConflict {
+		return fmt.Errorf("%d %s: %s", status, typ, reason)
+	}
+	return nil
+}

@@ -175,7 +175,7 @@ func (e *Event) Load() error {
 		return nil
 	}
 	e.loaded = true
-	m, err := decodeStruct(bytesOf(e.payload), e.payload, false, 0, false)
+	m, err := decodeStruct(bytesOf(e.payload), e.payload, 0, false)
 	if err != nil {
 		e.Fields = mapstr.M{}
 		return fmt.Errorf("event %s: payload: %w", e.key, err)
@@ -275,13 +275,14 @@ func decodeTimestamp(b []byte) (time.Time, error) {
 }
 
 // decodeStruct decodes a google.protobuf.Struct whose bytes b are also
-// given as the string s (the strings of the result are slices of s). With
-// expand, dotted keys become nested objects (the payload's top level is
-// left to the mapper).
+// given as the string s (the strings of the result are slices of s). Keys
+// are kept as Teleport wrote them, dotted ones too: whether "a.b" is a
+// path or a name (a Kubernetes label "app.kubernetes.io/name" beside
+// "app") is the mapper's to decide, by the field's mapping.
 //
 // With dry, nothing is built: the payload is only checked, with the errors
 // decoding it would give (and the result is nil).
-func decodeStruct(b []byte, s string, expand bool, depth int, dry bool) (mapstr.M, error) {
+func decodeStruct(b []byte, s string, depth int, dry bool) (mapstr.M, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
@@ -309,11 +310,7 @@ func decodeStruct(b []byte, s string, expand bool, depth int, dry bool) (mapstr.
 		if val == nil || dry {
 			return nil
 		}
-		if expand {
-			PutExpanded(m, key, val)
-		} else {
-			m[key] = val
-		}
+		m[key] = val
 		return nil
 	})
 	return m, err
@@ -379,7 +376,7 @@ func decodeValue(b []byte, s string, depth int, dry bool) (any, error) {
 	if dry {
 		switch kind {
 		case valueStruct:
-			_, err = decodeStruct(b[subAt:subTo], s[subAt:subTo], true, depth+1, true)
+			_, err = decodeStruct(b[subAt:subTo], s[subAt:subTo], depth+1, true)
 		case valueList:
 			_, err = decodeList(b[subAt:subTo], s[subAt:subTo], depth+1, true)
 		}
@@ -397,7 +394,7 @@ func decodeValue(b []byte, s string, depth int, dry bool) (any, error) {
 	case valueBool:
 		return x != 0, nil
 	case valueStruct:
-		return decodeStruct(b[subAt:subTo], s[subAt:subTo], true, depth+1, false)
+		return decodeStruct(b[subAt:subTo], s[subAt:subTo], depth+1, false)
 	case valueList:
 		return decodeList(b[subAt:subTo], s[subAt:subTo], depth+1, false)
 	}
@@ -503,35 +500,4 @@ func wireError(err error) error {
 		return errTruncated
 	}
 	return fmt.Errorf("malformed protobuf message: %w", err)
-}
-
-// PutExpanded sets key in m, expanding a dotted key into nested objects
-// ("addr.remote" → addr: {remote}), which is how Elasticsearch reads it
-// anyway, and merging objects that meet. A key that is a value where a
-// dotted key needs an object ("a" and "a.b") keeps the dotted key as it is.
-func PutExpanded(m mapstr.M, key string, val any) {
-	dot := strings.IndexByte(key, '.')
-	if dot <= 0 || dot == len(key)-1 {
-		if existing, ok := m[key].(mapstr.M); ok {
-			if vm, ok := val.(mapstr.M); ok {
-				for k, v := range vm {
-					PutExpanded(existing, k, v)
-				}
-				return
-			}
-		}
-		m[key] = val
-		return
-	}
-	head := key[:dot]
-	switch child := m[head].(type) {
-	case mapstr.M:
-		PutExpanded(child, key[dot+1:], val)
-	case nil:
-		c := mapstr.M{}
-		m[head] = c
-		PutExpanded(c, key[dot+1:], val)
-	default:
-		m[key] = val
-	}
 }

@@ -22,7 +22,7 @@ import (
 // reference converts a protobuf Value the way teleportbeat did before it
 // had its own decoder (protobuf's generated types, then a conversion):
 // the decoder must give the same.
-func reference(v *structpb.Value, expand bool) any {
+func reference(v *structpb.Value) any {
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_StringValue:
 		return k.StringValue
@@ -37,19 +37,15 @@ func reference(v *structpb.Value, expand bool) any {
 	case *structpb.Value_StructValue:
 		m := mapstr.M{}
 		for key, e := range k.StructValue.GetFields() {
-			if g := reference(e, true); g != nil {
-				if expand {
-					event.PutExpanded(m, key, g)
-				} else {
-					m[key] = g
-				}
+			if g := reference(e); g != nil {
+				m[key] = g
 			}
 		}
 		return m
 	case *structpb.Value_ListValue:
 		out := []any{}
 		for _, e := range k.ListValue.GetValues() {
-			if g := reference(e, true); g != nil {
+			if g := reference(e); g != nil {
 				out = append(out, g)
 			}
 		}
@@ -61,7 +57,7 @@ func reference(v *structpb.Value, expand bool) any {
 func referenceFields(s *structpb.Struct) mapstr.M {
 	m := mapstr.M{}
 	for k, v := range s.GetFields() {
-		if g := reference(v, true); g != nil {
+		if g := reference(v); g != nil {
 			m[k] = g
 		}
 	}
@@ -150,11 +146,11 @@ func TestDecodeEdgeCases(t *testing.T) {
 		d := decode(t, &auditlogpb.EventUnstructured{Unstructured: s})
 		require.Equal(t, mapstr.M{"c": []any{1.5}, "d": int64(-3)}, loaded(t, d))
 	})
-	t.Run("dotted keys: kept at the top level, expanded below", func(t *testing.T) {
-		s, err := structpb.NewStruct(map[string]any{"addr.remote": "1.2.3.4:5", "o": map[string]any{"x.y": "z"}})
+	t.Run("dotted keys are kept as written, at every level", func(t *testing.T) {
+		s, err := structpb.NewStruct(map[string]any{"addr.remote": "1.2.3.4:5", "o": map[string]any{"x.y": "z", "x": "w"}})
 		require.NoError(t, err)
 		d := decode(t, &auditlogpb.EventUnstructured{Unstructured: s})
-		require.Equal(t, mapstr.M{"addr.remote": "1.2.3.4:5", "o": mapstr.M{"x": mapstr.M{"y": "z"}}}, loaded(t, d))
+		require.Equal(t, mapstr.M{"addr.remote": "1.2.3.4:5", "o": mapstr.M{"x.y": "z", "x": "w"}}, loaded(t, d))
 	})
 	t.Run("a payload sent in two parts is merged, as protobuf does", func(t *testing.T) {
 		a, err := proto.Marshal(&auditlogpb.EventUnstructured{Type: "x", Unstructured: mustStruct(t, map[string]any{"event": "x"})})

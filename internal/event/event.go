@@ -30,8 +30,8 @@ type Event struct {
 	Index int64
 	// Fields is the event's payload, once Load has decoded it (nil
 	// before). Top-level keys are as Teleport sent them ("addr.remote"
-	// stays one key; the mapper decides how to expand them); nested
-	// objects have dotted keys expanded; integral numbers are int64, other
+	// stays one key; the mapper decides how to expand them), and so are
+	// the keys of nested objects; integral numbers are int64, other
 	// numbers float64; nulls are left out.
 	Fields mapstr.M
 	loaded bool

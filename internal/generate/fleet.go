@@ -58,7 +58,7 @@ func FleetFiles(teleportYML []byte) ([]File, error) {
 		}
 		// The data stream's own raw group, and the groups shared by both
 		// (misfits, resource, truncated).
-		fields := []any{fleetWildcard(g)}
+		fields := []any{g}
 		for _, name := range groupOrder(teleportYML) {
 			if !slices.Contains(DataStreams, name) {
 				fields = append(fields, groups[name])
@@ -125,34 +125,6 @@ const fleetPackageVersion = "0.1.0"
 
 // ECSVersion is the ECS release the package's ECS fields come from.
 const ECSVersion = "8.17.0"
-
-// fleetWildcard rewrites the "*" field of a raw group (the keyword dynamic
-// mapping of fields of newer Teleport types) in the form package-spec
-// takes: object_type with a mapping type of "*", not libbeat's
-// object_type_params.
-func fleetWildcard(g yaml.MapSlice) yaml.MapSlice {
-	out := slices.Clone(g)
-	for i, it := range out {
-		if it.Key != "fields" {
-			continue
-		}
-		var fs []any
-		for _, f := range sliceOf(it.Value) {
-			if get(f, "name") == "*" {
-				f = yaml.MapSlice{
-					{Key: "name", Value: "*"},
-					{Key: "type", Value: "object"},
-					{Key: "object_type", Value: "keyword"},
-					{Key: "object_type_mapping_type", Value: "*"},
-					{Key: "description", Value: get(f, "description")},
-				}
-			}
-			fs = append(fs, f)
-		}
-		out[i].Value = fs
-	}
-	return out
-}
 
 // groupOrder lists the names of the groups under teleport, in order.
 func groupOrder(teleportYML []byte) []string {

@@ -406,22 +406,6 @@ func TeleportFieldsYML(rf RawFields) []byte {
 		{"session", "An event of a session recording (dataset teleport.session)."},
 	} {
 		fmt.Fprintf(&b, "        - name: %s\n          type: group\n          description: %s\n          fields:\n", ds.name, yamlString(ds.desc))
-		// Fields of event types newer than the pinned API: values of any
-		// kind are indexed as keywords, so that a number now and a string
-		// later cannot conflict.
-		b.WriteString(`            - name: "*"
-              type: object
-              object_type_params:
-                - object_type: keyword
-                  object_type_mapping_type: string
-                - object_type: keyword
-                  object_type_mapping_type: long
-                - object_type: keyword
-                  object_type_mapping_type: double
-                - object_type: keyword
-                  object_type_mapping_type: boolean
-              description: Fields of Teleport event types newer than the ones teleportbeat was built with.
-`)
 		b.WriteString(fieldsYAML(rf.Fields, 12))
 	}
 	// Values that do not fit their field's type (internal/ecs/fit.go).
@@ -432,6 +416,22 @@ func TeleportFieldsYML(rf RawFields) []byte {
             object where a keyword is mapped, a time that is not RFC 3339),
             moved here unchanged under their path; the event is tagged
             teleport_field_misfit.
+        - name: unmapped
+          type: flattened
+          description: >
+            Raw values at paths this version's template does not know (fields
+            of newer Teleport versions), whatever their shape, keyed by their
+            path under teleport.audit or teleport.session (query them as
+            teleport.unmapped.<path>). Keys Elasticsearch cannot take as field
+            names ("", ".x", "x..y") and dotted keys that would overwrite
+            another value are kept here too, under their full key, and the
+            event is tagged teleport_field_moved.
+        - name: long_values
+          type: match_only_text
+          description: >
+            Strings too long for a flattened field (over 8191 bytes: labels,
+            misfits, unmapped values), as "path=value"; the event is tagged
+            teleport_field_moved.
         - name: resource
           type: group
           description: The resource an event is about.
