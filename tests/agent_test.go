@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/certs"
 	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/fleetpkg"
+	"github.com/teleportbeat/teleportbeat/internal/generate"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -213,6 +215,7 @@ func TestElasticAgentManagesTheBeat(t *testing.T) {
 	evs := e.servedEvents(1000)
 	recs := e.addSessions(2, 20)
 	es := estest.New()
+	installFleetPackage(t, es, pkg)
 	srv := es.Server()
 	t.Cleanup(srv.Close)
 	a := newFakeAgent(t)
@@ -321,4 +324,25 @@ func TestElasticAgentManagesTheBeat(t *testing.T) {
 
 	t.Logf("RESULT elastic-agent: %d audit + %d session documents in the data streams; states reported:\n%s",
 		len(docsIn(es, "logs-teleport.audit-default"))+len(prod), len(docsIn(es, "logs-teleport.session-default")), a.historyString())
+}
+
+// installFleetPackage puts what Fleet installs for the package into the
+// recording Elasticsearch: its index and component templates and its
+// ingest pipelines, built as Fleet builds them (fleetpkg).
+func installFleetPackage(t *testing.T, es *estest.Recorder, pkg *fleetpkg.Package) {
+	t.Helper()
+	fieldsYML, err := os.ReadFile(filepath.Join(repoRoot, "fields.yml"))
+	require.NoError(t, err)
+	assets, err := pkg.ElasticsearchAssets(func(b []byte) ([]byte, error) { return generate.ResolveECS(b, fieldsYML) })
+	require.NoError(t, err)
+	put := func(what string, bodies map[string]map[string]any, fn func(string, []byte) error) {
+		for name, body := range bodies {
+			b, err := json.Marshal(body)
+			require.NoError(t, err)
+			require.NoError(t, fn(name, b), "%s %s", what, name)
+		}
+	}
+	put("pipeline", assets.Pipelines, es.PutPipeline)
+	put("component template", assets.ComponentTemplates, es.PutComponentTemplate)
+	put("index template", assets.IndexTemplates, es.PutIndexTemplate)
 }

@@ -59,6 +59,9 @@ type fieldDef struct {
 	value       *string // constant_keyword's value, once set
 	coerce      bool
 	malformedOK bool // ignore_malformed
+	// malformedSet is true when the mapping gives ignore_malformed (else
+	// index.mapping.ignore_malformed applies).
+	malformedSet bool
 	depthLimit  int  // flattened
 	fields      map[string]*fieldDef
 	nullValue   any
@@ -85,6 +88,8 @@ type indexMapping struct {
 	dynamicDateFormats []string
 	totalFieldsLimit   int
 	depthLimit         int
+	// ignoreMalformed is index.mapping.ignore_malformed.
+	ignoreMalformed bool
 	dataStream         bool
 	fieldCount         int
 	// defaultPipeline and finalPipeline are index.default_pipeline and
@@ -143,6 +148,9 @@ func newIndexMapping(name string, mappings, settings map[string]any, dataStream 
 		m.depthLimit = n
 	}
 	m.defaultPipeline, _ = setting(settings, "index.default_pipeline").(string)
+	if v := setting(settings, "index.mapping.ignore_malformed"); v == true || v == "true" {
+		m.ignoreMalformed = true
+	}
 	m.finalPipeline, _ = setting(settings, "index.final_pipeline").(string)
 	if dataStream {
 		// A data stream's backing indices map @timestamp as a date
@@ -331,6 +339,7 @@ func parseFieldDef(path string, spec map[string]any) (*fieldDef, error) {
 			def.coerce = v != false && v != "false"
 		case "ignore_malformed":
 			def.malformedOK = v == true || v == "true"
+			def.malformedSet = true
 		case "depth_limit":
 			n, err := intSetting(v)
 			if err != nil {
@@ -700,17 +709,35 @@ func (p *docParse) value(def *fieldDef, path, dyn string, v any) *docError {
 		return fieldError(path, def.typ, p.id, v, fmt.Sprintf("Can't get text on a START_OBJECT at 1:2"))
 	}
 	if derr := p.leaf(def, path, v); derr != nil {
-		if def.malformedOK {
+		if p.ignoresMalformed(def) {
 			return nil
 		}
 		return derr
 	}
 	for name, sub := range def.fields {
-		if derr := p.leaf(sub, path+"."+name, v); derr != nil && !sub.malformedOK {
+		if derr := p.leaf(sub, path+"."+name, v); derr != nil && !p.ignoresMalformed(sub) {
 			return derr
 		}
 	}
 	return nil
+}
+
+// ignoresMalformed is whether a malformed value is kept unindexed: the
+// field's ignore_malformed, else index.mapping.ignore_malformed for the
+// types that take it.
+func (p *docParse) ignoresMalformed(def *fieldDef) bool {
+	if def.malformedSet {
+		return def.malformedOK
+	}
+	if !p.m.ignoreMalformed {
+		return false
+	}
+	switch def.typ {
+	case "long", "integer", "short", "byte", "unsigned_long", "double", "float", "half_float", "scaled_float",
+		"date", "date_nanos", "ip", "boolean", "geo_point":
+		return true
+	}
+	return false
 }
 
 func lastName(path string) string {

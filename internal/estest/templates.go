@@ -17,10 +17,11 @@ import (
 // template).
 
 type indexTemplate struct {
-	name       string
-	patterns   []string
-	priority   int
-	composedOf []string
+	name          string
+	patterns      []string
+	priority      int
+	composedOf    []string
+	ignoreMissing []string
 	template   map[string]any // settings, mappings
 	dataStream bool
 	body       []byte
@@ -39,6 +40,7 @@ func (r *Recorder) putIndexTemplate(name string, body []byte) (int, string) {
 		IndexPatterns any            `json:"index_patterns"`
 		Priority      int            `json:"priority"`
 		ComposedOf    []string       `json:"composed_of"`
+		IgnoreMissing []string       `json:"ignore_missing_component_templates"`
 		Template      map[string]any `json:"template"`
 		DataStream    map[string]any `json:"data_stream"`
 	}
@@ -46,7 +48,7 @@ func (r *Recorder) putIndexTemplate(name string, body []byte) (int, string) {
 		return http.StatusBadRequest, errorBody("parse_exception", "index template is not JSON: "+err.Error())
 	}
 	tmpl := indexTemplate{
-		name: name, patterns: asStrings(t.IndexPatterns), priority: t.Priority, composedOf: t.ComposedOf,
+		name: name, patterns: asStrings(t.IndexPatterns), priority: t.Priority, composedOf: t.ComposedOf, ignoreMissing: t.IgnoreMissing,
 		template: t.Template, dataStream: t.DataStream != nil, body: body,
 	}
 	if len(tmpl.patterns) == 0 {
@@ -114,6 +116,12 @@ func (r *Recorder) compose(t indexTemplate, index string) (*indexMapping, error)
 	var mappings []map[string]any
 	for _, c := range t.composedOf {
 		ct, ok := r.componentTemplates[c]
+		if !ok {
+			ct, ok = builtinComponentTemplates[c]
+		}
+		if !ok && slices.Contains(t.ignoreMissing, c) {
+			continue
+		}
 		if !ok {
 			// Elasticsearch refuses an index template naming a missing
 			// component template unless it is in ignore_missing_component_templates.
@@ -352,4 +360,61 @@ func (r *Recorder) Create(index, id string, src []byte) error {
 		return fmt.Errorf("%d %s: %s", status, typ, reason)
 	}
 	return nil
+}
+
+// PutComponentTemplate stores a component template as PUT
+// _component_template would.
+func (r *Recorder) PutComponentTemplate(name string, body []byte) error {
+	if status, out := r.putComponentTemplate(name, body); status != http.StatusOK {
+		return fmt.Errorf("component template %s refused: %s", name, out)
+	}
+	return nil
+}
+
+// PutPipeline stores an ingest pipeline as PUT _ingest/pipeline would.
+func (r *Recorder) PutPipeline(name string, body []byte) error {
+	if !json.Valid(body) {
+		return fmt.Errorf("pipeline %s is not JSON", name)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pipelines == nil {
+		r.pipelines = map[string][]byte{}
+	}
+	r.pipelines[name] = body
+	return nil
+}
+
+// builtinComponentTemplates are the component templates Elasticsearch and
+// Fleet install themselves, as far as they bear on teleportbeat's
+// documents (Elasticsearch's x-pack/plugin/core/template-resources:
+// logs@mappings, logs@settings, ecs@mappings; Fleet's .fleet_globals-1).
+// ecs@mappings is cut to what applies to fields no template names (its
+// dynamic templates for ECS names are left out: every field teleportbeat
+// writes is named in its templates); logs@settings keeps
+// index.mapping.ignore_malformed, which makes Elasticsearch keep a document
+// with a malformed number, date, IP or boolean (the value is not indexed).
+var builtinComponentTemplates = map[string]componentTemplate{
+	"logs@mappings": {template: map[string]any{"mappings": map[string]any{
+		"date_detection": false,
+		"properties": map[string]any{
+			"@timestamp": map[string]any{"type": "date"},
+			"data_stream": map[string]any{"properties": map[string]any{
+				"type":      map[string]any{"type": "constant_keyword"},
+				"dataset":   map[string]any{"type": "constant_keyword"},
+				"namespace": map[string]any{"type": "constant_keyword"},
+			}},
+		},
+	}}},
+	"logs@settings": {template: map[string]any{"settings": map[string]any{"index": map[string]any{
+		"lifecycle": map[string]any{"name": "logs"},
+		"mapping":   map[string]any{"ignore_malformed": true},
+	}}}},
+	"ecs@mappings": {template: map[string]any{"mappings": map[string]any{
+		"date_detection": false,
+		"dynamic_templates": []any{
+			map[string]any{"all_strings_to_keywords": map[string]any{"match_mapping_type": "string", "mapping": map[string]any{"type": "keyword", "ignore_above": 1024}}},
+		},
+	}}},
+	".fleet_globals-1": {template: map[string]any{"mappings": map[string]any{"_meta": map[string]any{"managed_by": "fleet"}}}},
 }
