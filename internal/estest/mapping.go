@@ -62,9 +62,9 @@ type fieldDef struct {
 	// malformedSet is true when the mapping gives ignore_malformed (else
 	// index.mapping.ignore_malformed applies).
 	malformedSet bool
-	depthLimit  int  // flattened
-	fields      map[string]*fieldDef
-	nullValue   any
+	depthLimit   int // flattened
+	fields       map[string]*fieldDef
+	nullValue    any
 }
 
 // dynamicTemplate is one of a mapping's dynamic_templates.
@@ -90,8 +90,8 @@ type indexMapping struct {
 	depthLimit         int
 	// ignoreMalformed is index.mapping.ignore_malformed.
 	ignoreMalformed bool
-	dataStream         bool
-	fieldCount         int
+	dataStream      bool
+	fieldCount      int
 	// defaultPipeline and finalPipeline are index.default_pipeline and
 	// index.final_pipeline.
 	defaultPipeline, finalPipeline string

@@ -22,9 +22,9 @@ type indexTemplate struct {
 	priority      int
 	composedOf    []string
 	ignoreMissing []string
-	template   map[string]any // settings, mappings
-	dataStream bool
-	body       []byte
+	template      map[string]any // settings, mappings
+	dataStream    bool
+	body          []byte
 }
 
 type componentTemplate struct {

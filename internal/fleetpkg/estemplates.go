@@ -87,10 +87,10 @@ func (p *Package) ElasticsearchAssets(resolveECS func([]byte) ([]byte, error)) (
 				"settings": map[string]any{"index": map[string]any{}},
 				"mappings": map[string]any{"_meta": meta},
 			},
-			"data_stream":                         map[string]any{},
-			"composed_of":                         composed,
+			"data_stream":                        map[string]any{},
+			"composed_of":                        composed,
 			"ignore_missing_component_templates": []string{ds.Type + "@custom", name + "@custom"},
-			"_meta":                               meta,
+			"_meta":                              meta,
 		}
 	}
 	return out, nil
@@ -98,24 +98,24 @@ func (p *Package) ElasticsearchAssets(resolveECS func([]byte) ([]byte, error)) (
 
 // field is a fields.yml entry.
 type field struct {
-	Name         string  `yaml:"name"`
-	Type         string  `yaml:"type"`
-	Description  string  `yaml:"description"`
-	IgnoreAbove  int     `yaml:"ignore_above"`
-	Value        any     `yaml:"value"`
-	ObjectType   string  `yaml:"object_type"`
-	MappingType  string  `yaml:"object_type_mapping_type"`
-	ScalingFact  int     `yaml:"scaling_factor"`
-	DateFormat   string  `yaml:"date_format"`
-	Enabled      *bool   `yaml:"enabled"`
-	Dynamic      any     `yaml:"dynamic"`
-	Fields       []field `yaml:"fields"`
-	MultiFields  []field `yaml:"multi_fields"`
-	External     string  `yaml:"external"`
-	Example      any     `yaml:"example"`
-	Pattern      string  `yaml:"pattern"`
-	DocValues    *bool   `yaml:"doc_values"`
-	Index        *bool   `yaml:"index"`
+	Name        string  `yaml:"name"`
+	Type        string  `yaml:"type"`
+	Description string  `yaml:"description"`
+	IgnoreAbove int     `yaml:"ignore_above"`
+	Value       any     `yaml:"value"`
+	ObjectType  string  `yaml:"object_type"`
+	MappingType string  `yaml:"object_type_mapping_type"`
+	ScalingFact int     `yaml:"scaling_factor"`
+	DateFormat  string  `yaml:"date_format"`
+	Enabled     *bool   `yaml:"enabled"`
+	Dynamic     any     `yaml:"dynamic"`
+	Fields      []field `yaml:"fields"`
+	MultiFields []field `yaml:"multi_fields"`
+	External    string  `yaml:"external"`
+	Example     any     `yaml:"example"`
+	Pattern     string  `yaml:"pattern"`
+	DocValues   *bool   `yaml:"doc_values"`
+	Index       *bool   `yaml:"index"`
 }
 
 // dataStreamFields reads every fields/*.yml of a data stream, with dotted
