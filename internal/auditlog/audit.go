@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/elastic/elastic-agent-libs/logp"
+	"github.com/gravitational/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/gravitational/teleport/api/types"
 
@@ -94,6 +97,8 @@ type Stats struct {
 	// Waits counts the times the publisher had to wait for Teleport during
 	// a backfill (nothing read ahead).
 	Waits atomic.Int64
+	// KeysRefused counts start keys Teleport refused (read again without).
+	KeysRefused atomic.Int64
 	// WaitingForLag is true while reading waits for the first measurement
 	// of Teleport's clock (the reader is within unmeasuredSkew of now).
 	WaitingForLag atomic.Bool
@@ -331,9 +336,13 @@ func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.T
 		st.page.floor = st.from // the first page of a window
 	}
 	r.floor.set(st.page.floor)
-	items, next, ok := r.fetch(ctx, st.from, limit, st.page.startKey)
-	if !ok {
+	items, next, res := r.fetch(ctx, st.from, limit, st.page.startKey)
+	switch res {
+	case fetchCancelled:
 		return false
+	case keyRefused:
+		st.dropKey()
+		return true
 	}
 	readAt := r.cfg.Now()
 	b, excluded := r.batch(st, items)
@@ -358,8 +367,10 @@ func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.T
 		if n := len(items); n > 0 && !items[n-1].Time.IsZero() {
 			floor = items[n-1].Time
 		}
+		prev := st.page
 		st.page = newPageState(next, nil)
 		st.page.floor = floor
+		st.page.before = prev.carry(floor)
 		b.After = st.position()
 	default:
 		caughtUp = true
@@ -494,6 +505,9 @@ type pageState struct {
 	// tailRead is set once the page was read to the end of the log: new
 	// events on a read after it appeared since.
 	tailRead bool
+	// before holds the events of the page before that are done and timed
+	// at the floor: read again if the start key is refused (dropKey).
+	before *pageState
 	done     []string
 	doneSet  map[string]struct{}
 	byID     map[string][]*event.Event
@@ -638,12 +652,31 @@ func contentHash(it *event.Event) string {
 	return it.ContentHash()[:16]
 }
 
+// fetchResult is how a search ended.
+type fetchResult int
+
+const (
+	fetched        fetchResult = iota
+	fetchCancelled             // ctx is done
+	// keyRefused: Teleport refuses the start key (the audit log behind
+	// it changed: a backend restored or migrated, the key's event gone),
+	// or answers one error again and again for it. The caller reads again
+	// without the key.
+	keyRefused
+)
+
+// keyRetries is how many times in a row one error is answered to a search
+// with a start key before the key is given up.
+const keyRetries = 5
+
 // fetch runs one search, retrying with capped exponential backoff until it
-// succeeds or ctx is done. It never gives up: Teleport outages, expired
-// credentials and network faults are all waited out, and said in the log.
-func (r *Reader) fetch(ctx context.Context, from, to time.Time, key string) ([]*event.Event, string, bool) {
+// succeeds or ctx is done. Teleport outages, expired credentials and
+// network faults are waited out, and said in the log; a start key Teleport
+// refuses is not retried forever (keyRefused).
+func (r *Reader) fetch(ctx context.Context, from, to time.Time, key string) ([]*event.Event, string, fetchResult) {
 	bo := retry.Backoff{Init: r.cfg.BackoffInit, Max: r.cfg.BackoffMax}
-	failures := 0
+	failures, same := 0, 0
+	lastErr := ""
 	for {
 		start := time.Now()
 		s, err := r.search(ctx)
@@ -663,15 +696,26 @@ func (r *Reader) fetch(ctx context.Context, from, to time.Time, key string) ([]*
 			if failures > 0 {
 				r.log.Infow("Teleport audit search works again", "failed_attempts", failures)
 			}
-			return items, next, true
+			return items, next, fetched
 		}
 		if ctx.Err() != nil {
-			return nil, "", false
+			return nil, "", fetchCancelled
 		}
 		failures++
 		r.Stats.SearchErrors.Add(1)
 		// Not caught up while Teleport cannot be read.
 		r.caughtUp.Store(false)
+		if err.Error() == lastErr {
+			same++
+		} else {
+			lastErr, same = err.Error(), 1
+		}
+		if key != "" && (badRequest(err) || same >= keyRetries) {
+			r.Stats.KeysRefused.Add(1)
+			r.log.Warnw("Teleport refuses the start key of the audit search (its audit log changed behind the key: a backend restored or migrated, or the key's event gone): reading again without it, from the time of the last event read; events after that time may be sent again (Elasticsearch stores each uid once)",
+				"error", err.Error(), "attempts", failures, "from", from, "to", to)
+			return nil, "", keyRefused
+		}
 		wait := bo.Next()
 		r.log.Warnw("Teleport audit search failed; retrying", "error", err.Error(), "attempt", failures, "retry_in", wait.String(), "from", from, "to", to)
 		var d interface{ Details() string }
@@ -679,7 +723,38 @@ func (r *Reader) fetch(ctx context.Context, from, to time.Time, key string) ([]*
 			r.log.Debugw("Teleport audit search error, in full", "error", d.Details())
 		}
 		if !retry.Sleep(ctx, wait) {
-			return nil, "", false
+			return nil, "", fetchCancelled
 		}
 	}
+}
+
+// badRequest reports whether Teleport refused the request as malformed
+// (BadParameter, gRPC InvalidArgument).
+func badRequest(err error) bool {
+	if trace.IsBadParameter(err) {
+		return true
+	}
+	var st interface{ GRPCStatus() *status.Status }
+	return errors.As(err, &st) && st.GRPCStatus().Code() == codes.InvalidArgument
+}
+
+// dropKey starts the page again without its start key, from its floor
+// (the time of the last event read before the key; the window's start for
+// a first page): the window's earlier events were read, and the events of
+// the page at or after the floor that are done stay done.
+func (st *readState) dropKey() {
+	floor := st.page.floor
+	if floor.Before(st.from) {
+		floor = st.from
+	}
+	if !st.to.IsZero() && floor.After(st.to) {
+		floor = st.to
+	}
+	next := st.page.carry(floor)
+	if st.page.before != nil {
+		next.merge(st.page.before)
+	}
+	next.floor = floor
+	st.from = floor
+	st.page = next
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
 
 	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
@@ -337,4 +338,37 @@ func TestReaderReadsPastWindowsConcurrentlyInOrder(t *testing.T) {
 			last = p.WindowStart
 		}
 	}
+}
+
+// TestARefusedStartKeyIsReadAgainWithoutIt: the audit log behind a saved
+// start key changed (a backend restored or migrated): Teleport refuses the
+// key. The reader does not retry it forever; it reads on without it from
+// the last event read, sends every event, each once, and counts it.
+func TestARefusedStartKeyIsReadAgainWithoutIt(t *testing.T) {
+	h := newHarness(t)
+	now := h.clock()
+	evs := teleporttest.NewGenerator(41).Events(300, now.Add(-30*time.Minute), time.Second)
+	h.srv.Store.Add(evs...)
+	cfg := h.config()
+	r, collect := h.run(cfg, cursor.Position{WindowStart: now.Add(-time.Hour)})
+	got := collect(100) // the first page, whose start key comes next
+	h.srv.Store.Restore()
+	got = append(got, collect(200)...)
+	require.Equal(t, storedIDs(h.srv.Store), ids(got), "every event once, in order")
+	require.EqualValues(t, 1, r.Stats.KeysRefused.Load())
+}
+
+// The same error, again and again, for a search with a start key is not
+// retried forever either: after keyRetries answers the key is given up.
+func TestAStartKeyAnsweredWithOneErrorAgainAndAgainIsGivenUp(t *testing.T) {
+	h := newHarness(t)
+	now := h.clock()
+	evs := teleporttest.NewGenerator(42).Events(300, now.Add(-30*time.Minute), time.Second)
+	h.srv.Store.Add(evs...)
+	r, collect := h.run(h.config(), cursor.Position{WindowStart: now.Add(-time.Hour)})
+	got := collect(100)
+	h.srv.Faults.FailNextWith(keyRetries, codes.Internal)
+	got = append(got, collect(200)...)
+	require.Equal(t, storedIDs(h.srv.Store), ids(got))
+	require.EqualValues(t, 1, r.Stats.KeysRefused.Load())
 }

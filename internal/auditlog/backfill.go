@@ -240,9 +240,14 @@ func (r *Reader) readPart(ctx context.Context, st *readState, out chan<- Batch) 
 	read := 0
 	var prev *pageState // the page before, whose end may be the part's end
 	for {
-		items, next, ok := r.fetch(ctx, st.from, st.to, st.page.startKey)
-		if !ok {
+		items, next, res := r.fetch(ctx, st.from, st.to, st.page.startKey)
+		switch res {
+		case fetchCancelled:
 			return nil
+		case keyRefused:
+			st.dropKey()
+			prev = nil
+			continue
 		}
 		read += len(items)
 		b, excluded := r.batch(st, items)
@@ -252,6 +257,12 @@ func (r *Reader) readPart(ctx context.Context, st *readState, out chan<- Batch) 
 				r.sizer.observe(items[n-1].Time.Sub(items[0].Time), n-1)
 			}
 			prev, st.page = st.page, newPageState(next, nil)
+			if n := len(items); n > 0 && !items[n-1].Time.IsZero() {
+				st.page.floor = items[n-1].Time
+			} else {
+				st.page.floor = prev.floor
+			}
+			st.page.before = prev.carry(st.page.floor)
 			b.After = st.position()
 		} else {
 			if !resumed {

@@ -282,9 +282,15 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 	r.log.Debugw("Sweeping the recent past for late events", "sweep_age", r.cfg.Late.Ages[i].String(), "from", from, "to", target)
 	key := ""
 	for {
-		items, next, ok := r.fetch(ctx, from, target, key)
-		if !ok {
+		items, next, res := r.fetch(ctx, from, target, key)
+		switch res {
+		case fetchCancelled:
 			return false
+		case keyRefused:
+			// The sweep reads its range again from its start: the set
+			// tells what was sent.
+			key = ""
+			continue
 		}
 		r.Late.Sweeps.Add(1)
 		r.Late.Read.Add(int64(len(items)))

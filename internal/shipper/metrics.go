@@ -1,6 +1,7 @@
 package shipper
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +74,7 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		monitoring.ReportInt(v, "export_errors", s.ExportErrors.Load())
 		monitoring.ReportInt(v, "backfill_parts", s.BackfillParts.Load())
 		monitoring.ReportInt(v, "export_readers", s.ExportReaders.Load())
+		monitoring.ReportInt(v, "start_keys_refused", s.KeysRefused.Load())
 		if pages := s.Pages.Load(); pages > 0 {
 			monitoring.ReportFloat(v, "search_latency_ms", float64(s.SearchNanos.Load())/float64(pages)/1e6)
 		}
@@ -97,6 +99,7 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		if m.mapper != nil {
 			ms := m.mapper.Stats()
 			monitoring.ReportInt(v, "events_misfit", ms.Misfits)
+			monitoring.ReportInt(v, "events_moved", ms.Moved)
 			monitoring.ReportInt(v, "uid_collisions", ms.UIDCollisions)
 		}
 		if m.locker != nil {
@@ -140,7 +143,7 @@ func (m *auditMetrics) logProgress(log *logp.Logger, interval time.Duration, don
 			rate := float64(acked-lastAcked) / now.Sub(lastTime).Seconds()
 			lastAcked, lastTime = acked, now
 			fields := []any{
-				"events_acked", acked, "events_per_second", int64(rate),
+				"events_acked", acked, "events_per_second", math.Round(rate*100) / 100,
 				"events_in_flight", m.progress.InFlight(), "caught_up", m.reader.CaughtUp(),
 				"search_errors", m.reader.Stats.SearchErrors.Load(), "export_errors", m.reader.Stats.ExportErrors.Load(),
 			}

@@ -119,6 +119,9 @@ type Store struct {
 	batches uint64
 	pending int // events of AddAfter not stored yet
 	byProto map[*auditlogpb.EventUnstructured]*Event
+	// epoch is in every start key: a key of another epoch is refused, as
+	// a restored or migrated backend refuses the keys of the one before.
+	epoch uint64
 
 	chunkMu    sync.Mutex
 	chunkCache map[int64]dayChunks // UTC day (Unix seconds) → its export chunks
@@ -214,11 +217,22 @@ func less(a, b *Event) bool {
 type pageKey struct {
 	T int64  `json:"t"`
 	S uint64 `json:"s"`
+	E uint64 `json:"e,omitempty"`
 }
 
-func encodeKey(e *Event) string {
-	b, _ := json.Marshal(pageKey{T: e.Time.UnixNano(), S: e.seq})
+func encodeKey(e *Event, epoch uint64) string {
+	b, _ := json.Marshal(pageKey{T: e.Time.UnixNano(), S: e.seq, E: epoch})
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Restore makes the log refuse every start key given out before, as
+// Teleport's backends do after a restore or a migration (the file
+// backend's key names an event, DynamoDB's a checkpoint of the old
+// table): a search with one is answered BadParameter "bad start key".
+func (s *Store) Restore() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.epoch++
 }
 
 func decodeKey(s string) (pageKey, error) {
@@ -263,6 +277,12 @@ func (s *Store) Search(req SearchRequest) ([]*Event, string, error) {
 			return nil, "", err
 		}
 		after = &k
+	}
+	s.mu.RLock()
+	epoch := s.epoch
+	s.mu.RUnlock()
+	if after != nil && after.E != epoch {
+		return nil, "", fmt.Errorf("%w: bad start key %q", ErrBadParameter, req.StartKey)
 	}
 	var types map[string]struct{}
 	if len(req.EventTypes) > 0 {
@@ -330,7 +350,7 @@ func (s *Store) Search(req SearchRequest) ([]*Event, string, error) {
 		}
 	}
 	if cut && len(out) > 0 {
-		return out, encodeKey(out[len(out)-1]), nil
+		return out, encodeKey(out[len(out)-1], epoch), nil
 	}
 	return out, "", nil
 }
