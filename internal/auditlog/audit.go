@@ -507,10 +507,10 @@ type pageState struct {
 	tailRead bool
 	// before holds the events of the page before that are done and timed
 	// at the floor: read again if the start key is refused (dropKey).
-	before *pageState
-	done     []string
-	doneSet  map[string]struct{}
-	byID     map[string][]*event.Event
+	before  *pageState
+	done    []string
+	doneSet map[string]struct{}
+	byID    map[string][]*event.Event
 }
 
 func newPageState(startKey string, done []string) *pageState {
