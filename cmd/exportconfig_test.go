@@ -16,7 +16,7 @@ func TestRedact(t *testing.T) {
 		}},
 		"list": []any{"-----BEGIN EC PRIVATE KEY-----", "plain"},
 	}
-	redact(cfg)
+	redactConfig(cfg)
 	es := cfg["output"].(map[string]any)["elasticsearch"].(map[string]any)
 	require.Equal(t, redacted, es["password"])
 	require.Equal(t, redacted, es["api_key"])
@@ -43,7 +43,7 @@ func TestRedactHidesEveryCredential(t *testing.T) {
 		}},
 		"setup": map[string]any{"kibana": map[string]any{"proxy_auth": "u:p"}},
 	}
-	redact(cfg)
+	redactConfig(cfg)
 	out, err := yaml.Marshal(cfg)
 	require.NoError(t, err)
 	for _, secret := range []string{"changeme", "k1", "t1", "secret", "proxypass", "proxyuser", "u:p"} {

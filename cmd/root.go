@@ -67,6 +67,7 @@ func RootCmd() *cmd.BeatsRootCmd {
 	}
 	root.TestCmd.AddCommand(test.GenTestConfigCmd(settings, beater.NewWith(beater.Options{Warnings: os.Stdout})))
 	root.AddCommand(configureCmd())
+	root.AddCommand(deadLetterCmd(settings))
 	withDetectionRules(root.SetupCmd, settings)
 	root.RemoveCommand(root.VersionCmd)
 	root.VersionCmd = versionCmd()

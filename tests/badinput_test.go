@@ -74,7 +74,7 @@ func TestBadInputHasADefinedOutcome(t *testing.T) {
 	require.Equal(t, "al\uFFFDice", get("bad-utf8", "user", "name"))
 	require.Equal(t, "teleportbeat.unheard.of", get("bad-type", "event", "action"))
 	require.Equal(t, "event", get("bad-type", "event", "kind"))
-	require.Equal(t, "blue", get("bad-type", "teleport", "audit", "gizmo", "colour"))
+	require.Equal(t, "blue", get("bad-type", "teleport", "unmapped", "gizmo", "colour"), "a field the template does not know is kept in teleport.unmapped")
 	ts, err := time.Parse(time.RFC3339Nano, get("bad-future", "@timestamp").(string))
 	require.NoError(t, err)
 	require.Equal(t, now.Add(10*time.Second).Truncate(time.Millisecond), ts)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -100,7 +101,8 @@ func TestHTTPOutputPostsBatchesOverMutualTLS(t *testing.T) {
   ssl.key: %q
 teleportbeat.sessions.enabled: true
 `, srv.URL+"/teleport.events", srv.URL+"/teleport.session", caFile, certFile, keyFile)
-	p := e.start(e.config("teleportbeat.yml", out))
+	cfgPath := e.config("teleportbeat.yml", out)
+	p := e.start(cfgPath)
 	sessionEvents := 0
 	for _, r := range recs {
 		for _, ev := range r.events {
@@ -138,4 +140,31 @@ teleportbeat.sessions.enabled: true
 	require.Len(t, dead, 1)
 	require.Equal(t, id, dead[0].EventID)
 	require.Contains(t, dead[0].Reason, "answered 400")
+
+	// `teleportbeat dead-letter replay` sends it again: refused again
+	// while the receiver still refuses it (kept, with the new answer),
+	// accepted once it takes it (and gone from the file).
+	replay := func() (string, error) {
+		out, err := exec.Command(beatBin, "dead-letter", "replay", "-c", cfgPath,
+			"--path.home", e.dir, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs")).CombinedOutput()
+		return string(out), err
+	}
+	msg, err := replay()
+	require.Error(t, err, "%s", msg)
+	require.Contains(t, msg, "1 dead-letter events sent: 0 accepted (0 of them stored already), 1 refused again")
+	require.Contains(t, msg, id+": the HTTP receiver answered 400")
+	dead, err = deadletter.Read(filepath.Join(e.dir, "data", deadletter.Dir))
+	require.NoError(t, err)
+	require.Len(t, dead, 1, "kept")
+	require.Contains(t, dead[0].Reason, "replayed")
+	recv.mu.Lock()
+	recv.poison = ""
+	recv.mu.Unlock()
+	msg, err = replay()
+	require.NoError(t, err, "%s", msg)
+	require.Contains(t, msg, "1 dead-letter events sent: 1 accepted")
+	require.Equal(t, audit+10, recv.count("/teleport.events"), "the refused event delivered")
+	dead, err = deadletter.Read(filepath.Join(e.dir, "data", deadletter.Dir))
+	require.NoError(t, err)
+	require.Empty(t, dead, "what was accepted left the dead-letter file")
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -170,7 +171,8 @@ func TestTooLargeEventsAreTruncatedAndKept(t *testing.T) {
 		e.tp.Store.Add(big)
 		es, out := esSetup(t)
 		es.SetMaxBodyBytes(1 << 20)
-		p := e.start(e.config("teleportbeat.yml", out))
+		cfg := e.config("teleportbeat.yml", out)
+		p := e.start(cfg)
 		waitFor(t, 2*time.Minute, "every event in Elasticsearch", func() bool { return es.Count() >= len(evs)+1 })
 		e.settle()
 		p.stop()
@@ -178,6 +180,18 @@ func TestTooLargeEventsAreTruncatedAndKept(t *testing.T) {
 		require.True(t, ok, "the big event is indexed under its uid")
 		require.Greater(t, es.TooLarge(), 0, "the proxy refused requests")
 		checkTruncated(t, e, p, d.Source, big, "elasticsearch")
+
+		// Replayed once the proxy takes it: Elasticsearch has its uid
+		// (the truncated form; a data stream takes no overwrite), so it
+		// leaves the dead-letter file as stored.
+		es.SetMaxBodyBytes(0)
+		msg, err := exec.Command(beatBin, "dead-letter", "replay", "-c", cfg,
+			"--path.home", e.dir, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs")).CombinedOutput()
+		require.NoError(t, err, "%s", msg)
+		require.Contains(t, string(msg), "1 dead-letter events sent: 1 accepted (1 of them stored already), 0 refused again")
+		dead, err := deadletter.Read(filepath.Join(e.dir, "data", deadletter.Dir))
+		require.NoError(t, err)
+		require.Empty(t, dead)
 	})
 }
 

@@ -23,6 +23,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
+	"github.com/teleportbeat/teleportbeat/internal/redact"
 	"time"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
@@ -81,7 +83,7 @@ func (c *Config) validate() error {
 		}
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			errs = append(errs, fmt.Errorf("output.http.%s: %q is not an http(s) URL", key, u))
+			errs = append(errs, fmt.Errorf("output.http.%s: %q is not an http(s) URL", key, redact.URL(u)))
 		}
 	}
 	if c.Format != "json_array" && c.Format != "ndjson" {
@@ -100,19 +102,27 @@ func (c *Config) validate() error {
 }
 
 func makeHTTP(_ outputs.IndexManager, info beat.Info, observer outputs.Observer, cfg *config.C) (outputs.Group, error) {
+	cl, err := newClient(info, observer, cfg)
+	if err != nil {
+		return outputs.Fail(err)
+	}
+	return outputs.Success(cl.cfg.Queue, cl.cfg.BulkMaxSize, -1, nil, info.Logger, outputs.WithBackoff(cl, cl.cfg.Backoff.Init, cl.cfg.Backoff.Max))
+}
+
+func newClient(info beat.Info, observer outputs.Observer, cfg *config.C) (*client, error) {
 	c := defaultConfig()
 	if err := cfg.Unpack(&c); err != nil {
-		return outputs.Fail(fmt.Errorf("output.http: %w", err))
+		return nil, fmt.Errorf("output.http: %w", err)
 	}
 	if c.SessionURL == "" {
 		c.SessionURL = c.URL
 	}
 	if err := c.validate(); err != nil {
-		return outputs.Fail(err)
+		return nil, err
 	}
 	tlsCfg, err := tlscommon.LoadTLSConfig(c.TLS, info.Logger)
 	if err != nil {
-		return outputs.Fail(fmt.Errorf("output.http.ssl: %w", err))
+		return nil, fmt.Errorf("output.http.ssl: %w", err)
 	}
 	transport := &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 4}
 	if tlsCfg != nil {
@@ -122,7 +132,7 @@ func makeHTTP(_ outputs.IndexManager, info beat.Info, observer outputs.Observer,
 		}
 		transport.TLSClientConfig = tlsCfg.BuildModuleClientConfig(host)
 	}
-	cl := &client{
+	return &client{
 		cfg:      c,
 		log:      info.Logger.Named("http"),
 		observer: observer,
@@ -130,9 +140,40 @@ func makeHTTP(_ outputs.IndexManager, info beat.Info, observer outputs.Observer,
 		codec:    json.New(info.Version, json.Config{EscapeHTML: false}),
 		index:    info.Beat,
 		dead:     deadletter.New(paths.Resolve(paths.Data, deadletter.Dir)),
-	}
-	return outputs.Success(c.Queue, c.BulkMaxSize, -1, nil, info.Logger, outputs.WithBackoff(cl, c.Backoff.Init, c.Backoff.Max))
+	}, nil
 }
+
+// Sender posts documents, one at a time, to the receiver output.http
+// configures: `teleportbeat dead-letter replay` sends what the receiver
+// refused before with it.
+type Sender struct{ c *client }
+
+// NewSender reads output.http's settings (cfg is the output's section).
+func NewSender(info beat.Info, cfg *config.C) (*Sender, error) {
+	c, err := newClient(info, outputs.NewNilObserver(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Sender{c: c}, nil
+}
+
+// Send posts one document (JSON, as the output sent it) to the URL of its
+// dataset and returns the receiver's status.
+func (s *Sender) Send(ctx context.Context, doc []byte, session bool) (int, error) {
+	u := s.c.cfg.URL
+	if session {
+		u = s.c.cfg.SessionURL
+	}
+	status, err := s.c.post(ctx, u, s.c.body([]item{{data: doc}}))
+	if err != nil {
+		return 0, fmt.Errorf("post to %s: %w", redact.URL(u), err)
+	}
+	return status, nil
+}
+
+// Retryable reports whether the receiver may take the document later
+// (the statuses the output retries).
+func Retryable(status int) bool { return retryable(status) }
 
 type client struct {
 	cfg      Config
@@ -144,7 +185,9 @@ type client struct {
 	dead     *deadletter.Writer
 }
 
-func (c *client) String() string { return "http(" + c.cfg.URL + ")" }
+// String names the output in libbeat's log lines ("Connection to
+// backoff(http(...)) established"): without the URL's credentials.
+func (c *client) String() string { return "http(" + redact.URL(c.cfg.URL) + ")" }
 
 // Connect has nothing to open: connections are made per request.
 func (c *client) Connect(context.Context) error { return nil }
@@ -156,7 +199,7 @@ func (c *client) Close() error {
 
 // Test implements `teleportbeat test output`.
 func (c *client) Test(d testing.Driver) {
-	d.Run("http: "+c.cfg.URL, func(d testing.Driver) {
+	d.Run("http: "+redact.URL(c.cfg.URL), func(d testing.Driver) {
 		req, err := http.NewRequest(http.MethodHead, c.cfg.URL, nil)
 		d.Fatal("request", err)
 		resp, err := c.http.Do(req)
@@ -206,7 +249,7 @@ func (c *client) Publish(ctx context.Context, batch publisher.Batch) error {
 		}
 		data, err := c.codec.Encode(c.index, &events[i].Content)
 		if err != nil {
-			c.deadLetter(events[i], []byte(fmt.Sprint(events[i].Content.Fields)), "the event cannot be encoded as JSON: "+err.Error())
+			c.deadLetter(events[i], []byte(fmt.Sprint(events[i].Content.Fields)), "the event cannot be encoded as JSON: "+err.Error(), true)
 			dead++
 			continue
 		}
@@ -247,8 +290,8 @@ func (c *client) deliver(ctx context.Context, u string, items []item) (acked, de
 	switch {
 	case err != nil || retryable(status):
 		if err == nil {
-			err = fmt.Errorf("%s answered %d", u, status)
-			c.log.Warnw("The HTTP receiver refuses the batch; it is retried until the receiver takes it (nothing is dropped)", "url", u, "status", status, "events", len(items))
+			err = fmt.Errorf("%s answered %d", redact.URL(u), status)
+			c.log.Warnw("The HTTP receiver refuses the batch; it is retried until the receiver takes it (nothing is dropped)", "url", redact.URL(u), "status", status, "events", len(items))
 		}
 		for _, it := range items {
 			retry = append(retry, it.event)
@@ -273,11 +316,11 @@ func (c *client) deliver(ctx context.Context, u string, items []item) (acked, de
 			return c.deliver(ctx, u, []item{smaller})
 		}
 	}
-	reason := fmt.Sprintf("%s answered %d to this event alone", u, status)
+	reason := fmt.Sprintf("%s answered %d to this event alone", redact.URL(u), status)
 	if it.cuts > 0 {
 		reason += fmt.Sprintf(" (after truncating it %d times)", it.cuts)
 	}
-	c.deadLetter(it.event, it.data, reason)
+	c.deadLetter(it.event, it.data, reason, true)
 	return 0, 1, nil, nil
 }
 
@@ -289,7 +332,7 @@ func (c *client) shrunk(it item, u string) (item, bool) {
 		return it, false
 	}
 	if it.cuts == 0 {
-		c.deadLetter(it.event, it.data, fmt.Sprintf("%s answered 413 (too large) to this event alone; it is sent truncated, and kept whole here", u))
+		c.deadLetter(it.event, it.data, fmt.Sprintf("%s answered 413 (too large) to this event alone; it is sent truncated, and kept whole here", redact.URL(u)), false)
 	}
 	res, _ := shrink.Document(doc, len(it.data)/2)
 	data, err := stdjson.Marshal(doc)
@@ -297,19 +340,24 @@ func (c *client) shrunk(it item, u string) (item, bool) {
 		return it, false
 	}
 	c.log.Warnw("The HTTP receiver refused an event as too large; it is sent again truncated (tagged teleport_truncated), and kept whole in the dead-letter file",
-		"url", u, "event_id", eventID(it.event), "bytes", res.OriginalBytes, "truncated_to", len(data), "fields", res.Fields)
+		"url", redact.URL(u), "event_id", eventID(it.event), "bytes", res.OriginalBytes, "truncated_to", len(data), "fields", res.Fields)
 	return item{event: it.event, data: data, cuts: it.cuts + 1}, true
 }
 
-// deadLetter keeps an event the receiver can never take.
-func (c *client) deadLetter(e publisher.Event, data []byte, reason string) {
+// deadLetter keeps an event in the dead-letter file: one the receiver
+// refuses for good (refused), or the whole form of one sent truncated.
+func (c *client) deadLetter(e publisher.Event, data []byte, reason string, refused bool) {
 	id := eventID(e)
 	path, err := c.dead.Write("http", id, reason, data)
 	if err != nil {
-		c.log.Errorw("An event the HTTP receiver refuses cannot be written to the dead-letter file either; it is logged here whole", "event_id", id, "reason", reason, "error", err, "event", string(data))
+		c.log.Errorw("An event the HTTP receiver refuses whole cannot be written to the dead-letter file either; it is logged here whole", "event_id", id, "reason", reason, "error", err, "event", string(data))
 		return
 	}
-	c.log.Errorw("The HTTP receiver refuses an event for good; it is kept in the dead-letter file", "event_id", id, "reason", reason, "file", path)
+	if !refused {
+		c.log.Infow("An event is kept whole in the dead-letter file while it is sent truncated", "event_id", id, "reason", reason, "file", path)
+		return
+	}
+	c.log.Errorw("The HTTP receiver refuses an event for good; it is kept in the dead-letter file (`teleportbeat dead-letter replay` sends it again)", "event_id", id, "reason", reason, "file", path)
 }
 
 func eventID(e publisher.Event) string {
