@@ -36,9 +36,9 @@ func TestConfig(t *testing.T) {
 			"ssl":        map[string]any{"key_passphrase": "Phr4se", "key": "/etc/es.key", "certificate": "/etc/es.crt"},
 			"index":      "teleportbeat",
 		}},
-		"setup": map[string]any{"kibana": map[string]any{"service_token": "SvcT0ken", "host": "https://kb:5601"}},
-		"cloud": map[string]any{"auth": "elastic:CloudPa55", "id": "deployment:abc"},
-		"x":     map[string]any{"access_token": "AccT0k", "sasl": map[string]any{"mechanism": "PLAIN"}, "kafka_password": "K"},
+		"setup":  map[string]any{"kibana": map[string]any{"service_token": "SvcT0ken", "host": "https://kb:5601"}},
+		"cloud":  map[string]any{"auth": "elastic:CloudPa55", "id": "deployment:abc"},
+		"x":      map[string]any{"access_token": "AccT0k", "sasl": map[string]any{"mechanism": "PLAIN"}, "kafka_password": "K"},
 		"inline": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----",
 	}
 	Config(cfg)
