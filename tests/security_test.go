@@ -185,3 +185,59 @@ func TestNoSecretsInLogsOrExportedConfig(t *testing.T) {
 	})
 	require.NoError(t, err)
 }
+
+// TestNoSecretInAddresses: credentials given inside addresses (an
+// Elasticsearch host with user:password@, an HTTP receiver URL with a
+// password and a token in its query) appear neither in the log, at debug
+// level, nor in `export config`, nor does any other secret-bearing
+// setting of the outputs and Kibana.
+func TestNoSecretInAddresses(t *testing.T) {
+	t.Parallel()
+	const (
+		esPass     = "EsH0st-Sekrit"
+		httpPass   = "HttpUrl-Sekrit"
+		queryToken = "QueryT0ken-Sekrit"
+		svcToken   = "SvcT0ken-Sekrit"
+		param      = "Param-Sekrit"
+		access     = "AccessT0ken-Sekrit"
+	)
+	secrets := []string{esPass, httpPass, queryToken, svcToken, param, access}
+	for _, tc := range []struct{ name, out string }{
+		{"elasticsearch", "output.elasticsearch:\n  hosts: [%q]\n  parameters: {token: " + param + "}\n"},
+		{"http", "output.http:\n  url: %q\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			evs := e.addGenerated(100)
+			var host string
+			var count func() int
+			if tc.name == "elasticsearch" {
+				es, _ := esSetup(t)
+				srv := es.Server()
+				t.Cleanup(srv.Close)
+				host = strings.Replace(srv.URL, "http://", "http://elastic:"+esPass+"@", 1)
+				count = es.Count
+			} else {
+				recv, u := newStatusReceiver(t)
+				host = strings.Replace(u, "http://", "http://fluentd:"+httpPass+"@", 1) + "?token=" + queryToken
+				count = recv.count
+			}
+			cfg := e.config("teleportbeat.yml", fmt.Sprintf(tc.out, host)+
+				fmt.Sprintf("setup.kibana.service_token: %q\nx_custom.access_token: %q\n", svcToken, access))
+			p := e.start(cfg, "-d", "*")
+			waitFor(t, time.Minute, "the events", func() bool { return count() >= len(evs) })
+			e.settle()
+			p.stop()
+			exported, err := exec.Command(beatBin, "export", "config", "-c", cfg, "--path.home", e.dir).CombinedOutput()
+			require.NoError(t, err, "%s", exported)
+			for _, s := range secrets {
+				require.NotContains(t, p.logs.String(), s, "a secret in the log")
+				require.NotContains(t, string(exported), s, "a secret in export config")
+			}
+			if tc.name == "http" {
+				require.Contains(t, p.logs.String(), "backoff(http(http://[redacted]@127.0.0.1", "the address is named, without its credentials")
+			}
+		})
+	}
+}
