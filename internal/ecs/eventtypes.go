@@ -394,11 +394,16 @@ func LookupEventType(name string) (*EventType, bool) {
 func EventTypes() []EventType { return eventTypeList }
 
 // guessEventType categorises an event type teleportbeat does not know (from
-// a newer Teleport, or a component's own type) from the known types that
-// share its longest prefix, and its last word: "x.y.create" is a creation
-// in the category of the other "x.y.*" events. ok is false when nothing
-// can be guessed; the event is then published with its raw fields only.
+// a newer Teleport, or a component's own type): from the known types that
+// share its longest prefix ("x.y.create" is a creation in the category of
+// the other "x.y.*" events), else from the families of newer Teleport
+// releases, else from its code's family, else from a word of its name;
+// its event.type from its last word. ok is false for an event without a
+// type.
 func guessEventType(name, code string) (EventType, bool) {
+	if name == "" {
+		return EventType{}, false
+	}
 	guess := EventType{Name: name, Action: "did " + name}
 	last := name
 	if i := lastDot(name); i >= 0 {
@@ -415,6 +420,8 @@ func guessEventType(name, code string) (EventType, bool) {
 		guess.Type = c(typStart)
 	case "end":
 		guess.Type = c(typEnd)
+	case "request":
+		guess.Type = c(typAccess)
 	default:
 		guess.Type = c(typInfo)
 	}
@@ -428,16 +435,30 @@ func guessEventType(name, code string) (EventType, bool) {
 			guess.Category = cat
 			return guess, true
 		}
-	}
-	// An unknown family: the family of its code ("TDB" databases, "T90"
-	// roles), where the known types of that code prefix agree.
-	if len(code) >= 4 {
-		if cat, ok := codeCategories[code[:3]]; ok {
+		if cat, ok := newerFamilies[prefix]; ok {
 			guess.Category = cat
 			return guess, true
 		}
 	}
-	return EventType{}, false
+	if cat, ok := newerFamilies[name]; ok {
+		guess.Category = cat
+		return guess, true
+	}
+	// An unknown family: the family of its code ("TDB" databases, "T90"
+	// roles, "TMCP" MCP sessions), where the known types of that code
+	// family agree.
+	if f := CodeFamily(code); f != "" {
+		if cat, ok := codeCategories[f]; ok {
+			guess.Category = cat
+			return guess, true
+		}
+		if cat, ok := newerFamilies[f]; ok {
+			guess.Category = cat
+			return guess, true
+		}
+	}
+	guess.Category = lastResortCategory(name)
+	return guess, true
 }
 
 func lastDot(s string) int {

@@ -89,8 +89,9 @@ func TestCorpusEventTypesAreKnown(t *testing.T) {
 	g, _ := guessEventType("access_list.member.add", "")
 	require.Equal(t, []string{"iam"}, g.Category)
 	require.Equal(t, []string{"creation"}, g.Type)
-	_, ok := guessEventType("nothing_like_it", "")
-	require.False(t, ok)
+	g, ok := guessEventType("nothing_like_it", "")
+	require.True(t, ok)
+	require.Equal(t, []string{"api"}, g.Category, "an event of a kind nothing names is an API call")
 
 	// A family the pinned API does not know: its code's family decides.
 	g, ok = guessEventType("quantum_db.session.entangle", "TPG99I")
@@ -100,6 +101,46 @@ func TestCorpusEventTypesAreKnown(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, []string{"iam", "configuration"}, g.Category)
 	require.Equal(t, []string{"deletion"}, g.Type)
-	_, ok = guessEventType("nothing_like_it", "TZZ00I")
-	require.False(t, ok, "an unknown code family gives no category")
+	g, _ = guessEventType("nothing_like_it", "TZZ00I")
+	require.Equal(t, []string{"api"}, g.Category, "an unknown code family falls back to the name")
+}
+
+// Event types of Teleport releases newer than the pinned API, as its audit
+// event reference shows them (name, code): each gets a category.
+func TestNewerTeleportTypesAreCategorised(t *testing.T) {
+	for _, tc := range []struct {
+		name, code string
+		want       []string
+	}{
+		{"mcp.session.start", "TMCP001I", []string{"session", "web"}},
+		{"mcp.session.request", "TMCP003E", []string{"session", "web"}},
+		{"mcp.session.invalid_http_request", "TMCP006E", []string{"session", "web"}},
+		{"scim.resource.create", "TSCIM001I", []string{"iam"}},
+		{"scim.list", "TSCIM006I", []string{"iam"}},
+		{"inference_model.create", "INF001I", []string{"configuration"}},
+		{"inference_secret.delete", "INF006I", []string{"configuration"}},
+		{"retrieval_model.update", "INF012I", []string{"configuration"}},
+		{"classifier.create", "INF014E", []string{"configuration"}},
+		{"beams.config.update", "TBEAM002I", []string{"configuration"}},
+		{"cir.update", "CIR001I", []string{"configuration", "network"}},
+		{"access_graph.path.changed", "TAG001I", []string{"iam"}},
+		{"db.session.spanner.rpc", "TSPN001W", []string{"database"}},
+		{"workload_identity_x509_revocation.create", "WID004I", []string{"iam"}},
+		{"autoupdate_agent_rollout.trigger", "AUAR001I", []string{"configuration"}},
+		{"vnet_config.update", "TVNET002I", []string{"configuration", "network"}},
+		{"some_new_thing.session.open", "TAIC001I", []string{"session"}},
+		{"frobnicator.frobnicate", "TSSP001I", []string{"api"}},
+	} {
+		info, known := LookupEventType(tc.name)
+		if !known {
+			g, ok := guessEventType(tc.name, tc.code)
+			require.True(t, ok, tc.name)
+			info = &g
+		}
+		require.Equal(t, tc.want, info.Category, "%s (%s)", tc.name, tc.code)
+	}
+	require.Equal(t, "TSPN", CodeFamily("TSPN001I"))
+	require.Equal(t, "T50", CodeFamily("T5000I"))
+	require.Equal(t, "TMCP", CodeFamily("TMCP003E"))
+	require.Equal(t, "", CodeFamily("weird"))
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
-// CodeCategoriesGo is internal/ecs/codes_gen.go: for each prefix of
-// Teleport's event codes (the letter T and the next two characters name a
-// family: "TDB" databases, "T90" roles, "TLK" locks), the ECS categories
+// CodeCategoriesGo is internal/ecs/codes_gen.go: for each family of
+// Teleport's event codes (ecs.CodeFamily: "TDB" databases, "T90" roles,
+// "TLK" locks, "TSPN" Spanner), the ECS categories
 // most known event types with codes of that prefix share (at least two
 // thirds of them), learnt from the sample events. Event types newer than the pinned API get their category
 // from it when their name's family is unknown.
@@ -27,14 +27,14 @@ func CodeCategoriesGo() ([]byte, error) {
 	for _, f := range fields {
 		typ, _ := f["event"].(string)
 		code, _ := f["code"].(string)
-		if len(code) < 4 || !strings.HasPrefix(code, "T") {
+		p := ecs.CodeFamily(code)
+		if p == "" {
 			continue
 		}
 		et, ok := ecs.LookupEventType(typ)
 		if !ok || len(et.Category) == 0 {
 			continue
 		}
-		p := code[:3]
 		if byPrefix[p] == nil {
 			byPrefix[p] = map[string]int{}
 			seenTypes[p] = map[string]bool{}
