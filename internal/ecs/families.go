@@ -14,8 +14,8 @@ func CodeFamily(code string) string {
 	for i < len(code) && code[i] >= 'A' && code[i] <= 'Z' {
 		i++
 	}
-	if i == len(code) {
-		return "" // no digits: not a code
+	if i == 0 || i == len(code) || code[i] < '0' || code[i] > '9' {
+		return "" // not letters then digits: not a code
 	}
 	if i >= 2 {
 		return code[:i]
