@@ -138,6 +138,10 @@ type LateEvents struct {
 	// MaxTracked bounds how many recently shipped events are remembered
 	// (about 16 bytes each).
 	MaxTracked int `config:"max_tracked"`
+	// Recheck is how long after its time every event is read once more,
+	// to send what became visible later than MaxDelay (0: no recheck).
+	// The shipped events are recorded on disk for it (8 bytes each).
+	Recheck time.Duration `config:"recheck_after"`
 }
 
 // Ages are the sweep ages, ascending, ending with MaxDelay (none when
@@ -216,6 +220,7 @@ func Default() Config {
 				MaxDelay:   15 * time.Minute,
 				Sweeps:     []time.Duration{time.Minute},
 				MaxTracked: 1_000_000,
+				Recheck:    4 * time.Hour,
 			},
 			Prefetch:            2,
 			BackfillConcurrency: 8,
@@ -399,6 +404,9 @@ func (c *Config) check() error {
 		}
 		if l.MaxTracked < 1000 {
 			add("audit.late_events.max_tracked", "must be at least 1000, got %d", l.MaxTracked)
+		}
+		if l.Recheck != 0 && l.Recheck <= l.MaxDelay {
+			add("audit.late_events.recheck_after", "must be above teleportbeat.audit.late_events.max_delay (%s), or 0 for no recheck, got %s", l.MaxDelay, l.Recheck)
 		}
 	}
 	if a.BackfillConcurrency < 1 || a.BackfillConcurrency > 64 {

@@ -72,6 +72,8 @@ func TestValidationNamesEveryBadKey(t *testing.T) {
 			[]string{"teleportbeat.teleport.addr: is required"}},
 		{"zero among the sweeps", map[string]any{"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity}, "audit": map[string]any{"late_events": map[string]any{"sweeps": []any{"0s", "1m"}}}},
 			[]string{"teleportbeat.audit.late_events.sweeps.0: must be positive and below teleportbeat.audit.late_events.max_delay (15m0s), or [0] alone for no earlier sweep, got 0s"}},
+		{"recheck within max_delay", map[string]any{"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity}, "audit": map[string]any{"late_events": map[string]any{"recheck_after": "10m"}}},
+			[]string{"teleportbeat.audit.late_events.recheck_after: must be above teleportbeat.audit.late_events.max_delay (15m0s), or 0 for no recheck, got 10m0s"}},
 		{"tiny memory limit", map[string]any{"teleport": map[string]any{"addr": "a:1", "identity_file": c.identity}, "memory_limit": "1MiB"},
 			[]string{"teleportbeat.memory_limit: must be 0 (no limit) or at least 32MiB, got 1048576 bytes"}},
 		{"bad address", map[string]any{"teleport": map[string]any{"addr": "no-port", "identity_file": c.identity}},

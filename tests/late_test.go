@@ -229,3 +229,40 @@ func TestDistinctEventsWithOneUidAreAllStored(t *testing.T) {
 	require.EqualValues(t, 10, num(s, "teleportbeat", "audit", "uid_collisions"))
 	t.Logf("RESULT shared-uid: %d events, 10 pairs sharing a uid (5 at one time, 5 30 s apart): stored %d, warned and counted 10, lost 0", len(evs), es.Count())
 }
+
+// TestEventsLaterThanMaxDelayAreFoundByTheRecheck: events that become
+// visible after every sweep has passed their time (here 80 s late with
+// max_delay 1m; with the defaults, up to 4 h against 15m) are found by the
+// recheck, said with their uids, counted, and stored once.
+func TestEventsLaterThanMaxDelayAreFoundByTheRecheck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	es, out := esSetup(t)
+	port := freePort(t)
+	stop := e.tp.Live(teleporttest.NewGenerator(111), 50)
+	cfg := e.liveConfig("teleportbeat.yml", out+fmt.Sprintf(`teleportbeat.audit.batch_size: 100
+teleportbeat.audit.late_events.sweeps: [20s]
+teleportbeat.audit.late_events.max_delay: 1m
+teleportbeat.audit.late_events.recheck_after: 2m
+http.enabled: true
+http.port: %d
+`, port))
+	p := e.start(cfg)
+	waitFor(t, time.Minute, "the live stream in Elasticsearch", func() bool { return es.Count() >= 100 })
+	tooLate := teleporttest.NewGenerator(112).Events(20, e.tp.Now(), 100*time.Millisecond)
+	e.tp.Store.AddAfter(80*time.Second, tooLate...)
+	waitFor(t, 2*time.Minute, "the late events to become searchable", func() bool { return e.tp.Store.Pending() == 0 })
+	live := stop()
+	all := append(live, tooLate...)
+	waitFor(t, 3*time.Minute, "every event, the ones later than max_delay included", func() bool { return es.Count() >= len(expectedIDs(all)) })
+	e.settle()
+	s := stats(t, port)
+	p.stop()
+
+	checkDocs(t, es, all)
+	require.GreaterOrEqual(t, num(s, "teleportbeat", "audit", "late_events_rechecked"), 20.0)
+	require.Contains(t, p.logs.String(), "Audit events found by the recheck")
+	require.Contains(t, p.logs.String(), tooLate[0].ID, "said with their uids")
+	t.Logf("RESULT later-than-max-delay: served %d (%d visible 80 s after their time, max_delay 1m, recheck 2m), stored %d, found by the recheck %.0f, recheck reads %.0f, lost 0",
+		len(all), len(tooLate), es.Count(), num(s, "teleportbeat", "audit", "late_events_rechecked"), num(s, "teleportbeat", "audit", "late_recheck_read"))
+}

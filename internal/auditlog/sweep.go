@@ -48,6 +48,12 @@ type LateConfig struct {
 	// Lag measures how far behind Teleport's event times run (required
 	// with Ages): windows close and sweeps run on the local clock minus it.
 	Lag *late.Lag
+	// Recheck, when positive (with Shipped), is the age of the recheck:
+	// a last sweep that reads every event once more, this long after its
+	// time, and sends those Shipped does not know (events that became
+	// visible later than the last of Ages).
+	Recheck time.Duration
+	Shipped *late.Shipped
 }
 
 // LateStats are the sweeps' counters.
@@ -56,6 +62,10 @@ type LateStats struct {
 	Read       atomic.Int64 // events read by sweeps (the sweeps' cost)
 	Sweeps     atomic.Int64 // sweep searches (pages)
 	MaxLatency atomic.Int64 // largest (found - event time) of a caught event, ns
+	// Rechecked counts events found by the recheck (later than every
+	// sweep), RecheckRead the events it read.
+	Rechecked   atomic.Int64
+	RecheckRead atomic.Int64
 }
 
 // headFloor is the earliest event time the head may still read: every
@@ -69,8 +79,10 @@ func (h *headFloor) get() time.Time  { return time.Unix(0, h.ns.Load()).UTC() }
 // sweeper runs the sweeps of one reader.
 type sweeper struct {
 	r       *Reader
-	cursors []time.Time // per age: the event time up to which it swept
-	mu      sync.Mutex  // guards cursors
+	ages    []time.Duration // the sweeps' ages, then the recheck's
+	recheck int             // the recheck's index in ages (-1: none)
+	cursors []time.Time     // per age: the event time up to which it swept
+	mu      sync.Mutex      // guards cursors
 
 	warnedDropped int64 // Set.Dropped when last warned
 }
@@ -171,13 +183,32 @@ func (r *Reader) newSweeper(cursors []time.Time, from time.Time) *sweeper {
 	if len(ages) == 0 || r.cfg.Late.Set == nil {
 		return nil
 	}
-	s := &sweeper{r: r, cursors: make([]time.Time, len(ages))}
-	if len(cursors) == len(ages) {
+	s := &sweeper{r: r, ages: slices.Clone(ages), recheck: -1}
+	if r.cfg.Late.Recheck > 0 && r.cfg.Late.Shipped != nil {
+		s.recheck = len(s.ages)
+		s.ages = append(s.ages, r.cfg.Late.Recheck)
+	}
+	s.cursors = make([]time.Time, len(s.ages))
+	ref := r.reference(r.cfg.Now())
+	switch {
+	case len(cursors) == len(s.ages):
 		copy(s.cursors, cursors)
-	} else {
-		start := r.sweepStart(cursors, from, r.reference(r.cfg.Now()))
+	case len(cursors) == len(ages) && s.recheck >= 0:
+		// Stored before the recheck was on: the sweeps resume, and the
+		// recheck starts now (the events shipped before were not
+		// recorded for it: it would send them all again).
+		copy(s.cursors, cursors)
+		s.cursors[s.recheck] = ref.UTC().Truncate(time.Second)
+	default:
+		start := r.sweepStart(nil, from, ref)
 		for i := range s.cursors {
 			s.cursors[i] = start.UTC()
+		}
+		if s.recheck >= 0 {
+			s.cursors[s.recheck] = ref.UTC().Truncate(time.Second)
+			if from.After(ref) {
+				s.cursors[s.recheck] = from.UTC()
+			}
 		}
 	}
 	// Nothing below the earliest cursor will be swept: the set need not
@@ -213,10 +244,16 @@ func (r *Reader) pruneBeforeSweeps(cursors []time.Time, from time.Time) {
 	r.cfg.Late.Set.Prune(start.Add(-time.Minute))
 }
 
+// minCursor is the earliest cursor of the sweeps the set serves (the
+// recheck asks Shipped, not the set).
 func (s *sweeper) minCursor() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.MinFunc(s.cursors, func(a, b time.Time) int { return a.Compare(b) })
+	cs := s.cursors
+	if s.recheck >= 0 {
+		cs = cs[:s.recheck]
+	}
+	return slices.MinFunc(cs, func(a, b time.Time) int { return a.Compare(b) })
 }
 
 // snapshot is a copy of the cursors.
@@ -256,10 +293,13 @@ func (s *sweeper) run(ctx context.Context, out chan<- Batch) {
 // target, sends those the set does not know, and then the new cursor. It
 // reports false when ctx is done.
 func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
+	if i == s.recheck {
+		return s.recheckSweep(ctx, out)
+	}
 	r := s.r
 	set := r.cfg.Late.Set
 	now := r.cfg.Now().UTC()
-	target := r.reference(now).Add(-r.cfg.Late.Ages[i]).Truncate(time.Second)
+	target := r.reference(now).Add(-s.ages[i]).Truncate(time.Second)
 	if floor := r.floor.get(); floor.Before(target) {
 		target = floor
 	}
@@ -272,14 +312,14 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 		if dropped := set.Dropped(); dropped > s.warnedDropped {
 			s.warnedDropped = dropped
 			r.log.Warnw("The late-event set is full (teleportbeat.audit.late_events.max_tracked): events that become visible before this time are no longer caught by sweeps",
-				"not_swept_before", f, "sweep_age", r.cfg.Late.Ages[i].String(), "events_forgotten", dropped)
+				"not_swept_before", f, "sweep_age", s.ages[i].String(), "events_forgotten", dropped)
 		}
 		from = f
 	}
 	if !target.After(from) {
 		return true
 	}
-	r.log.Debugw("Sweeping the recent past for late events", "sweep_age", r.cfg.Late.Ages[i].String(), "from", from, "to", target)
+	r.log.Debugw("Sweeping the recent past for late events", "sweep_age", s.ages[i].String(), "from", from, "to", target)
 	key := ""
 	for {
 		items, next, res := r.fetch(ctx, from, target, key)
@@ -318,7 +358,7 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 			for _, e := range b.Events[:min(len(b.Events), 10)] {
 				ids = append(ids, e.Key())
 			}
-			r.log.Infow("Late audit events caught by a sweep of the recent past", "events", len(b.Events), "sweep_age", r.cfg.Late.Ages[i].String(), "late_by_max", lateBy.Round(time.Second).String(), "event_ids", ids)
+			r.log.Infow("Late audit events caught by a sweep of the recent past", "events", len(b.Events), "sweep_age", s.ages[i].String(), "late_by_max", lateBy.Round(time.Second).String(), "event_ids", ids)
 		}
 		if next == "" {
 			s.mu.Lock()
@@ -331,6 +371,82 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 			for _, e := range b.Events {
 				set.Forget(late.RefOf(e))
 			}
+			return false
+		}
+		if next == "" {
+			return true
+		}
+		key = next
+	}
+}
+
+// recheckSweep reads the events between the recheck's cursor and its age
+// ago once more and sends those Shipped does not know: events that became
+// visible after every sweep had passed their time. Each is said, with its
+// uid, and counted. It reports false when ctx is done.
+func (s *sweeper) recheckSweep(ctx context.Context, out chan<- Batch) bool {
+	r := s.r
+	shipped := r.cfg.Late.Shipped
+	i := s.recheck
+	target := r.reference(r.cfg.Now().UTC()).Add(-s.ages[i]).Truncate(time.Second)
+	if floor := r.floor.get(); floor.Before(target) {
+		target = floor
+	}
+	s.mu.Lock()
+	from := s.cursors[i]
+	s.mu.Unlock()
+	if !target.After(from) {
+		return true
+	}
+	key := ""
+	for {
+		items, next, res := r.fetch(ctx, from, target, key)
+		switch res {
+		case fetchCancelled:
+			return false
+		case keyRefused:
+			key = ""
+			continue
+		}
+		r.Late.RecheckRead.Add(int64(len(items)))
+		found := r.cfg.Now()
+		var b Batch
+		for _, it := range items {
+			if it.Time.IsZero() || !r.wanted(it) {
+				continue
+			}
+			has, err := shipped.Has(late.RefOf(it))
+			if err != nil {
+				r.log.Warnw("The recheck cannot read its record of shipped events; it sends this event again (Elasticsearch stores each uid once)", "error", err, "event_id", it.Key())
+			}
+			if has {
+				continue
+			}
+			b.Events = append(b.Events, it)
+		}
+		if len(b.Events) > 0 {
+			r.Late.Rechecked.Add(int64(len(b.Events)))
+			ids := make([]string, 0, min(len(b.Events), 20))
+			var lateBy time.Duration
+			for j, e := range b.Events {
+				if j < 20 {
+					ids = append(ids, e.Key())
+				}
+				lateBy = max(lateBy, found.Sub(e.Time))
+			}
+			r.log.Warnw("Audit events found by the recheck: they became visible in Teleport later than late_events.max_delay after their time (a node or an audit backend that held them back), after the sweeps had passed; they are sent now",
+				"events", len(b.Events), "recheck_after", s.ages[i].String(), "found_after_max", lateBy.Round(time.Second).String(), "event_ids", ids)
+		}
+		if next == "" {
+			s.mu.Lock()
+			s.cursors[i] = target
+			s.mu.Unlock()
+			b.Sweeps = s.snapshot()
+			// The days the recheck has passed are not asked about again.
+			shipped.Forget(target)
+		}
+		b.Late = true
+		if (len(b.Events) > 0 || b.Sweeps != nil) && !send(ctx, out, b) {
 			return false
 		}
 		if next == "" {

@@ -386,3 +386,54 @@ func TestTheFirstReadOfTheLogIsNoLagSample(t *testing.T) {
 	require.False(t, measured, "no new event appeared: nothing measured")
 	require.Zero(t, cfg.Late.Lag.Behind(now))
 }
+
+// TestTheRecheckFindsEventsLaterThanEverySweep: an event that becomes
+// visible after every sweep has passed its time (a node offline for 20
+// minutes, with max_delay 8m here) is found by the recheck, which reads
+// each event once more later on and sends what the record of shipped
+// events does not know; what was shipped is not sent again.
+func TestTheRecheckFindsEventsLaterThanEverySweep(t *testing.T) {
+	h := newHarness(t)
+	now := h.midday()
+	set := late.NewSet(0)
+	shipped := late.OpenShipped(t.TempDir())
+	cfg := h.lateConfig(set, time.Minute, 8*time.Minute)
+	cfg.Late.Recheck, cfg.Late.Shipped = 30*time.Minute, shipped
+	r := h.reader(cfg)
+	out, _ := h.runReader(r, cursor.Position{WindowStart: now.Add(-time.Minute)})
+	b := &batches{t: t, out: out}
+	b.until("the sweeps start", func() bool { return len(b.sweeps) == 3 })
+
+	// Five minutes of events after the start, read by the head and
+	// acknowledged (recorded as shipped, as the publisher's ACKs do).
+	g := teleporttest.NewGenerator(51)
+	evs := g.Events(300, now.Add(time.Minute), time.Second) // full pages: the head's floor moves on
+	h.srv.Store.Add(evs...)
+	h.advance(6 * time.Minute)
+	b.until("the head reads them", func() bool { return len(b.head) == 300 })
+	var refs []late.Ref
+	for _, e := range evs {
+		d, err := e.Decoded()
+		require.NoError(t, err)
+		refs = append(refs, late.RefOf(d))
+	}
+	require.NoError(t, shipped.Add(refs))
+
+	// 20 minutes on, every sweep has passed the time of an event that
+	// only now becomes visible.
+	h.advance(14 * time.Minute)
+	b.until("the 8m sweep passes it", b.swept(1, now.Add(5*time.Minute)))
+	lateOne := g.Events(1, now.Add(2*time.Minute), 0)
+	h.srv.Store.Add(lateOne...)
+	h.advance(time.Minute)
+	calls := h.srv.SearchCalls()
+	b.until("a few more polls", func() bool { return h.srv.SearchCalls() >= calls+5 })
+	require.Empty(t, b.late, "too late for the sweeps")
+
+	// 30 minutes after its time the recheck reads it again.
+	h.advance(16 * time.Minute)
+	b.until("the recheck", b.swept(2, now.Add(5*time.Minute)))
+	require.Equal(t, protoIDs(lateOne), b.late, "found by the recheck, alone")
+	require.EqualValues(t, 1, r.Late.Rechecked.Load())
+	require.GreaterOrEqual(t, r.Late.RecheckRead.Load(), int64(250))
+}

@@ -35,14 +35,24 @@ type Opened struct {
 // StatePath is the late-events state file of the registry key under root:
 // it holds the events recently shipped and a backup of the position.
 func StatePath(root, storeName, key string) string {
-	name := strings.Map(func(r rune) rune {
+	return filepath.Join(root, storeName+"-late", fileName(key)+".state")
+}
+
+// ShippedDir is the directory of the record of shipped events (late.Shipped)
+// of the registry key, beside the state file.
+func ShippedDir(root, storeName, key string) string {
+	return filepath.Join(root, storeName+"-late", fileName(key)+".shipped")
+}
+
+// fileName is a registry key as a file name.
+func fileName(key string) string {
+	return strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
 			return r
 		}
 		return '_'
 	}, key)
-	return filepath.Join(root, storeName+"-late", name+".state")
 }
 
 // OpenPosition opens the registry under root, reads the position stored

@@ -324,14 +324,20 @@ func (s *Set) restore(buckets map[int64][]uint64, floor int64) {
 // them: the output acknowledges in publish order, so a queue of the
 // published events' references is enough.
 type Acks struct {
-	set  *Set
-	mu   sync.Mutex
-	refs []Ref
-	head int
+	set     *Set
+	shipped *Shipped // nil without the recheck
+	onErr   func(error)
+	mu      sync.Mutex
+	refs    []Ref
+	head    int
 }
 
-// NewAcks returns the acknowledgement queue of set.
-func NewAcks(set *Set) *Acks { return &Acks{set: set} }
+// NewAcks returns the acknowledgement queue of set; shipped (nil: none)
+// records every acknowledged event for the recheck, and onErr hears of the
+// first failure to record.
+func NewAcks(set *Set, shipped *Shipped, onErr func(error)) *Acks {
+	return &Acks{set: set, shipped: shipped, onErr: onErr}
+}
 
 // Published queues the reference of an event about to be published (the
 // zero Ref for an event the set does not track).
@@ -349,6 +355,11 @@ func (a *Acks) Acked(n int) {
 	for _, r := range a.refs[a.head:end] {
 		if r != (Ref{}) {
 			a.set.Acked(r)
+		}
+	}
+	if a.shipped != nil {
+		if err := a.shipped.Add(a.refs[a.head:end]); err != nil && a.onErr != nil {
+			a.onErr(err)
 		}
 	}
 	a.head = end

@@ -86,6 +86,8 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		monitoring.ReportInt(v, "late_events_caught", l.Caught.Load())
 		monitoring.ReportInt(v, "late_events_read", l.Read.Load())
 		monitoring.ReportInt(v, "late_sweeps", l.Sweeps.Load())
+		monitoring.ReportInt(v, "late_events_rechecked", l.Rechecked.Load())
+		monitoring.ReportInt(v, "late_recheck_read", l.RecheckRead.Load())
 		monitoring.ReportFloat(v, "late_max_seconds", time.Duration(l.MaxLatency.Load()).Seconds())
 		if m.lateSet != nil {
 			monitoring.ReportInt(v, "late_tracked", int64(m.lateSet.Len()))

@@ -73,7 +73,7 @@ func TestPumpPublishesWithPositionsAndCommitsOnACK(t *testing.T) {
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	var commits []*cursor.Position
 	set := late.NewSet(0)
-	acks := late.NewAcks(set)
+	acks := late.NewAcks(set, nil, nil)
 	out := &fakeOutput{}
 	pub, err := cursor.NewPublisher(out.pipeline(), cursor.PublisherConfig[*cursor.Position]{
 		Commit: func(p *cursor.Position) { commits = append(commits, p) },

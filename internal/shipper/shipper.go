@@ -93,8 +93,15 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 
 	metrics := &auditMetrics{committer: committer, lateSet: lateSet}
 	var acks *late.Acks
+	var shipped *late.Shipped
 	if lateSet != nil {
-		acks = late.NewAcks(lateSet)
+		if cfg.Audit.LateEvents.Recheck > 0 {
+			shipped = late.OpenShipped(cursor.ShippedDir(s.RegistryRoot, s.StoreName, regKey))
+			defer shipped.Close()
+		}
+		acks = late.NewAcks(lateSet, shipped, func(err error) {
+			log.Warnw("The record of shipped events cannot be written: the recheck may send some of them again (Elasticsearch stores each uid once)", "error", err)
+		})
 	}
 	pub, err := cursor.NewPublisher(s.Audit, cursor.PublisherConfig[*cursor.Position]{
 		Commit: func(p *cursor.Position) {
@@ -117,7 +124,7 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 
 	lag := &late.Lag{}
 	metrics.teleportLag = lag
-	reader := auditlog.NewReader(readerConfig(cfg, lateSet, lag, func(err error) { hl.searched(cluster, err) }),
+	reader := auditlog.NewReader(readerConfig(cfg, lateSet, shipped, lag, func(err error) { hl.searched(cluster, err) }),
 		func(ctx context.Context) (auditlog.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
 	metrics.reader = reader
 	mapper := ecs.NewAuditMapper()
@@ -211,7 +218,7 @@ func stateSaver(log *logp.Logger, path string, set *late.Set, perm os.FileMode) 
 }
 
 // readerConfig is the audit reader's configuration from teleportbeat.yml.
-func readerConfig(cfg config.Config, set *late.Set, lag *late.Lag, observe func(error)) auditlog.Config {
+func readerConfig(cfg config.Config, set *late.Set, shipped *late.Shipped, lag *late.Lag, observe func(error)) auditlog.Config {
 	a := cfg.Audit
 	return auditlog.Config{
 		EventTypes:          a.EventTypes,
@@ -225,7 +232,7 @@ func readerConfig(cfg config.Config, set *late.Set, lag *late.Lag, observe func(
 		BackfillConcurrency: a.BackfillConcurrency,
 		Prefetch:            a.Prefetch,
 		Export:              a.UseExportAPI,
-		Late:                auditlog.LateConfig{Ages: a.LateEvents.Ages(), Set: set, Lag: lag},
+		Late:                auditlog.LateConfig{Ages: a.LateEvents.Ages(), Set: set, Lag: lag, Recheck: a.LateEvents.Recheck, Shipped: shipped},
 		Observe:             observe,
 	}
 }
