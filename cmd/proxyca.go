@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	conf "github.com/elastic/elastic-agent-libs/config"
+
+	"github.com/teleportbeat/teleportbeat/config"
 )
 
 // teleport/api verifies the Proxy's web certificate (its /webapi/find
@@ -59,7 +61,7 @@ func trustProxyCAs(cfg *conf.C) (func(), error) {
 	var pems [][]byte
 	h := sha256.New()
 	for i, f := range c.Teleport.ProxySSL.CertificateAuthorities {
-		b, err := os.ReadFile(f)
+		b, err := config.ReadCA(f)
 		if err != nil {
 			return none, fmt.Errorf("teleportbeat.teleport.proxy_ssl.certificate_authorities.%d: %w", i, err)
 		}

@@ -303,15 +303,35 @@ func normalizeAddr(a string) (string, error) {
 }
 
 // checkPEMCerts checks that path holds at least one PEM certificate.
-func checkPEMCerts(path string) error {
-	b, err := os.ReadFile(path)
+func checkPEMCerts(pathOrPEM string) error {
+	b, err := ReadCA(pathOrPEM)
 	if err != nil {
-		return fmt.Errorf("cannot read %s: %w", path, err)
+		return err
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(b) {
-		return fmt.Errorf("%s holds no PEM certificate", path)
+		if IsInlinePEM(pathOrPEM) {
+			return errors.New("the PEM given inline holds no certificate")
+		}
+		return fmt.Errorf("%s holds no PEM certificate", pathOrPEM)
 	}
 	return nil
+}
+
+// IsInlinePEM reports whether a certificate authority is given as the PEM
+// text itself, as libbeat's ssl settings take it, rather than a path.
+func IsInlinePEM(s string) bool { return strings.Contains(s, "-----BEGIN ") }
+
+// ReadCA reads a certificate authority given as a path or inline. Errors
+// name the file, never the PEM text.
+func ReadCA(pathOrPEM string) ([]byte, error) {
+	if IsInlinePEM(pathOrPEM) {
+		return []byte(pathOrPEM), nil
+	}
+	b, err := os.ReadFile(pathOrPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", pathOrPEM, err)
+	}
+	return b, nil
 }
 
 func portOr(p, def string) string {

@@ -189,3 +189,19 @@ func TestLateEventSweepAges(t *testing.T) {
 	require.Equal(t, []time.Duration{10 * time.Second, 2 * time.Minute, 5 * time.Minute}, ages(map[string]any{"sweeps": []any{"2m", "10s"}, "max_delay": "5m"}))
 	require.Nil(t, ages(map[string]any{"max_delay": "0s"}))
 }
+
+// A Proxy CA given inline, as libbeat's ssl settings take it, is accepted;
+// a PEM that holds no certificate is refused without printing it.
+func TestProxyCAGivenInline(t *testing.T) {
+	c := writeCreds(t)
+	caPEM, err := os.ReadFile(c.ca)
+	require.NoError(t, err)
+	_, err = load(t, map[string]any{"teleport": map[string]any{"addr": "a:443", "identity_file": c.identity,
+		"proxy_ssl": map[string]any{"certificate_authorities": []string{string(caPEM)}}}})
+	require.NoError(t, err)
+	notACert := "-----BEGIN PRIVATE KEY-----\nSEKRITSEKRIT\n-----END PRIVATE KEY-----\n"
+	_, err = load(t, map[string]any{"teleport": map[string]any{"addr": "a:443", "identity_file": c.identity,
+		"proxy_ssl": map[string]any{"certificate_authorities": []string{notACert}}}})
+	require.ErrorContains(t, err, "teleportbeat.teleport.proxy_ssl.certificate_authorities.0: the PEM given inline holds no certificate")
+	require.NotContains(t, err.Error(), "SEKRIT")
+}
