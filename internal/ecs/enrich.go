@@ -124,9 +124,18 @@ func enrich(fields, event, raw mapstr.M, typ string, info *EventType, eventTime 
 			tp["resource"] = mapstr.M{"kind": kind, "name": name}
 		}
 		// A certificate's lifetime, which KQL cannot compute (rules and
-		// dashboards look for long-lived certificates).
+		// dashboards look for long-lived certificates), and its issuer
+		// when it was issued by impersonation.
+		cert := mapstr.M{}
 		if ttl, ok := certificateTTL(raw, typ, eventTime); ok {
-			tp["certificate"] = mapstr.M{"ttl": ttl}
+			cert["ttl"] = ttl
+		}
+		if a.issuer != "" {
+			cert["issuer"] = a.issuer
+		}
+		put(tp, "certificate", cert)
+		if a.kind != "" {
+			tp["actor"] = mapstr.M{"kind": a.kind}
 		}
 	}
 	put(fields, "process", processOf(raw, info))

@@ -14,69 +14,209 @@ import (
 // (EventType.HTTP, .Process, .FileKey, ...): a new Teleport event type of
 // a known shape is a table row, not a new case here.
 
-// actor is user.* and the users it relates.
+// actor is user.* and the users it relates (docs/identity.md is the
+// model this implements).
 type actor struct {
 	fields       mapstr.M
 	name, target string // the acting user and the user acted on
+	issuer       string // who issued the certificate the action used, when not its holder
+	kind         string // human, bot, host or system
 	related      []string
 }
 
-// actorOf is the user who acted (user.name; with impersonation the
-// impersonator, and the identity used as user.effective.name), their
-// roles, and the user an admin action is about (user.target.*).
+// actorOf is who acted, as the identity model has it:
+//
+//   - user.name is the Teleport user the action was taken as: the holder
+//     of the certificate used (Teleport's "user"), whoever issued it. The
+//     reviewer (access_request.review) and updated_by (access_request.update,
+//     access lists) act on requests; a certificate issued by impersonation
+//     (cert.create with an impersonator other than the holder: `tctl auth
+//     sign` by an admin or the Auth host) was the issuer's act, with the
+//     holder as the target.
+//   - user.effective.name is the principal used on the resource: the OS
+//     login, the database user, the Windows user, the Kubernetes users.
+//   - user.target.* is the user acted on (admin actions, locks, the holder
+//     of a certificate issued by impersonation, the requester of a
+//     reviewed request).
+//   - user.roles are the actor's roles.
+//   - teleport.certificate.issuer is the impersonator of the certificate
+//     the action used, when it is not the holder (also in related.user).
+//   - teleport.actor.kind tells people from bots (Machine ID), host and
+//     service identities (<uuid>.<cluster>) and Teleport itself (system).
 func actorOf(raw mapstr.M, typ string, info *EventType) actor {
 	var a actor
 	a.fields = mapstr.M{}
-	user := str(raw, "user")
 	identity := sub(raw, "identity")
-	if user == "" && identity != nil {
-		user = str(identity, "user")
+	holder := str(raw, "user")
+	if holder == "" && identity != nil {
+		holder = str(identity, "user")
 	}
-	if user != "" {
-		a.fields["name"] = user
-		a.related = addUnique(a.related, user)
+	issuer := str(raw, "impersonator")
+	if issuer == "" && identity != nil {
+		issuer = str(identity, "impersonator")
 	}
-	if identity != nil {
-		if roles, ok := identity["roles"].([]any); ok && len(roles) > 0 {
-			a.fields["roles"] = roles
+	if issuer == holder {
+		issuer = "" // a certificate renewed by its own holder (Machine ID)
+	}
+	roles := rolesOf(raw, identity)
+	actorName, target := holder, ""
+	actorRoles := roles
+	switch typ {
+	case "access_request.review":
+		actorName, target, actorRoles = str(raw, "reviewer"), holder, nil
+	case "access_request.update":
+		actorName, target, actorRoles = str(raw, "updated_by"), holder, nil
+	case "cert.create":
+		if issuer != "" {
+			// The issuer asked for a certificate of the holder.
+			actorName, target, actorRoles = issuer, holder, nil
 		}
 	}
-	if login := str(raw, "login"); login != "" {
-		a.related = addUnique(a.related, login)
+	if actorName == "" {
+		actorName = str(raw, "updated_by")
 	}
-	if imp := str(raw, "impersonator"); imp != "" && imp != user {
-		// Impersonation: the impersonator acted (user.name), with the
-		// identity of user (user.effective.name), as ECS has it.
-		if user != "" {
-			a.fields["effective"] = mapstr.M{"name": user}
+	if actorName == "" {
+		actorName = str(raw, "user_name") // bot.join: the bot's user
+	}
+	if actorName != "" {
+		a.fields["name"] = actorName
+	}
+	if len(actorRoles) > 0 {
+		a.fields["roles"] = actorRoles
+	}
+	if eff := effectiveOf(raw); len(eff) > 0 {
+		if len(eff) == 1 {
+			a.fields["effective"] = mapstr.M{"name": eff[0]}
+		} else {
+			a.fields["effective"] = mapstr.M{"name": eff}
 		}
-		a.fields["name"] = imp
-		a.related = addUnique(a.related, imp)
 	}
-	a.name = user
 	targetsUser := info != nil && info.TargetsUser
 	if targetsUser {
-		a.target = str(raw, "name")
-		if a.target == "" && typ == "user.password_change" {
-			a.target = user
+		target = str(raw, "name")
+		if target == "" && typ == "user.password_change" {
+			target = holder
 		}
 	}
 	if typ == "lock.created" || typ == "lock.deleted" {
 		if t := sub(raw, "target_object"); t != nil {
-			a.target = str(t, "user")
+			target = str(t, "user")
 		}
 	}
-	if a.target != "" {
-		tf := mapstr.M{"name": a.target}
+	if target != "" && target != actorName {
+		tf := mapstr.M{"name": target}
 		if targetsUser {
-			if roles, ok := raw["roles"].([]any); ok && len(roles) > 0 {
-				tf["roles"] = roles
+			if r, ok := raw["roles"].([]any); ok && len(r) > 0 {
+				tf["roles"] = r
 			}
+		} else if typ == "cert.create" && len(roles) > 0 {
+			tf["roles"] = roles
 		}
 		a.fields["target"] = tf
-		a.related = addUnique(a.related, a.target)
+	} else {
+		target = ""
+	}
+	a.name, a.target = actorName, target
+	a.issuer = issuer
+	a.kind = actorKind(actorName, raw)
+	for _, u := range []string{actorName, holder, target, issuer} {
+		a.related = addUnique(a.related, u)
+	}
+	for _, u := range effectiveOf(raw) {
+		a.related = addUnique(a.related, u)
 	}
 	return a
+}
+
+// rolesOf are the roles of the user Teleport names (user_roles of newer
+// events, else the roles of the certificate's identity).
+func rolesOf(raw, identity mapstr.M) []any {
+	if r, ok := raw["user_roles"].([]any); ok && len(r) > 0 {
+		return r
+	}
+	if identity != nil {
+		if r, ok := identity["roles"].([]any); ok && len(r) > 0 {
+			return r
+		}
+	}
+	return nil
+}
+
+// effectiveOf are the principals used on the resource: the OS login, the
+// database user, the Windows user, the Kubernetes users.
+func effectiveOf(raw mapstr.M) []string {
+	var out []string
+	for _, k := range []string{"login", "db_user", "windows_user"} {
+		out = addUnique(out, str(raw, k))
+	}
+	if l, ok := raw["kubernetes_users"].([]any); ok {
+		for _, v := range l {
+			if s, ok := v.(string); ok {
+				out = addUnique(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Actor kinds (teleport.actor.kind).
+const (
+	KindHuman  = "human"
+	KindBot    = "bot"
+	KindHost   = "host"
+	KindSystem = "system"
+)
+
+// actorKind tells what kind of identity a user name is: Teleport's
+// user_kind where the event has it (newer Teleport), else its shape: a
+// Machine ID bot's user is bot-<name>, a host or service identity is
+// <host uuid>.<cluster>, and Teleport's own actions are by "system".
+func actorKind(name string, raw mapstr.M) string {
+	if name == "" {
+		return ""
+	}
+	switch {
+	case name == "system" || strings.HasPrefix(name, "@"):
+		return KindSystem
+	case strings.HasPrefix(name, "bot-"):
+		return KindBot
+	case isHostIdentity(name):
+		return KindHost
+	}
+	if k, ok := intOf(raw["user_kind"]); ok {
+		switch k {
+		case 2:
+			return KindBot
+		case 1:
+			return KindHuman
+		}
+	}
+	if str(raw, "bot_name") != "" && name == str(raw, "user") {
+		return KindBot
+	}
+	return KindHuman
+}
+
+// isHostIdentity reports whether a user name is a host or service
+// identity: a UUID, then a dot and the cluster's name.
+func isHostIdentity(name string) bool {
+	id, _, ok := strings.Cut(name, ".")
+	if !ok || len(id) != 36 {
+		return false
+	}
+	for i, c := range id {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // endpoints are source.*, destination.*, network.* and the addresses they
@@ -126,6 +266,11 @@ func hostOf(raw mapstr.M) (mapstr.M, string) {
 	name := str(raw, "server_hostname")
 	if name == "" {
 		name = str(raw, "desktop_name")
+	}
+	if name == "" {
+		// A node's name in Teleport is its UUID (session.data and the
+		// other events that carry only server_id).
+		name = str(raw, "server_id")
 	}
 	if name != "" {
 		host["name"] = name

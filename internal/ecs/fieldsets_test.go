@@ -16,21 +16,6 @@ func typeOf(t *testing.T, name string) *EventType {
 	return et
 }
 
-func TestActor(t *testing.T) {
-	a := actorOf(mapstr.M{"user": "alice", "impersonator": "bob", "login": "root"}, "session.start", typeOf(t, "session.start"))
-	require.Equal(t, "bob", a.fields["name"], "the impersonator acted")
-	require.Equal(t, mapstr.M{"name": "alice"}, a.fields["effective"])
-	require.Equal(t, []string{"alice", "root", "bob"}, a.related)
-
-	a = actorOf(mapstr.M{"user": "admin", "name": "eve", "roles": []any{"editor"}}, "user.create", typeOf(t, "user.create"))
-	require.Equal(t, mapstr.M{"name": "eve", "roles": []any{"editor"}}, a.fields["target"])
-	require.Equal(t, "eve", a.target)
-
-	a = actorOf(mapstr.M{"identity": mapstr.M{"user": "dave", "roles": []any{"ops"}}}, "cert.create", typeOf(t, "cert.create"))
-	require.Equal(t, "dave", a.name)
-	require.Equal(t, []any{"ops"}, a.fields["roles"])
-}
-
 func TestEndpoints(t *testing.T) {
 	ep := endpointsOf(mapstr.M{"addr": mapstr.M{"remote": "203.0.113.5:51234", "local": "10.0.0.1:3022"}, "proto": "ssh"})
 	require.Equal(t, "203.0.113.5", ep.source["ip"])

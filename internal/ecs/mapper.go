@@ -16,6 +16,12 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/event"
 )
 
+// ECSVersion is the ECS release teleportbeat's documents follow, stated in
+// each document's ecs.version (libbeat stamps 8.0.0, its own, only where a
+// document has none) and the one the Fleet package resolves its ECS fields
+// from.
+const ECSVersion = "8.17.0"
+
 // Datasets of the documents teleportbeat writes.
 const (
 	DatasetAudit   = "teleport.audit"
@@ -100,7 +106,7 @@ func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
 	}
 	raw := rawFields(ev.Fields)
 	tp := mapstr.M{m.rawKey: raw}
-	fields := mapstr.M{"teleport": tp}
+	fields := mapstr.M{"teleport": tp, "ecs": mapstr.M{"version": ECSVersion}}
 
 	ts := now
 	if !ev.Time.IsZero() {

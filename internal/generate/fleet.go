@@ -123,8 +123,9 @@ dependencies:
 // named in the pipeline's description.
 const fleetPackageVersion = "0.1.0"
 
-// ECSVersion is the ECS release the package's ECS fields come from.
-const ECSVersion = "8.17.0"
+// ECSVersion is the ECS release the package's ECS fields come from, the
+// one teleportbeat's documents state in ecs.version.
+const ECSVersion = ecs.ECSVersion
 
 // groupOrder lists the names of the groups under teleport, in order.
 func groupOrder(teleportYML []byte) []string {

@@ -450,6 +450,23 @@ func TeleportFieldsYML(rf RawFields) []byte {
             - name: ttl
               type: long
               description: The certificate's lifetime in seconds (its expiry minus the event's time).
+            - name: issuer
+              type: keyword
+              ignore_above: 1024
+              description: >
+                Who issued the certificate the action used, when it is not its
+                holder (Teleport's impersonator: an admin or the Auth host running
+                tctl auth sign, a service impersonating a user). The holder is
+                user.name (user.target.name for the cert.create of the issue itself).
+        - name: actor
+          type: group
+          description: What kind of identity acted (user.name).
+          fields:
+            - name: kind
+              type: keyword
+              description: >
+                human, bot (a Machine ID bot, bot-<name>), host (a host or service
+                identity, <uuid>.<cluster>) or system (Teleport itself).
         - name: truncated
           type: group
           description: >

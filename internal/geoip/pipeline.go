@@ -1,5 +1,5 @@
-// Package geoip is teleportbeat's ingest pipeline: GeoIP and ASN for the
-// addresses of Teleport events, added by Elasticsearch's geoip processor
+// Package geoip is teleportbeat's ingest pipeline: event.ingested, and
+// GeoIP and ASN for the addresses of Teleport events, added by Elasticsearch's geoip processor
 // as Elastic's own integrations do (its GeoLite2 databases are downloaded
 // by Elasticsearch; air-gapped clusters need them installed, see README).
 //
@@ -29,7 +29,12 @@ var addressFields = []string{"source", "destination"}
 
 // Pipeline is the pipeline's definition, as PUT _ingest/pipeline takes it.
 func Pipeline(version string) map[string]any {
-	var procs []any
+	// event.ingested first: when Elasticsearch took the event, which
+	// detection rules read (timestamp_override) so that an event stored
+	// long after its time still alerts, as Elastic's integrations set it.
+	procs := []any{map[string]any{"set": map[string]any{
+		"tag": "event-ingested", "field": "event.ingested", "value": "{{{_ingest.timestamp}}}",
+	}}}
 	for _, f := range addressFields {
 		procs = append(procs,
 			map[string]any{"geoip": map[string]any{
@@ -79,7 +84,7 @@ func Fields() []string {
 			out = append(out, f+"."+g)
 		}
 	}
-	return append(out, "tags", "error.message")
+	return append(out, "tags", "error.message", "event.ingested")
 }
 
 // Install puts the pipeline into Elasticsearch: always with overwrite (as

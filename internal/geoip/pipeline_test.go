@@ -17,7 +17,7 @@ func TestPipelineWritesOnlyTemplateFields(t *testing.T) {
 	types, err := fieldsyml.Types("../../fields.yml")
 	require.NoError(t, err)
 	require.Equal(t, "ip", types["source.ip"], "fields.yml is read")
-	want := map[string]string{"location": "geo_point", "number": "long", "tags": "keyword", "message": "match_only_text"}
+	want := map[string]string{"location": "geo_point", "number": "long", "tags": "keyword", "message": "match_only_text", "ingested": "date"}
 	for _, f := range Fields() {
 		typ, ok := types[f]
 		require.True(t, ok, "%s is in fields.yml", f)
@@ -49,6 +49,11 @@ func TestPipelineProcessors(t *testing.T) {
 	geoips := 0
 	for _, proc := range p.Processors {
 		for kind, o := range proc {
+			if kind == "set" {
+				require.Equal(t, "event.ingested", o["field"])
+				require.Equal(t, "{{{_ingest.timestamp}}}", o["value"])
+				continue
+			}
 			require.Equal(t, true, o["ignore_missing"], "%s %v never fails on a missing field", kind, o)
 			switch kind {
 			case "geoip":
