@@ -355,10 +355,10 @@ func objects(dataView string) []Object {
 			{table("Locks and MFA events [Teleportbeat]", "Locks created and removed, MFA devices added and removed, MFA challenges, recovery codes used.", qLocksMFA,
 				terms("event.action", "Event", 10, n), terms("user.name", "By", 10, n), terms("user.target.name", "Target user", 10, n), n), 0, 68, 24, 15},
 			{table("Certificates issued [Teleportbeat]", "User certificates: who asked, for whom (impersonation), the longest TTL.", qCerts,
-				terms("user.name", "Issued by", 20, n), terms("user.effective.name", "For (impersonated)", 10, n), duration("max", "teleport.certificate.ttl", "Longest TTL", "seconds"), n), 24, 68, 24, 15},
+				terms("user.name", "Issued by", 20, n), terms("user.target.name", "For (impersonated)", 10, n), duration("max", "teleport.certificate.ttl", "Longest TTL", "seconds"), n), 24, 68, 24, 15},
 			{barOverTime("Access requests over time [Teleportbeat]", "Access requests: created, reviewed, updated, expired.", qAccessReq, n, &byType), 0, 83, 24, 15},
 			{table("Access request reviews [Teleportbeat]", "Who approved or denied which access requests.", qReviews,
-				terms("teleport.audit.reviewer", "Reviewer", 20, n), terms("teleport.audit.proposed_state", "Decision", 3, n), terms("teleport.audit.id", "Request", 10, n), n), 24, 83, 24, 15},
+				terms("user.name", "Reviewer", 20, n), terms("teleport.audit.proposed_state", "Decision", 3, n), terms("teleport.audit.id", "Request", 10, n), n), 24, 83, 24, 15},
 			// Where logins come from (source.geo and source.as, from
 			// teleportbeat's GeoIP ingest pipeline).
 			{table("Logins by source country [Teleportbeat]", "Successful logins by the country of their source address (GeoIP).", qLogins,
