@@ -181,7 +181,7 @@ func isSession(doc []byte) bool {
 		} `json:"event"`
 	}
 	_ = json.Unmarshal(doc, &d)
-	return d.Event.Dataset == "teleport.session"
+	return d.Event.Dataset == "teleportbeat.session"
 }
 
 type replaySummary struct {

@@ -24,6 +24,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 
 	"github.com/teleportbeat/teleportbeat/internal/agent"
+	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/fleetpkg"
 	"github.com/teleportbeat/teleportbeat/internal/generate"
 	"github.com/teleportbeat/teleportbeat/internal/rules"
@@ -237,7 +238,7 @@ func TestKibanaAssets(t *testing.T) {
 			attrs := o["attributes"].(map[string]any)
 			require.Equal(t, fmt.Sprintf("%s_%v", attrs["rule_id"], attrs["version"]), id, f)
 			require.Equal(t, "security-rule", o["type"], f)
-			require.Contains(t, attrs["index"], "logs-teleport.audit-*", "%s: searches the package's data stream", f)
+			require.Contains(t, attrs["index"], "logs-teleportbeat.audit-*", "%s: searches the package's data stream", f)
 			rulesSeen++
 			continue
 		}
@@ -380,4 +381,73 @@ func TestRenderedPolicyConfiguresTheBeat(t *testing.T) {
 		}
 	}
 	require.Equal(t, "add_tags", names[len(names)-1], "the policy's processors run on the stream, after the agent's own (%v)", names)
+}
+
+// TestInstallsBesideElasticsTeleportIntegration: Fleet installs Elastic's
+// teleport integration (which reads the event handler's files) and
+// teleportbeat's package side by side, in either order, and neither
+// replaces the other's index template, component template or pipeline:
+// teleportbeat's data streams are its own (logs-teleportbeat.*), so each
+// writes through its own template. (With the data streams it had before,
+// logs-teleport.audit-*, the second install replaced the first's template
+// of the same name.)
+func TestInstallsBesideElasticsTeleportIntegration(t *testing.T) {
+	ours := load(t)
+	elastic, err := fleetpkg.Load(filepath.Join("testdata", "elastic-teleport"))
+	require.NoError(t, err)
+	fieldsYML, err := os.ReadFile(filepath.Join("..", "fields.yml"))
+	require.NoError(t, err)
+	resolve := func(b []byte) ([]byte, error) { return generate.ResolveECS(b, fieldsYML) }
+	oursAssets, err := ours.ElasticsearchAssets(resolve)
+	require.NoError(t, err)
+	elasticAssets, err := elastic.ElasticsearchAssets(nil)
+	require.NoError(t, err)
+
+	for _, order := range [][]*fleetpkg.ESAssets{{elasticAssets, oursAssets}, {oursAssets, elasticAssets}} {
+		es := estest.New()
+		for _, a := range order {
+			install(t, es, a)
+		}
+		for _, a := range []*fleetpkg.ESAssets{oursAssets, elasticAssets} {
+			for name, body := range a.IndexTemplates {
+				stored, ok := es.IndexTemplate(name)
+				require.True(t, ok, name)
+				want, err := json.Marshal(body)
+				require.NoError(t, err)
+				require.JSONEq(t, string(want), string(stored), "%s is the installing package's own", name)
+			}
+		}
+		require.Equal(t, "logs-teleport.audit", es.TemplateOf("logs-teleport.audit-default"), "Elastic's data stream writes through its template")
+		require.Equal(t, "logs-teleportbeat.audit", es.TemplateOf("logs-teleportbeat.audit-default"), "teleportbeat's through its own")
+		require.Equal(t, "logs-teleportbeat.session", es.TemplateOf("logs-teleportbeat.session-default"))
+		// Each takes its own package's documents.
+		require.NoError(t, es.Create("logs-teleport.audit-default", "e1", []byte(`{"@timestamp":"2025-01-01T00:00:00Z","event":{"dataset":"teleport.audit","module":"teleport"},"data_stream":{"type":"logs","dataset":"teleport.audit","namespace":"default"}}`)))
+		require.NoError(t, es.Create("logs-teleportbeat.audit-default", "t1", []byte(`{"@timestamp":"2025-01-01T00:00:00Z","event":{"dataset":"teleportbeat.audit","module":"teleport"},"data_stream":{"type":"logs","dataset":"teleportbeat.audit","namespace":"default"}}`)))
+	}
+	for name := range oursAssets.IndexTemplates {
+		_, clash := elasticAssets.IndexTemplates[name]
+		require.False(t, clash, name)
+	}
+	for name := range oursAssets.ComponentTemplates {
+		_, clash := elasticAssets.ComponentTemplates[name]
+		require.False(t, clash, name)
+	}
+	for name := range oursAssets.Pipelines {
+		_, clash := elasticAssets.Pipelines[name]
+		require.False(t, clash, name)
+	}
+}
+
+func install(t *testing.T, es *estest.Recorder, a *fleetpkg.ESAssets) {
+	t.Helper()
+	put := func(what string, bodies map[string]map[string]any, fn func(string, []byte) error) {
+		for name, body := range bodies {
+			b, err := json.Marshal(body)
+			require.NoError(t, err)
+			require.NoError(t, fn(name, b), "%s %s", what, name)
+		}
+	}
+	put("pipeline", a.Pipelines, es.PutPipeline)
+	put("component template", a.ComponentTemplates, es.PutComponentTemplate)
+	put("index template", a.IndexTemplates, es.PutIndexTemplate)
 }

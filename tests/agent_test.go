@@ -230,24 +230,24 @@ func TestElasticAgentManagesTheBeat(t *testing.T) {
 	a.set(out, inputUnit(t, pkg, 1, "default", vars, proto.State_HEALTHY))
 	p := a.start(e)
 
-	// 1. Events flow into logs-teleport.audit-default and
-	// logs-teleport.session-default, with the agent's fields.
+	// 1. Events flow into logs-teleportbeat.audit-default and
+	// logs-teleportbeat.session-default, with the agent's fields.
 	a.waitState("teleport-policy-1", proto.State_HEALTHY, 1, "Healthy")
 	wantAudit := len(expectedIDs(evs)) + len(recs) // and the upload events
 	wantSessions := len(sessionDocs(recs))
 	waitFor(t, 2*time.Minute, "every audit event and recording in the data streams", func() bool {
-		return len(docsIn(es, "logs-teleport.audit-default")) >= wantAudit && len(docsIn(es, "logs-teleport.session-default")) >= wantSessions
+		return len(docsIn(es, "logs-teleportbeat.audit-default")) >= wantAudit && len(docsIn(es, "logs-teleportbeat.session-default")) >= wantSessions
 	})
-	stored := docsIn(es, "logs-teleport.audit-default")
+	stored := docsIn(es, "logs-teleportbeat.audit-default")
 	for id := range expectedIDs(evs) {
 		d, ok := stored[id]
-		require.True(t, ok, "event %s stored in logs-teleport.audit-default", id)
-		require.Equal(t, map[string]any{"type": "logs", "dataset": "teleport.audit", "namespace": "default"}, d.Source["data_stream"], id)
+		require.True(t, ok, "event %s stored in logs-teleportbeat.audit-default", id)
+		require.Equal(t, map[string]any{"type": "logs", "dataset": "teleportbeat.audit", "namespace": "default"}, d.Source["data_stream"], id)
 		require.Equal(t, agentID, d.Source["agent"].(map[string]any)["id"], id)
-		require.Equal(t, "teleport.audit", d.Source["event"].(map[string]any)["dataset"], id)
+		require.Equal(t, "teleportbeat.audit", d.Source["event"].(map[string]any)["dataset"], id)
 	}
-	for _, d := range docsIn(es, "logs-teleport.session-default") {
-		require.Equal(t, "teleport.session", d.Source["data_stream"].(map[string]any)["dataset"])
+	for _, d := range docsIn(es, "logs-teleportbeat.session-default") {
+		require.Equal(t, "teleportbeat.session", d.Source["data_stream"].(map[string]any)["dataset"])
 	}
 	s, _, _ := a.state("output-default")
 	require.Equal(t, proto.State_HEALTHY, s, "output unit")
@@ -277,16 +277,16 @@ func TestElasticAgentManagesTheBeat(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, logins)
-	waitFor(t, 2*time.Minute, "the new logins in logs-teleport.audit-prod", func() bool {
-		return len(docsIn(es, "logs-teleport.audit-prod")) >= len(logins)
+	waitFor(t, 2*time.Minute, "the new logins in logs-teleportbeat.audit-prod", func() bool {
+		return len(docsIn(es, "logs-teleportbeat.audit-prod")) >= len(logins)
 	})
 	e.settle()
-	prod := docsIn(es, "logs-teleport.audit-prod")
+	prod := docsIn(es, "logs-teleportbeat.audit-prod")
 	require.Len(t, prod, len(logins), "only user.login, and nothing read again")
 	for id := range expectedIDs(logins) {
 		require.Contains(t, prod, id)
 	}
-	require.Len(t, docsIn(es, "logs-teleport.audit-default"), wantAudit, "the first policy's events were not sent again")
+	require.Len(t, docsIn(es, "logs-teleportbeat.audit-default"), wantAudit, "the first policy's events were not sent again")
 	require.Equal(t, pid, p.cmd.Process.Pid)
 	require.False(t, p.exited(), "the policy change did not restart teleportbeat")
 
@@ -323,7 +323,7 @@ func TestElasticAgentManagesTheBeat(t *testing.T) {
 	require.Equal(t, 1, strings.Count(p.logs.String(), "Managed by Elastic Agent"), "one process throughout")
 
 	t.Logf("RESULT elastic-agent: %d audit + %d session documents in the data streams; states reported:\n%s",
-		len(docsIn(es, "logs-teleport.audit-default"))+len(prod), len(docsIn(es, "logs-teleport.session-default")), a.historyString())
+		len(docsIn(es, "logs-teleportbeat.audit-default"))+len(prod), len(docsIn(es, "logs-teleportbeat.session-default")), a.historyString())
 }
 
 // installFleetPackage puts what Fleet installs for the package into the

@@ -37,7 +37,7 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
 		n += strings.Count(string(b), "\n")
-		sessions += strings.Count(string(b), `"dataset":"teleport.session"`)
+		sessions += strings.Count(string(b), `"dataset":"teleportbeat.session"`)
 	}
 	require.Equal(t, 283, n)
 	require.Equal(t, 12, sessions)

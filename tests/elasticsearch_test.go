@@ -76,7 +76,7 @@ func checkDocs(t *testing.T, es *estest.Recorder, evs []*teleporttest.Event) {
 			require.Contains(t, d.Source["tags"], "teleport_uid_shared")
 		}
 		require.Equal(t, "teleport", ev["module"])
-		require.Equal(t, "teleport.audit", ev["dataset"])
+		require.Equal(t, "teleportbeat.audit", ev["dataset"])
 		require.Equal(t, match.Type, audit["event"])
 	}
 	require.Len(t, seen, len(want), "every uid served is stored")

@@ -98,7 +98,7 @@ func TestShipsSessionRecordingsAndResumesThem(t *testing.T) {
 		ev, ok := want[d.ID]
 		require.True(t, ok, "unexpected session document %s", d.ID)
 		event := d.Source["event"].(map[string]any)
-		require.Equal(t, "teleport.session", event["dataset"])
+		require.Equal(t, "teleportbeat.session", event["dataset"])
 		require.Equal(t, ev.Type, event["action"])
 		raw := d.Source["teleport"].(map[string]any)["session"].(map[string]any)
 		require.Equal(t, float64(ev.Index), raw["ei"])

@@ -23,8 +23,8 @@ const InputType = "teleport"
 // The data streams (Fleet package data_stream/audit and
 // data_stream/session).
 const (
-	AuditDataset   = "teleport.audit"
-	SessionDataset = "teleport.session"
+	AuditDataset   = "teleportbeat.audit"
+	SessionDataset = "teleportbeat.session"
 )
 
 // routingKeys are the keys of a rendered stream that say where its events

@@ -52,7 +52,7 @@ func TestTransformOneUnitIsOneShipper(t *testing.T) {
 	var got shipper.UnitConfig
 	require.NoError(t, cfgs[0].Config.Unpack(&got))
 	require.Equal(t, "teleport-unit-1", got.ID)
-	for want, idx := range map[string]*fmtstr.EventFormatString{"logs-teleport.audit-prod": &got.AuditStream.Index, "logs-teleport.session-prod": &got.SessionStream.Index} {
+	for want, idx := range map[string]*fmtstr.EventFormatString{"logs-teleportbeat.audit-prod": &got.AuditStream.Index, "logs-teleportbeat.session-prod": &got.SessionStream.Index} {
 		s, err := idx.Run(&beat.Event{})
 		require.NoError(t, err)
 		require.Equal(t, want, s)
@@ -99,7 +99,7 @@ func TestTransformWithoutSessionStreamTurnsRecordingsOff(t *testing.T) {
 func TestTransformErrorsNameTheProblem(t *testing.T) {
 	conn := connection(t)
 	_, err := Transform(unit(stream(t, "session-1", SessionDataset, map[string]any{"teleport": conn})), nil)
-	require.ErrorContains(t, err, "the teleport.session stream needs the teleport.audit stream")
+	require.ErrorContains(t, err, "the teleportbeat.session stream needs the teleportbeat.audit stream")
 
 	_, err = Transform(unit(stream(t, "x-1", "teleport.other", map[string]any{"teleport": conn})), nil)
 	require.ErrorContains(t, err, `stream x-1 has data stream "teleport.other"`)

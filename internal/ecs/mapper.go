@@ -24,8 +24,8 @@ const ECSVersion = "8.17.0"
 
 // Datasets of the documents teleportbeat writes.
 const (
-	DatasetAudit   = "teleport.audit"
-	DatasetSession = "teleport.session"
+	DatasetAudit   = "teleportbeat.audit"
+	DatasetSession = "teleportbeat.session"
 	Module         = "teleport"
 )
 

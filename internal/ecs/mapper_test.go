@@ -36,7 +36,7 @@ func TestEveryCorpusEventMaps(t *testing.T) {
 		msg, _ := out.Fields.GetValue("message")
 		require.NotEmpty(t, msg)
 		v, _ = out.Fields.GetValue("event.dataset")
-		require.Equal(t, "teleport.audit", v)
+		require.Equal(t, "teleportbeat.audit", v)
 		raw, err := out.Fields.GetValue("teleport.audit")
 		require.NoError(t, err)
 		require.Equal(t, e.Type, raw.(mapstr.M)["event"])

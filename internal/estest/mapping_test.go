@@ -46,7 +46,7 @@ const testTemplate = `{
         "strict_part": {"dynamic": "strict", "properties": {"known": {"type": "keyword"}}},
         "loose_part": {"dynamic": false, "properties": {}},
         "off": {"type": "object", "enabled": false},
-        "dataset": {"type": "constant_keyword", "value": "teleport.audit"}
+        "dataset": {"type": "constant_keyword", "value": "teleportbeat.audit"}
       }
     }
   }
@@ -117,7 +117,7 @@ func TestMappingRefusesWhatElasticsearchRefuses(t *testing.T) {
 		{"strict object", `{"@timestamp":"2024-05-01T10:00:00Z","strict_part":{"other":"x"}}`, 400, "strict_dynamic_mapping_exception: [1:2] mapping set to strict, dynamic introduction of [other] within [strict_part] is not allowed"},
 		{"dynamic false ignores new fields", `{"@timestamp":"2024-05-01T10:00:00Z","loose_part":{"anything":{"deep":1}}}`, 201, ""},
 		{"disabled object takes anything", `{"@timestamp":"2024-05-01T10:00:00Z","off":{"x":[1,"a",{"b":2}]}}`, 201, ""},
-		{"constant keyword", `{"@timestamp":"2024-05-01T10:00:00Z","dataset":"teleport.session"}`, 400, "document_parsing_exception: failed to parse field [dataset] of type [constant_keyword]"},
+		{"constant keyword", `{"@timestamp":"2024-05-01T10:00:00Z","dataset":"teleportbeat.session"}`, 400, "document_parsing_exception: failed to parse field [dataset] of type [constant_keyword]"},
 		{"metadata field in the source", `{"@timestamp":"2024-05-01T10:00:00Z","_id":"x"}`, 400, "document_parsing_exception: [1:2] Field [_id] is a metadata field"},
 		{"depth limit", `{"@timestamp":"2024-05-01T10:00:00Z","raw":{"a":{"b":{"c":{"d":{"e":"x"}}}}}}`, 400, "illegal_argument_exception: Limit of mapping depth [5] has been exceeded due to object field [raw.a.b.c.d]"},
 		{"within the depth limit", `{"@timestamp":"2024-05-01T10:00:00Z","raw":{"a":{"b":{"c":{"d":"x"}}}}}`, 201, ""},

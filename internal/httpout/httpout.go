@@ -244,7 +244,7 @@ func (c *client) Publish(ctx context.Context, batch publisher.Batch) error {
 	dead := 0
 	for i := range events {
 		u := c.cfg.URL
-		if ds, _ := events[i].Content.Fields.GetValue("event.dataset"); ds == "teleport.session" {
+		if ds, _ := events[i].Content.Fields.GetValue("event.dataset"); ds == "teleportbeat.session" {
 			u = c.cfg.SessionURL
 		}
 		data, err := c.codec.Encode(c.index, &events[i].Content)

@@ -298,21 +298,21 @@ func dashboard(title, description, field, value, dataView string, panels []panel
 
 // Queries shared by the dashboards.
 const (
-	qAudit         = `event.dataset:"teleport.audit"`
-	qSessionData   = `event.dataset:"teleport.session"`
-	qFailedLogins  = `event.dataset:"teleport.audit" and event.action:"user.login" and event.outcome:"failure"`
-	qLogins        = `event.dataset:"teleport.audit" and event.action:"user.login" and event.outcome:"success" and source.ip:*`
-	qPrivileged    = `event.dataset:"teleport.audit" and event.action:("user.create" or "user.update" or "user.delete" or "user.password_change" or "role.created" or "role.updated" or "role.deleted" or "join_token.create" or "trusted_cluster_token.create" or "reset_password_token.create" or "recovery_token.create" or "privilege_token.create" or "lock.created" or "lock.deleted" or "access_request.create" or "access_request.review" or "access_request.update" or "access_request.delete" or "access_request.expire" or "bot.create" or "bot.update" or "bot.delete" or "github.created" or "github.updated" or "github.deleted" or "oidc.created" or "oidc.updated" or "oidc.deleted" or "saml.created" or "saml.updated" or "saml.deleted")`
-	qAccessReq     = `event.dataset:"teleport.audit" and event.action:access_request.*`
-	qReviews       = `event.dataset:"teleport.audit" and event.action:"access_request.review"`
-	qDenied        = `event.dataset:"teleport.audit" and event.outcome:"failure" and teleport.resource.kind:*`
-	qLocksMFA      = `event.dataset:"teleport.audit" and event.action:("lock.created" or "lock.deleted" or "mfa.add" or "mfa.delete" or "mfa_auth_challenge.create" or "mfa_auth_challenge.validate" or "recovery_code.used")`
-	qCerts         = `event.dataset:"teleport.audit" and event.action:"cert.create"`
-	qSessionStart  = `event.dataset:"teleport.audit" and event.action:("session.start" or "windows.desktop.session.start" or "db.session.start" or "app.session.start")`
-	qSessionEnd    = `event.dataset:"teleport.audit" and event.action:("session.end" or "windows.desktop.session.end" or "db.session.end" or "app.session.end")`
-	qExec          = `event.dataset:"teleport.audit" and event.action:"exec"`
+	qAudit         = `event.dataset:"teleportbeat.audit"`
+	qSessionData   = `event.dataset:"teleportbeat.session"`
+	qFailedLogins  = `event.dataset:"teleportbeat.audit" and event.action:"user.login" and event.outcome:"failure"`
+	qLogins        = `event.dataset:"teleportbeat.audit" and event.action:"user.login" and event.outcome:"success" and source.ip:*`
+	qPrivileged    = `event.dataset:"teleportbeat.audit" and event.action:("user.create" or "user.update" or "user.delete" or "user.password_change" or "role.created" or "role.updated" or "role.deleted" or "join_token.create" or "trusted_cluster_token.create" or "reset_password_token.create" or "recovery_token.create" or "privilege_token.create" or "lock.created" or "lock.deleted" or "access_request.create" or "access_request.review" or "access_request.update" or "access_request.delete" or "access_request.expire" or "bot.create" or "bot.update" or "bot.delete" or "github.created" or "github.updated" or "github.deleted" or "oidc.created" or "oidc.updated" or "oidc.deleted" or "saml.created" or "saml.updated" or "saml.deleted")`
+	qAccessReq     = `event.dataset:"teleportbeat.audit" and event.action:access_request.*`
+	qReviews       = `event.dataset:"teleportbeat.audit" and event.action:"access_request.review"`
+	qDenied        = `event.dataset:"teleportbeat.audit" and event.outcome:"failure" and teleport.resource.kind:*`
+	qLocksMFA      = `event.dataset:"teleportbeat.audit" and event.action:("lock.created" or "lock.deleted" or "mfa.add" or "mfa.delete" or "mfa_auth_challenge.create" or "mfa_auth_challenge.validate" or "recovery_code.used")`
+	qCerts         = `event.dataset:"teleportbeat.audit" and event.action:"cert.create"`
+	qSessionStart  = `event.dataset:"teleportbeat.audit" and event.action:("session.start" or "windows.desktop.session.start" or "db.session.start" or "app.session.start")`
+	qSessionEnd    = `event.dataset:"teleportbeat.audit" and event.action:("session.end" or "windows.desktop.session.end" or "db.session.end" or "app.session.end")`
+	qExec          = `event.dataset:"teleportbeat.audit" and event.action:"exec"`
 	qSessionCmds   = `event.action:"session.command"`
-	qSessionUpload = `event.dataset:"teleport.audit" and event.action:"session.upload"`
+	qSessionUpload = `event.dataset:"teleportbeat.audit" and event.action:"session.upload"`
 )
 
 // Objects returns every saved object teleportbeat ships, over the
@@ -334,7 +334,7 @@ func objects(dataView string) []Object {
 	logins := count("Logins")
 	overview := dashboard("[Teleportbeat] Teleport Audit Overview",
 		"Teleport audit events: activity, users, sources, failed logins, denied access, privileged changes, locks and MFA, certificates and access requests. Discover: \"Teleport audit events [Teleportbeat]\".",
-		"event.dataset", "teleport.audit", dataView,
+		"event.dataset", "teleportbeat.audit", dataView,
 		[]panel{
 			{metricVis("Audit events [Teleportbeat]", "Number of audit events.", qAudit, n), 0, 0, 12, 8},
 			{metricVis("Failed logins [Teleportbeat]", "Failed user logins.", qFailedLogins, count("Failed logins")), 12, 0, 12, 8},

@@ -22,7 +22,7 @@ var files embed.FS
 
 // Indices are the indices every rule searches: teleportbeat's data stream
 // (teleportbeat-<version>) and the Fleet package's.
-var Indices = []string{"teleportbeat-*", "logs-teleport.audit-*"}
+var Indices = []string{"teleportbeat-*", "logs-teleportbeat.audit-*"}
 
 // Version is the rules' version: Kibana keeps the highest version of a
 // rule_id; raise it when a rule changes.

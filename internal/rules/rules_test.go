@@ -86,7 +86,7 @@ func TestRuleSchema(t *testing.T) {
 			require.NotEmpty(t, o["false_positives"])
 			require.Contains(t, []any{"query", "threshold"}, o["type"])
 			require.Equal(t, "kuery", o["language"])
-			require.ElementsMatch(t, []any{"teleportbeat-*", "logs-teleport.audit-*"}, o["index"])
+			require.ElementsMatch(t, []any{"teleportbeat-*", "logs-teleportbeat.audit-*"}, o["index"])
 			band, ok := riskBands[o["severity"].(string)]
 			require.True(t, ok, "severity %v", o["severity"])
 			risk := o["risk_score"].(float64)

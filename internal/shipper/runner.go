@@ -27,7 +27,7 @@ type UnitConfig struct {
 	ID           string  `config:"id"`
 	Teleportbeat *conf.C `config:"teleportbeat"`
 	// AuditStream and SessionStream route the teleport.audit and
-	// teleport.session data streams: the index (logs-teleport.audit-<ns>)
+	// teleport.session data streams: the index (logs-teleportbeat.audit-<ns>)
 	// and the processors Agent adds (data_stream.*, agent.id, ...).
 	AuditStream   Stream `config:"audit_stream"`
 	SessionStream Stream `config:"session_stream"`

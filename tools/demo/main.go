@@ -221,7 +221,7 @@ func summary(files []string, n int, cfg, log, registry string) error {
 		if err != nil {
 			return err
 		}
-		sessions += bytes.Count(b, []byte(`"dataset":"teleport.session"`))
+		sessions += bytes.Count(b, []byte(`"dataset":"teleportbeat.session"`))
 	}
 	step(fmt.Sprintf("Done: %d ECS-mapped Teleport audit events and %d session recording events written", n-sessions, sessions))
 	for _, f := range files {
