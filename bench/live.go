@@ -129,7 +129,9 @@ func liveRun(ctx context.Context, o options, rate int, log io.Writer) (liveResul
 		"teleportbeat.audit.late_events.sweeps=[5s]",
 		"teleportbeat.audit.late_events.max_delay=1m",
 		fmt.Sprintf("output.elasticsearch.hosts=[%s]", esSrv.URL),
-		"setup.template.enabled=false", "setup.ilm.enabled=false",
+		// The template is loaded: the recording Elasticsearch applies it
+		// as Elasticsearch does (without it, dynamic mapping refuses some
+		// of teleportbeat's documents, as it would).
 		"http.enabled=true", "http.host=127.0.0.1", fmt.Sprintf("http.port=%d", port),
 		"path.home=" + dir, "logging.level=info", "logging.metrics.enabled=false",
 	} {
