@@ -3,6 +3,8 @@ package cmd
 import (
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -20,12 +22,17 @@ import (
 // them with everything else.
 const DetectionRulesFlag = "detection-rules"
 
+// ForceRulesFlag makes setup reset every installed rule's content to the
+// shipped version's.
+const ForceRulesFlag = "force"
+
 // libbeat's setup flags: any of them set means "only these".
 var setupFlags = []string{"dashboards", "pipelines", "index-management", "enable-all-filesets", "force-enable-module-filesets"}
 
 // withDetectionRules adds the detection rules to setup.
 func withDetectionRules(setup *cobra.Command, settings instance.Settings) {
 	setup.Flags().Bool(DetectionRulesFlag, false, "Load teleportbeat's Teleport detection rules into Kibana Security")
+	setup.Flags().Bool(ForceRulesFlag, false, "With the detection rules: reset every installed rule to this version's content (the analysts' edits to the rules go; enabled, exceptions and actions stay)")
 	setup.Long += " * Detection rules for Kibana Security (Teleport threats).\n"
 	libbeatRun := setup.Run
 	setup.Run = func(c *cobra.Command, args []string) {
@@ -42,7 +49,8 @@ func withDetectionRules(setup *cobra.Command, settings instance.Settings) {
 			initialized = true
 		}
 		if only || !others {
-			if err := loadDetectionRules(settings, initialized); err != nil {
+			force, _ := c.Flags().GetBool(ForceRulesFlag)
+			if err := loadDetectionRules(settings, initialized, force); err != nil {
 				fmt.Fprintf(os.Stderr, "Exiting: %v\n", err)
 				os.Exit(1)
 			}
@@ -56,7 +64,7 @@ func withDetectionRules(setup *cobra.Command, settings instance.Settings) {
 // initialized once per process: after its own setup ran, the
 // configuration is read again with its loader (its keystore resolver
 // stays in place).
-func loadDetectionRules(settings instance.Settings, initialized bool) error {
+func loadDetectionRules(settings instance.Settings, initialized, force bool) error {
 	if !initialized {
 		b, err := instance.NewBeat(settings.Name, settings.IndexPrefix, settings.Version, settings.ElasticLicensed, settings.Initialize)
 		if err != nil {
@@ -84,12 +92,49 @@ func loadDetectionRules(settings instance.Settings, initialized bool) error {
 	if err != nil {
 		return err
 	}
-	n, err := rules.Import(&client.Connection, all)
+	history, err := rules.LoadHistory()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Loaded %d detection rules, disabled: enable them in Kibana under Security → Rules (tag \"Data Source: Teleport\")\n", n)
+	out, err := rules.Install(&client.Connection, client.Version.String(), all, history, force)
+	fmt.Print(rulesSummary(out))
+	if err != nil {
+		return err
+	}
 	return nil
+}
+
+// rulesSummary says what setup did with the detection rules.
+func rulesSummary(o rules.Outcome) string {
+	var b strings.Builder
+	say := func(names []string, what string) {
+		if len(names) > 0 {
+			fmt.Fprintf(&b, "Detection rules %s: %d (%s)\n", what, len(names), strings.Join(names, "; "))
+		}
+	}
+	say(o.Installed, "installed, disabled (enable them in Kibana under Security → Rules, tag \"Data Source: Teleport\")")
+	say(o.Upgraded, "upgraded to this version")
+	say(o.Reset, "reset to this version (--force)")
+	if len(o.UpToDate) > 0 {
+		fmt.Fprintf(&b, "Detection rules already at this version: %d\n", len(o.UpToDate))
+	}
+	say(o.Newer, "left alone, newer than this teleportbeat's")
+	for _, name := range sortedKeys(o.Kept) {
+		fmt.Fprintf(&b, "Kept your changes to %q: %s\n", name, strings.Join(o.Kept[name], ", "))
+	}
+	for _, name := range sortedKeys(o.Conflicts) {
+		fmt.Fprintf(&b, "Review %q: this version changed %s too; yours were kept (teleportbeat setup --detection-rules --force takes this version's)\n", name, strings.Join(o.Conflicts[name], ", "))
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // kibanaConfig is setup.kibana with output.elasticsearch's credentials

@@ -50,7 +50,7 @@ func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 	require.Contains(t, out, "Index setup finished")
 	require.Contains(t, out, "Loaded dashboards")
 	require.Contains(t, out, "Loaded Ingest pipelines")
-	require.Contains(t, out, fmt.Sprintf("Loaded %d detection rules", len(ruleSet)))
+	require.Contains(t, out, fmt.Sprintf("Detection rules installed, disabled (enable them in Kibana under Security → Rules, tag \"Data Source: Teleport\"): %d (", len(ruleSet)))
 	_, ok := es.Pipeline(geoip.Name(version.Version))
 	require.True(t, ok, "the GeoIP pipeline")
 	require.Len(t, kb.Rules(), len(ruleSet), "every detection rule")
@@ -100,23 +100,39 @@ func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 	require.Greater(t, len(es.Requests()), esBefore)
 	require.Len(t, kb.RuleImports(), 1, "--index-management loads no rules")
 
-	// --detection-rules alone: the rules, nothing else.
+	// --detection-rules alone: the rules, nothing else; around an
+	// analyst's work on them, which it keeps.
+	tuned := ruleSet[0]
+	exceptions := []any{map[string]any{"id": "soc-allow", "list_id": "soc-allow", "namespace_type": "single", "type": "detection"}}
+	require.NoError(t, kb.Analyst(tuned.ID(), map[string]any{"enabled": true, "exceptions_list": exceptions, "query": tuned.Object["query"].(string) + ` and not user.name: "svc-deploy"`}))
+	require.NoError(t, kb.Analyst(ruleSet[1].ID(), map[string]any{"enabled": true}))
+	before := kb.Rules()
 	kbBefore, esBefore = kb.Imports(), len(es.Requests())
 	out = run("setup", "--detection-rules")
-	require.Contains(t, out, fmt.Sprintf("Loaded %d detection rules", len(ruleSet)))
+	require.Contains(t, out, fmt.Sprintf("Detection rules already at this version: %d", len(ruleSet)))
 	require.NotContains(t, out, "Index setup finished")
 	require.Equal(t, kbBefore, kb.Imports(), "no dashboards")
 	require.Equal(t, esBefore, len(es.Requests()), "nothing in Elasticsearch")
-	require.Len(t, kb.RuleImports(), 2)
-	require.True(t, kb.RuleImports()[1].Overwrite, "a new version replaces the old")
+	require.Len(t, kb.RuleImports(), 1, "nothing to import")
+	require.Empty(t, kb.RulePatches(), "nothing to upgrade")
+	require.Equal(t, before, kb.Rules(), "the analyst's work is intact")
+
+	// --force: this version's content again, enabled and exceptions kept.
+	out = run("setup", "--detection-rules", "--force")
+	require.Contains(t, out, fmt.Sprintf("Detection rules reset to this version (--force): %d", len(ruleSet)))
+	got := kb.Rules()[tuned.ID()]
+	require.Equal(t, tuned.Object["query"], got["query"])
+	require.Equal(t, true, got["enabled"])
+	require.Equal(t, exceptions, got["exceptions_list"])
 
 	// Kibana refusing a rule (it answers 200 all the same) fails setup,
 	// naming the rule and the reason.
+	kb.DeleteRule(ruleSet[2].ID())
 	kb.SetRuleError(ruleSet[2].ID(), 400, "query: invalid KQL")
 	cmd := exec.Command(beatBin, "setup", "--detection-rules", "-c", cfg, "--path.home", repoRoot, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs"))
 	failed, err := cmd.CombinedOutput()
 	require.Error(t, err, "%s", failed)
-	require.Contains(t, string(failed), fmt.Sprintf("Kibana imported %d of %d detection rules", len(ruleSet)-1, len(ruleSet)))
+	require.Contains(t, string(failed), "Kibana imported 0 of 1 detection rules")
 	require.Contains(t, string(failed), fmt.Sprintf("rule %q (%s): 400 query: invalid KQL", ruleSet[2].Name(), ruleSet[2].ID()))
 
 	// From a directory without kibana/ (a binary copied alone, or run
@@ -153,4 +169,71 @@ func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 	all := strings.Join(exported, "\n")
 	require.Contains(t, all, overview)
 	require.Contains(t, all, "Events over time by type", "the dashboard's visualizations are exported with it")
+}
+
+// TestSetupUpgradesTheRulesKeepingTheAnalystsWork: a Kibana with the rules
+// of the version before (all at version 1, as teleportbeat installed them),
+// an analyst's work on them, then `teleportbeat setup --detection-rules`
+// of this version, as an upgrade runs it: the rules are upgraded, the new
+// ones installed, and what the analyst did is still there; a second setup
+// changes nothing.
+func TestSetupUpgradesTheRulesKeepingTheAnalystsWork(t *testing.T) {
+	e := newEnv(t)
+	kb := estest.NewKibana()
+	kb.Version = "8.13.4" // the oldest Kibana the package claims
+	kbSrv := kb.Server()
+	defer kbSrv.Close()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "internal", "rules", "testdata", "rules-v1.ndjson"))
+	require.NoError(t, err)
+	var old []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var o map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &o))
+		old = append(old, o)
+	}
+	kb.Installed(old...)
+	ruleSet, err := rules.All()
+	require.NoError(t, err)
+	var roles, bots rules.Rule
+	for _, r := range ruleSet {
+		switch r.File {
+		case "role-changed.yml":
+			roles = r
+		case "bot-created.yml":
+			bots = r
+		}
+	}
+	actions := []any{map[string]any{"group": "default", "id": "pagerduty", "action_type_id": ".pagerduty", "params": map[string]any{"summary": "{{context.rule.name}}"}}}
+	require.NoError(t, kb.Analyst(roles.ID(), map[string]any{"enabled": true, "actions": actions}))
+	require.NoError(t, kb.Analyst(bots.ID(), map[string]any{"enabled": true, "query": `event.action: "bot.create" and not user.name: "terraform"`}))
+
+	cfg := e.config("teleportbeat.yml", fmt.Sprintf("setup.kibana.host: %q\n", kbSrv.URL))
+	setup := func() string {
+		t.Helper()
+		out, err := exec.Command(beatBin, "setup", "--detection-rules", "-c", cfg, "--path.home", repoRoot, "--path.data", filepath.Join(e.dir, "data"), "--path.logs", filepath.Join(e.dir, "logs")).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+	out := setup()
+	require.Contains(t, out, fmt.Sprintf("Detection rules upgraded to this version: %d (", len(old)))
+	require.Contains(t, out, fmt.Sprintf("Detection rules installed, disabled (enable them in Kibana under Security → Rules, tag \"Data Source: Teleport\"): %d (", len(ruleSet)-len(old)))
+	require.Contains(t, out, `Kept your changes to "Teleport: Machine ID bot created": query`)
+	stored := kb.Rules()
+	require.Len(t, stored, len(ruleSet))
+	r := stored[roles.ID()]
+	require.Equal(t, true, r["enabled"])
+	require.Equal(t, "pagerduty", r["actions"].([]any)[0].(map[string]any)["id"])
+	require.Equal(t, roles.Object["query"], r["query"], "the new query: Teleport's own preset role rewrites no longer alert")
+	require.Equal(t, "event.ingested", r["timestamp_override"])
+	require.NotContains(t, r, "investigation_fields", "Kibana 8.13 is not sent what it does not take")
+	require.Equal(t, `event.action: "bot.create" and not user.name: "terraform"`, stored[bots.ID()]["query"])
+	require.Equal(t, true, stored[bots.ID()]["enabled"])
+	for _, rule := range ruleSet {
+		require.EqualValues(t, rule.Version(), stored[rule.ID()]["version"], rule.File)
+	}
+
+	before := kb.Rules()
+	out = setup()
+	require.Contains(t, out, fmt.Sprintf("Detection rules already at this version: %d", len(ruleSet)))
+	require.Equal(t, before, kb.Rules())
 }

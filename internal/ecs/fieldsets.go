@@ -61,6 +61,15 @@ func actorOf(raw mapstr.M, typ string, info *EventType) actor {
 	roles := rolesOf(raw, identity)
 	actorName, target := holder, ""
 	actorRoles := roles
+	effective := effectiveOf(raw)
+	if typ == "auth" && holder == "unknown" {
+		// Teleport's app access handler (lib/web/app) reports a failed
+		// app session authentication as User "unknown" with the session's
+		// owner, a Teleport user, as Login: who tried is not known, the
+		// owner is whose session was tried.
+		actorName, target, effective = "", str(raw, "login"), nil
+		holder = ""
+	}
 	switch typ {
 	case "access_request.review":
 		actorName, target, actorRoles = str(raw, "reviewer"), holder, nil
@@ -72,10 +81,10 @@ func actorOf(raw mapstr.M, typ string, info *EventType) actor {
 			actorName, target, actorRoles = issuer, holder, nil
 		}
 	}
-	if actorName == "" {
+	if actorName == "" && target == "" {
 		actorName = str(raw, "updated_by")
 	}
-	if actorName == "" {
+	if actorName == "" && target == "" {
 		actorName = str(raw, "user_name") // bot.join: the bot's user
 	}
 	if actorName != "" {
@@ -84,7 +93,7 @@ func actorOf(raw mapstr.M, typ string, info *EventType) actor {
 	if len(actorRoles) > 0 {
 		a.fields["roles"] = actorRoles
 	}
-	if eff := effectiveOf(raw); len(eff) > 0 {
+	if eff := effective; len(eff) > 0 {
 		if len(eff) == 1 {
 			a.fields["effective"] = mapstr.M{"name": eff[0]}
 		} else {
@@ -99,7 +108,15 @@ func actorOf(raw mapstr.M, typ string, info *EventType) actor {
 		}
 	}
 	if typ == "lock.created" || typ == "lock.deleted" {
-		if t := sub(raw, "target_object"); t != nil {
+		// The lock's target: target (deprecated, kept by Teleport) or
+		// lock.target of newer events.
+		t := sub(raw, "target_object")
+		if t == nil {
+			if l := sub(raw, "lock"); l != nil {
+				t = sub(l, "target")
+			}
+		}
+		if t != nil {
 			target = str(t, "user")
 		}
 	}
@@ -122,7 +139,7 @@ func actorOf(raw mapstr.M, typ string, info *EventType) actor {
 	for _, u := range []string{actorName, holder, target, issuer} {
 		a.related = addUnique(a.related, u)
 	}
-	for _, u := range effectiveOf(raw) {
+	for _, u := range effective {
 		a.related = addUnique(a.related, u)
 	}
 	return a

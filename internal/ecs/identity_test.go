@@ -47,7 +47,9 @@ func TestIdentityModel(t *testing.T) {
 		{"user created by an admin", map[string]any{"event": "user.create", "code": "T1002I", "user": "admin", "name": "eve", "roles": []any{"editor"}, "connector": "local"}, "admin", nil, "eve", "", "human", ""},
 		{"preset role rewritten by Teleport", map[string]any{"event": "role.updated", "code": "T9002I", "user": "system", "name": "access"}, "system", nil, "", "", "system", ""},
 		{"lock created by a host identity", map[string]any{"event": "lock.created", "code": "TLK00I", "user": host, "name": "l1", "target_object": map[string]any{"user": "mallory"}}, host, nil, "mallory", "", "host", ""},
+		{"lock of a user, newer shape (lock.target)", map[string]any{"event": "lock.created", "code": "TLK00I", "user": "admin", "name": "l2", "lock": map[string]any{"target": map[string]any{"user": "mallory"}}}, "admin", nil, "mallory", "", "human", ""},
 		{"SSH login as another OS user", map[string]any{"event": "session.start", "code": "T2000I", "user": "alice", "login": "root", "server_hostname": "db-1"}, "alice", "root", "", "", "human", "db-1"},
+		{"app session authentication failed (lib/web/app: User unknown, the owner as Login)", map[string]any{"event": "auth", "code": "T3007W", "user": "unknown", "login": "alice", "success": false, "error": "Failed app access authentication: state token was not in the expected format", "addr.remote": "203.0.113.9:41000"}, "", nil, "alice", "", "", ""},
 		{"database session", map[string]any{"event": "db.session.start", "code": "TDB00I", "user": "alice", "db_user": "postgres", "db_service": "pg", "success": true}, "alice", "postgres", "", "", "human", ""},
 		{"Kubernetes request", map[string]any{"event": "kube.request", "code": "T3009I", "user": "alice", "kubernetes_users": []any{"alice"}, "kubernetes_groups": []any{"system:masters"}, "kubernetes_cluster": "prod", "verb": "GET", "request_path": "/api", "response_code": 200}, "alice", "alice", "", "", "human", ""},
 		{"desktop session", map[string]any{"event": "windows.desktop.session.start", "code": "TDP00I", "user": "alice", "windows_user": "Administrator", "desktop_name": "win-1", "success": true}, "alice", "Administrator", "", "", "human", "win-1"},
@@ -61,6 +63,16 @@ func TestIdentityModel(t *testing.T) {
 			require.NoError(t, err)
 			f := NewAuditMapper().Map(decoded(t, e), time.Now()).Fields
 			get := func(k string) any { v, _ := f.GetValue(k); return v }
+			if tc.name == "" {
+				require.Nil(t, get("user.name"), "who acted is not known")
+				require.Nil(t, get("teleport.actor.kind"))
+				require.NotContains(t, get("related.user"), "unknown")
+				require.NotContains(t, f["message"], "unknown ")
+				require.Contains(t, f["message"], tc.target)
+				require.Equal(t, tc.target, get("user.target.name"))
+				require.Nil(t, get("user.effective.name"))
+				return
+			}
 			require.Equal(t, tc.name, get("user.name"), "who acted")
 			require.Equal(t, tc.effective, get("user.effective.name"))
 			if tc.target == "" {

@@ -32,6 +32,29 @@ func (r *Recorder) SetGeoIP(t GeoIPTable) {
 
 type ingestDoc map[string]any
 
+// Simulate runs a pipeline on a document as the recorder's ingest does
+// (Elasticsearch's _simulate): now is the ingest time, geo what the geoip
+// processor finds.
+func Simulate(pipeline, doc map[string]any, now time.Time, geo GeoIPTable) (map[string]any, error) {
+	body, err := json.Marshal(pipeline)
+	if err != nil {
+		return nil, err
+	}
+	src, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	out, err := runPipeline(body, src, now, geo)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // runPipeline runs a pipeline's processors on a document's source.
 func runPipeline(body, src []byte, now time.Time, geo GeoIPTable) ([]byte, error) {
 	var p struct {

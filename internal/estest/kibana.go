@@ -28,6 +28,7 @@ type Kibana struct {
 
 	rules       map[string]map[string]any // detection rules by rule_id
 	ruleImports []RuleImport
+	rulePatches []RulePatch
 	ruleErrors  map[string]ruleError // injected per-rule errors
 }
 
@@ -68,6 +69,8 @@ func (k *Kibana) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		k.exportObjects(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == "/api/detection_engine/rules/_import":
 		k.importRules(w, r)
+	case r.URL.Path == "/api/detection_engine/rules":
+		k.serveRules(w, r)
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprintf(w, `{"statusCode":404,"error":"Not Found","message":"%s %s"}`, r.Method, r.URL.Path)

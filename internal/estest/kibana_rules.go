@@ -1,22 +1,44 @@
 package estest
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
+	"time"
+
+	"github.com/teleportbeat/teleportbeat/internal/ruleschema"
 )
 
-// The detection rule import API (POST /api/detection_engine/rules/_import),
-// as Kibana answers it: 200 with per-rule errors in the body, a rule that
-// exists refused with 409 unless overwrite=true, and the checks Kibana's
-// rule schema makes on the fields teleportbeat's rules use.
+// Kibana's detection rule APIs, as far as teleportbeat uses them, with
+// the rule state Kibana keeps:
+//
+//   - POST /api/detection_engine/rules/_import: 200 with per-rule errors
+//     in the body; a rule that exists is refused with 409 unless
+//     overwrite=true; every rule is checked against Elastic's rule schema
+//     of the stand-in's Kibana version (internal/ruleschema) and refused
+//     with 400 as Kibana refuses it.
+//   - GET /api/detection_engine/rules?rule_id=: the rule as Kibana keeps
+//     it (with the fields Kibana fills in: id, revision, version,
+//     enabled, exceptions_list, actions, ...), or 404.
+//   - PATCH /api/detection_engine/rules: changes the fields it names and
+//     keeps the others; the result is checked against the schema.
+//
+// An analyst's work in the UI is a PATCH too (Analyst).
 
 // RuleImport is one import request.
 type RuleImport struct {
 	Overwrite bool
 	Rules     []map[string]any
+}
+
+// RulePatch is one PATCH request.
+type RulePatch struct {
+	RuleID string
+	Fields map[string]any
 }
 
 // SetRuleError makes the import API refuse the rule with ruleID with
@@ -36,7 +58,7 @@ func (k *Kibana) Rules() map[string]map[string]any {
 	defer k.mu.Unlock()
 	out := make(map[string]map[string]any, len(k.rules))
 	for id, r := range k.rules {
-		out[id] = r
+		out[id] = maps.Clone(r)
 	}
 	return out
 }
@@ -48,9 +70,146 @@ func (k *Kibana) RuleImports() []RuleImport {
 	return slices.Clone(k.ruleImports)
 }
 
+// RulePatches returns the PATCH requests received (not the analyst's).
+func (k *Kibana) RulePatches() []RulePatch {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.rulePatches)
+}
+
+// Installed stores rules as a Kibana that already has them keeps them
+// (installed by an earlier teleportbeat, or when Kibana's schema was
+// another's): without the import's checks.
+func (k *Kibana) Installed(rules ...map[string]any) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.rules == nil {
+		k.rules = map[string]map[string]any{}
+	}
+	for _, r := range rules {
+		id, _ := r["rule_id"].(string)
+		k.rules[id] = stored(r)
+	}
+}
+
+// DeleteRule removes a rule, as an analyst deleting it does.
+func (k *Kibana) DeleteRule(ruleID string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.rules, ruleID)
+}
+
+// Analyst changes a rule as an analyst does in Security → Rules: the
+// fields given replace the rule's (enabled, exceptions_list, actions, a
+// query, tags, ...).
+func (k *Kibana) Analyst(ruleID string, fields map[string]any) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, err := k.patchLocked(ruleID, fields)
+	return err
+}
+
 type ruleError struct {
 	status  int
 	message string
+}
+
+func (k *Kibana) serveRules(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Header.Get("kbn-xsrf") == "" {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"statusCode":400,"error":"Bad Request","message":"Request must contain a kbn-xsrf header."}`)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		id := r.URL.Query().Get("rule_id")
+		k.mu.Lock()
+		rule, ok := k.rules[id]
+		if ok {
+			rule = maps.Clone(rule)
+		}
+		k.mu.Unlock()
+		if !ok {
+			writeNotFound(w, id)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(rule)
+	case http.MethodPatch:
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"statusCode":400,"error":"Bad Request","message":%q}`, err.Error())
+			return
+		}
+		id, _ := body["rule_id"].(string)
+		fields := maps.Clone(body)
+		delete(fields, "rule_id")
+		k.mu.Lock()
+		k.rulePatches = append(k.rulePatches, RulePatch{RuleID: id, Fields: fields})
+		rule, err := k.patchLocked(id, fields)
+		k.mu.Unlock()
+		switch {
+		case err == errNoRule:
+			writeNotFound(w, id)
+		case err != nil:
+			w.WriteHeader(http.StatusBadRequest)
+			msg, _ := json.Marshal(err.Error())
+			fmt.Fprintf(w, `{"statusCode":400,"error":"Bad Request","message":%s}`, msg)
+		default:
+			_ = json.NewEncoder(w).Encode(rule)
+		}
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+var errNoRule = fmt.Errorf("no such rule")
+
+func writeNotFound(w http.ResponseWriter, id string) {
+	w.WriteHeader(http.StatusNotFound)
+	msg, _ := json.Marshal(fmt.Sprintf("rule_id: %q not found", id))
+	fmt.Fprintf(w, `{"statusCode":404,"error":"Not Found","message":%s}`, msg)
+}
+
+// patchLocked applies fields to a stored rule, as Kibana's PATCH does:
+// the result must pass the schema; a content change raises revision.
+func (k *Kibana) patchLocked(id string, fields map[string]any) (map[string]any, error) {
+	rule, ok := k.rules[id]
+	if !ok {
+		return nil, errNoRule
+	}
+	next := maps.Clone(rule)
+	content := false
+	for f, v := range fields {
+		next[f] = jsonValue(v)
+		if !kibanaState[f] {
+			content = true
+		}
+	}
+	if err := ruleschema.ValidateFor(k.Version, withoutKibanaFields(next)); err != nil {
+		return nil, err
+	}
+	if content {
+		next["revision"] = intOr(next["revision"], 0) + 1
+	}
+	next["updated_at"] = time.Now().UTC().Format(time.RFC3339Nano)
+	k.rules[id] = next
+	return maps.Clone(next), nil
+}
+
+// kibanaState are the fields whose change is no revision of the rule.
+var kibanaState = map[string]bool{"enabled": true, "exceptions_list": true, "actions": true, "throttle": true}
+
+// kibanaFields are what Kibana adds to a rule it stores: not part of the
+// import schema.
+var kibanaFields = []string{"id", "revision", "immutable", "rule_source", "created_at", "updated_at", "created_by", "updated_by"}
+
+func withoutKibanaFields(r map[string]any) map[string]any {
+	out := maps.Clone(r)
+	for _, f := range kibanaFields {
+		delete(out, f)
+	}
+	return out
 }
 
 func (k *Kibana) importRules(w http.ResponseWriter, r *http.Request) {
@@ -84,8 +243,8 @@ func (k *Kibana) importRules(w http.ResponseWriter, r *http.Request) {
 		status, msg := 0, ""
 		if e, injected := k.ruleErrors[id]; injected {
 			status, msg = e.status, e.message
-		} else if m := validateRule(rule); m != "" {
-			status, msg = http.StatusBadRequest, m
+		} else if err := ruleschema.ValidateFor(k.Version, rule); err != nil {
+			status, msg = http.StatusBadRequest, err.Error()
 		} else if _, exists := k.rules[id]; exists && !overwrite {
 			status, msg = http.StatusConflict, fmt.Sprintf("rule_id: %q already exists", id)
 		}
@@ -95,7 +254,7 @@ func (k *Kibana) importRules(w http.ResponseWriter, r *http.Request) {
 			errs = append(errs, e)
 			continue
 		}
-		k.rules[id] = rule
+		k.rules[id] = stored(rule)
 		ok++
 	}
 	k.mu.Unlock()
@@ -108,42 +267,73 @@ func (k *Kibana) importRules(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// validateRule makes the checks of Kibana's rule schema on the fields
-// teleportbeat's rules use; it returns Kibana's kind of message, or "".
-func validateRule(r map[string]any) string {
-	for _, f := range []string{"rule_id", "name", "description", "type", "severity"} {
-		if s, _ := r[f].(string); s == "" {
-			return fmt.Sprintf("%s: Required", f)
+// stored is a rule as Kibana keeps it after an import: with its own id
+// and the defaults of what the import left out (empty lists where Kibana
+// has them, version 1, enabled true, alert suppression's missing fields
+// strategy).
+func stored(rule map[string]any) map[string]any {
+	out := maps.Clone(rule)
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	out["id"] = fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+	out["revision"] = 0
+	out["immutable"] = false
+	out["rule_source"] = map[string]any{"type": "internal"}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	out["created_at"], out["updated_at"] = now, now
+	for f, v := range map[string]any{
+		"version": 1, "enabled": true, "exceptions_list": []any{}, "actions": []any{},
+		"risk_score_mapping": []any{}, "severity_mapping": []any{}, "false_positives": []any{},
+		"references": []any{}, "tags": []any{}, "threat": []any{}, "max_signals": 100,
+		"related_integrations": []any{}, "required_fields": []any{}, "setup": "",
+	} {
+		if _, ok := out[f]; !ok {
+			out[f] = v
 		}
 	}
-	if rs, ok := r["risk_score"].(float64); !ok || rs < 0 || rs > 100 || rs != float64(int(rs)) {
-		return "risk_score: Expected an integer between 0 and 100"
-	}
-	if !slices.Contains([]string{"low", "medium", "high", "critical"}, r["severity"].(string)) {
-		return fmt.Sprintf("severity: Invalid enum value. Expected 'low' | 'medium' | 'high' | 'critical', received '%v'", r["severity"])
-	}
-	switch r["type"] {
-	case "query", "threshold":
-		if q, _ := r["query"].(string); q == "" {
-			return "query: Required"
+	// Kibana 8.15+ keeps each required field with ecs, which it works
+	// out from its own ECS field list when a rule leaves it out; the
+	// stand-in has no such list and says false.
+	if rf, ok := out["required_fields"].([]any); ok {
+		fixed := make([]any, len(rf))
+		for i, x := range rf {
+			if m, ok := x.(map[string]any); ok {
+				if _, has := m["ecs"]; !has {
+					m = maps.Clone(m)
+					m["ecs"] = false
+				}
+				x = m
+			}
+			fixed[i] = x
 		}
-		if l, _ := r["language"].(string); l != "kuery" && l != "lucene" {
-			return fmt.Sprintf("language: Invalid enum value. Expected 'kuery' | 'lucene', received '%v'", r["language"])
-		}
-	default:
-		return fmt.Sprintf("type: Invalid literal value, received '%v'", r["type"])
+		out["required_fields"] = fixed
 	}
-	if r["type"] == "threshold" {
-		th, _ := r["threshold"].(map[string]any)
-		if v, _ := th["value"].(float64); v < 1 {
-			return "threshold.value: Number must be greater than or equal to 1"
-		}
-		if _, ok := th["field"]; !ok {
-			return "threshold.field: Required"
+	if s, ok := out["alert_suppression"].(map[string]any); ok {
+		if _, ok := s["missing_fields_strategy"]; !ok && out["type"] != "threshold" {
+			s = maps.Clone(s)
+			s["missing_fields_strategy"] = "suppress"
+			out["alert_suppression"] = s
 		}
 	}
-	if idx, _ := r["index"].([]any); len(idx) == 0 {
-		return "index: an index pattern is required (no data view given)"
+	return jsonValue(out).(map[string]any)
+}
+
+func jsonValue(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
 	}
-	return ""
+	var out any
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+func intOr(v any, d int) int {
+	switch n := v.(type) {
+	case float64:
+		return int(n)
+	case int:
+		return n
+	}
+	return d
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/kibana"
 	"github.com/teleportbeat/teleportbeat/internal/rules"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 
 // PackageDir is the Fleet integration package (manifests, stream templates
@@ -121,7 +122,7 @@ dependencies:
 
 // fleetPackageVersion is the Fleet package's version (its manifest's),
 // named in the pipeline's description.
-const fleetPackageVersion = "0.1.0"
+const fleetPackageVersion = version.FleetPackage
 
 // ECSVersion is the ECS release the package's ECS fields come from, the
 // one teleportbeat's documents state in ecs.version.

@@ -8,6 +8,7 @@ package generate
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,7 @@ import (
 	"github.com/elastic/beats/v7/libbeat/generator/fields"
 
 	"github.com/teleportbeat/teleportbeat/internal/kibana"
+	"github.com/teleportbeat/teleportbeat/internal/rules"
 )
 
 // BeatName is the beat the files are generated for.
@@ -105,7 +107,36 @@ func All(root string) ([]File, error) {
 		return nil, err
 	}
 	files = append(files, fleet...)
+	history, err := RuleHistory(root)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{Path: RuleHistoryPath, Data: history, Mode: 0o644})
 	return append(files, sortedFiles(dash)...), nil
+}
+
+// RuleHistoryPath is the detection rules' history (see rules.History).
+const RuleHistoryPath = "internal/rules/history.json"
+
+// RuleHistory is the rules' history with their current versions added: a
+// rule that changed without a new version is an error that says so.
+func RuleHistory(root string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(root, RuleHistoryPath))
+	if err != nil {
+		return nil, err
+	}
+	h := rules.History{}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("%s: %w", RuleHistoryPath, err)
+	}
+	all, err := rules.All()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Record(all); err != nil {
+		return nil, fmt.Errorf("detection rules: %w", err)
+	}
+	return h.JSON(), nil
 }
 
 // GeneratedDirs are directories whose every file is generated: a file

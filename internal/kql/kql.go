@@ -9,8 +9,15 @@
 // The subset, with Elasticsearch's semantics on the types it allows:
 //
 //	field: value            term; a value of a keyword field is compared
-//	                        exactly (case-sensitive), * and ? are wildcards
-//	                        in an unquoted value, a quoted value is literal
+//	                        exactly (case-sensitive); * is a wildcard in an
+//	                        unquoted value (? is not: KQL has no
+//	                        one-character wildcard), \* a literal star; a
+//	                        quoted value is literal
+//	\t \r \n \uXXXX        a tab, carriage return, line feed, character,
+//	                        quoted or not; unquoted, \ before one of
+//	                        \():<>"*{} or a keyword (and, or, not) makes it
+//	                        literal; quoted, \" and \\ are a quote and a
+//	                        backslash
 //	field: "a b"            the same, quoted
 //	field: (a or b)         any of the values (and/or/not inside)
 //	field: *                the field exists
@@ -166,7 +173,7 @@ func (n *fieldNode) matchValue(e valueExpr, vals []any) bool {
 	case valueNot:
 		return !n.matchValue(e.kid, vals)
 	case valueTerm:
-		if !e.quoted && e.text == "*" {
+		if e.text == anyValue {
 			return len(vals) > 0
 		}
 		for _, v := range vals {
@@ -205,24 +212,33 @@ func (n *fieldNode) term(t valueTerm, v any) bool {
 		return err == nil && w == a
 	default: // keyword, constant_keyword, wildcard, flattened leaves
 		s := fmt.Sprint(v)
-		if !t.quoted && strings.ContainsAny(t.text, "*?") {
+		if strings.ContainsRune(t.text, wildcardRune) {
 			return wildcard(t.text, s)
 		}
 		return s == t.text
 	}
 }
 
-// wildcard matches s against a pattern where * is any run of characters
-// and ? any one character (Elasticsearch's wildcard query on a keyword).
+// wildcardRune stands for an unescaped * of an unquoted value: the lexer
+// turns it into this (a private-use character), so that a literal star
+// (quoted, or escaped as \*) stays a star.
+const wildcardRune = '\uE000'
+
+// anyValue is the value "*": the field exists.
+const anyValue = string(wildcardRune)
+
+// wildcard matches s against a pattern where wildcardRune is any run of
+// characters (KQL's * on a keyword: Elasticsearch's wildcard query, whose
+// ? KQL escapes, so ? is literal).
 func wildcard(pattern, s string) bool {
 	p, r := []rune(pattern), []rune(s)
 	pi, si, star, mark := 0, 0, -1, 0
 	for si < len(r) {
 		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == r[si]):
+		case pi < len(p) && p[pi] != wildcardRune && p[pi] == r[si]:
 			pi++
 			si++
-		case pi < len(p) && p[pi] == '*':
+		case pi < len(p) && p[pi] == wildcardRune:
 			star, mark = pi, si
 			pi++
 		case star >= 0:
@@ -232,7 +248,7 @@ func wildcard(pattern, s string) bool {
 			return false
 		}
 	}
-	for pi < len(p) && p[pi] == '*' {
+	for pi < len(p) && p[pi] == wildcardRune {
 		pi++
 	}
 	return pi == len(p)
@@ -388,7 +404,7 @@ func checkValue(field, typ string, e valueExpr) error {
 	case valueNot:
 		return checkValue(field, typ, e.kid)
 	case valueTerm:
-		if !e.quoted && e.text == "*" {
+		if e.text == anyValue {
 			return nil
 		}
 		switch {
@@ -452,11 +468,22 @@ func (p *parser) lex() error {
 			p.toks = append(p.toks, token{kind: "op", text: op, pos: i})
 			i += len(op)
 		case c == '"':
+			// Kibana's grammar (kbn-es-query kuery grammar.peggy,
+			// QuotedCharacter): \t \r \n, \uXXXX, \" and \\ are
+			// escapes; any other character, a backslash included, is
+			// itself.
 			var b strings.Builder
 			j := i + 1
 			for ; j < len(s) && s[j] != '"'; j++ {
 				if s[j] == '\\' && j+1 < len(s) {
-					j++
+					if r, n, ok := whitespaceOrUnicode(s[j:]); ok {
+						b.WriteRune(r)
+						j += n - 1
+						continue
+					}
+					if s[j+1] == '"' || s[j+1] == '\\' {
+						j++
+					}
 				}
 				b.WriteByte(s[j])
 			}
@@ -466,25 +493,83 @@ func (p *parser) lex() error {
 			p.toks = append(p.toks, token{kind: "word", text: b.String(), quoted: true, pos: i})
 			i = j + 1
 		default:
+			// UnquotedCharacter: \t \r \n, \uXXXX, \ before a special
+			// character or a keyword (literal), an unescaped * (the
+			// wildcard), or any character but a special one and space.
 			var b strings.Builder
 			j := i
-			for ; j < len(s); j++ {
+			for j < len(s) {
 				ch := s[j]
-				if ch == '\\' && j+1 < len(s) {
-					j++
-					b.WriteByte(s[j])
-					continue
+				if ch == '\\' {
+					if r, n, ok := whitespaceOrUnicode(s[j:]); ok {
+						b.WriteRune(r)
+						j += n
+						continue
+					}
+					if j+1 < len(s) && strings.ContainsRune(specialChars, rune(s[j+1])) {
+						b.WriteByte(s[j+1])
+						j += 2
+						continue
+					}
+					if kw := escapedKeyword(s[j+1:]); kw != "" {
+						b.WriteString(kw)
+						j += 1 + len(kw)
+						continue
+					}
+					return fmt.Errorf("kql %q at %d: a backslash escapes only \\t, \\r, \\n, \\uXXXX, one of %s or a keyword", s, j, specialChars)
 				}
 				if unicode.IsSpace(rune(ch)) || strings.ContainsRune("():<>\"{}", rune(ch)) {
 					break
 				}
-				b.WriteByte(ch)
+				if ch == '*' {
+					b.WriteRune(wildcardRune)
+				} else {
+					b.WriteByte(ch)
+				}
+				j++
 			}
 			p.toks = append(p.toks, token{kind: "word", text: b.String(), pos: i})
 			i = j
 		}
 	}
 	return nil
+}
+
+// specialChars are KQL's special characters (grammar.peggy).
+const specialChars = `\():<>"*{}`
+
+// whitespaceOrUnicode reads an escape at the start of s (a backslash):
+// \t, \r, \n or \uXXXX; n is its length.
+func whitespaceOrUnicode(s string) (r rune, n int, ok bool) {
+	if len(s) < 2 {
+		return 0, 0, false
+	}
+	switch s[1] {
+	case 't':
+		return '\t', 2, true
+	case 'r':
+		return '\r', 2, true
+	case 'n':
+		return '\n', 2, true
+	case 'u':
+		if len(s) >= 6 {
+			if v, err := strconv.ParseUint(s[2:6], 16, 32); err == nil {
+				return rune(v), 6, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// escapedKeyword returns the keyword (or, and, not, any case) s starts
+// with, "" if none.
+func escapedKeyword(s string) string {
+	for _, kw := range []string{"and", "not", "or"} {
+		if len(s) >= len(kw) && strings.EqualFold(s[:len(kw)], kw) {
+			return s[:len(kw)]
+		}
+	}
+	return ""
 }
 
 func (p *parser) done() bool { return p.i >= len(p.toks) }

@@ -42,7 +42,8 @@ func TestMatch(t *testing.T) {
 		`event.action: user.logout`:                                   false,
 		`event.action: user.*`:                                        true,
 		`event.action: "user.*"`:                                      false, // quoted: literal
-		`event.action: us?r.login`:                                    true,
+		`event.action: us?r.login`:                                    false, // ? is no wildcard in KQL
+		`event.action: user\*`:                                       false, // an escaped * is a star
 		`event.action: (exec or "user.login")`:                        true,
 		`event.action: user.login and event.outcome: failure`:         true,
 		`event.action: user.login and not event.outcome: failure`:     false,
@@ -106,12 +107,52 @@ func TestFields(t *testing.T) {
 	require.Equal(t, []string{"event.action", "user.name", "source.ip"}, q.Fields())
 }
 
+// TestKibanaEscapes follows Kibana's KQL grammar (kbn-es-query's
+// grammar.peggy): ? is a literal character, \* a literal star, \n \r \t
+// a line feed, carriage return and tab (quoted or not), \uXXXX a
+// character, and a backslash before a keyword makes it a word.
+func TestKibanaEscapes(t *testing.T) {
+	d := mapstr.M{
+		"process": mapstr.M{"name": "a?b", "args": []any{"x*y", "line1\nline2", "tab\there", "é", `back\slash`, "or", `q"uote`}},
+	}
+	for q, want := range map[string]bool{
+		`process.name: a?b`:              true,
+		`process.name: axb`:              false,
+		`process.name: a*`:               true,
+		`process.args: x\*y`:             true,
+		`process.args: xzy`:              false,
+		`process.args: x*y`:              true,
+		`process.args: "x*y"`:            true,
+		`process.args: "xzy"`:            false,
+		`process.args: line1\nline2`:     true,
+		`process.args: "line1\nline2"`:   true,
+		`process.args: "line1nline2"`:    false,
+		`process.args: line1nline2`:      false,
+		`process.args: tab\there`:        true,
+		`process.args: "tab\there"`:      true,
+		`process.args: \u00e9`:           true,
+		`process.args: "back\\slash"`:    true,
+		`process.args: \or`:              true,
+		`process.args: "q\"uote"`:        true,
+		`process.args: q\"uote`:          true,
+		`process.args: "line1\\nline2"`: false, // \\ is a backslash, then n
+	} {
+		parsed, err := Parse(q, types)
+		require.NoError(t, err, q)
+		require.Equal(t, want, parsed.Match(d), q)
+	}
+	_, err := Parse(`process.name: a\qb`, types)
+	require.ErrorContains(t, err, "a backslash escapes only")
+}
+
 func TestWildcard(t *testing.T) {
-	require.True(t, wildcard("a*c", "abbbc"))
-	require.True(t, wildcard("*", ""))
-	require.True(t, wildcard("a?c", "abc"))
-	require.False(t, wildcard("a?c", "ac"))
-	require.True(t, wildcard("*/nmap", "/usr/bin/nmap"))
-	require.False(t, wildcard("*/nmap", "/usr/bin/nmap2"))
-	require.True(t, wildcard("ü*", "über"))
+	w := string(wildcardRune)
+	require.True(t, wildcard("a"+w+"c", "abbbc"))
+	require.True(t, wildcard(w, ""))
+	require.False(t, wildcard("a?c", "abc"), "? is literal")
+	require.True(t, wildcard("a?c", "a?c"))
+	require.False(t, wildcard("a*c", "abc"), "a star that is not the wildcard rune is literal")
+	require.True(t, wildcard(w+"/nmap", "/usr/bin/nmap"))
+	require.False(t, wildcard(w+"/nmap", "/usr/bin/nmap2"))
+	require.True(t, wildcard("ü"+w, "über"))
 }

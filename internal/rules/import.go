@@ -10,12 +10,19 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-
-	"github.com/elastic/elastic-agent-libs/kibana"
 )
 
-// ImportPath is Kibana's detection rule import API.
-const ImportPath = "/api/detection_engine/rules/_import"
+// Kibana is what installing the rules needs of Kibana: libbeat's
+// kibana.Connection has it.
+type Kibana interface {
+	Send(method, extraPath string, params url.Values, headers http.Header, body io.Reader) (*http.Response, error)
+}
+
+// API paths of Kibana's detection engine.
+const (
+	ImportPath = "/api/detection_engine/rules/_import"
+	RulePath   = "/api/detection_engine/rules"
+)
 
 // importAnswer is the import API's answer. It is 200 even when rules
 // fail: the failures are in Errors.
@@ -36,10 +43,11 @@ type importAnswer struct {
 	Message    string `json:"message"`
 }
 
-// Import sends rules to Kibana's rule import API, replacing earlier
-// versions (overwrite), and returns how many Kibana imported. Every rule
-// Kibana refused is in the error, by name and with Kibana's reason.
-func Import(conn *kibana.Connection, rules []Rule) (int, error) {
+// importObjects sends rule objects to Kibana's rule import API and returns
+// how many Kibana imported. Without overwrite, Kibana refuses a rule_id it
+// has. Every rule Kibana refused is in the error, by name and with
+// Kibana's reason.
+func importObjects(conn Kibana, objs []map[string]any, overwrite bool) (int, error) {
 	var body bytes.Buffer
 	w := multipart.NewWriter(&body)
 	h := textproto.MIMEHeader{}
@@ -49,7 +57,7 @@ func Import(conn *kibana.Connection, rules []Rule) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := part.Write(NDJSON(rules)); err != nil {
+	if _, err := part.Write(NDJSON(objs)); err != nil {
 		return 0, err
 	}
 	if err := w.Close(); err != nil {
@@ -57,7 +65,7 @@ func Import(conn *kibana.Connection, rules []Rule) (int, error) {
 	}
 	headers := http.Header{}
 	headers.Set("Content-Type", w.FormDataContentType())
-	resp, err := conn.Send(http.MethodPost, ImportPath, url.Values{"overwrite": {"true"}}, headers, &body)
+	resp, err := conn.Send(http.MethodPost, ImportPath, url.Values{"overwrite": {fmt.Sprint(overwrite)}}, headers, &body)
 	if err != nil {
 		return 0, fmt.Errorf("import the detection rules into Kibana: %w", err)
 	}
@@ -71,18 +79,12 @@ func Import(conn *kibana.Connection, rules []Rule) (int, error) {
 		return 0, fmt.Errorf("import the detection rules into Kibana: status %d, answer not JSON: %.300s", resp.StatusCode, raw)
 	}
 	if resp.StatusCode >= 300 {
-		hint := ""
-		switch resp.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			hint = " (the user needs the Security feature's rules privilege: All on Security → Rules)"
-		case http.StatusNotFound:
-			hint = " (is the Security app available in this Kibana?)"
-		}
-		return 0, fmt.Errorf("import the detection rules into Kibana: status %d: %s%s", resp.StatusCode, a.Message, hint)
+		return 0, fmt.Errorf("import the detection rules into Kibana: status %d: %s%s", resp.StatusCode, a.Message, statusHint(resp.StatusCode))
 	}
 	names := map[string]string{}
-	for _, r := range rules {
-		names[r.ID()] = r.Name()
+	for _, o := range objs {
+		id, _ := o["rule_id"].(string)
+		names[id], _ = o["name"].(string)
 	}
 	var errs []error
 	for _, e := range a.Errors {
@@ -93,8 +95,19 @@ func Import(conn *kibana.Connection, rules []Rule) (int, error) {
 		errs = append(errs, fmt.Errorf("rule %q (%s): %d %s", names[id], id, e.Error.StatusCode, e.Error.Message))
 	}
 	if len(errs) > 0 || !a.Success {
-		errs = append([]error{fmt.Errorf("Kibana imported %d of %d detection rules", a.SuccessCount, len(rules))}, errs...)
+		errs = append([]error{fmt.Errorf("Kibana imported %d of %d detection rules", a.SuccessCount, len(objs))}, errs...)
 		return a.SuccessCount, errors.Join(errs...)
 	}
 	return a.SuccessCount, nil
+}
+
+// statusHint says what a refused request usually means.
+func statusHint(status int) string {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return " (the user needs the Security feature's rules privilege: All on Security → Rules)"
+	case http.StatusNotFound:
+		return " (is the Security app available in this Kibana?)"
+	}
+	return ""
 }

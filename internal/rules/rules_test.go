@@ -2,8 +2,10 @@ package rules
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -14,18 +16,30 @@ import (
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
+	"github.com/teleportbeat/teleportbeat/internal/eql"
+	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/fieldsyml"
+	"github.com/teleportbeat/teleportbeat/internal/geoip"
 	"github.com/teleportbeat/teleportbeat/internal/kql"
+	"github.com/teleportbeat/teleportbeat/internal/ruleschema"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 
-func loadAll(t *testing.T) ([]Rule, kql.Types) {
+type fields struct {
+	types map[string]string
+	ecs   map[string]bool
+}
+
+func loadAll(t *testing.T) ([]Rule, fields) {
 	t.Helper()
 	rules, err := All()
 	require.NoError(t, err)
 	types, err := fieldsyml.Types("../../fields.yml")
 	require.NoError(t, err)
-	return rules, kql.Types(types)
+	ecsFields, err := fieldsyml.ECS("../../fields.yml")
+	require.NoError(t, err)
+	return rules, fields{types, ecsFields}
 }
 
 // MITRE ATT&CK (Enterprise) tactics the rules may name.
@@ -44,16 +58,34 @@ var (
 	subRE       = regexp.MustCompile(`^(T\d{4})\.(\d{3})$`)
 )
 
-// requiredFields is what a rule's required_fields must say: every field
-// its query and threshold name, with the type of the index template.
-func requiredFields(t *testing.T, r Rule, types kql.Types) []any {
-	q, err := kql.Parse(r.Object["query"].(string), types)
+// queryFields are the fields a rule's query names.
+func queryFields(t *testing.T, r Rule, f fields) []string {
+	t.Helper()
+	if r.Type() == "eql" {
+		q, err := eql.Parse(r.Object["query"].(string), eql.Types(f.types))
+		require.NoError(t, err, r.File)
+		return q.Fields()
+	}
+	q, err := kql.Parse(r.Object["query"].(string), kql.Types(f.types))
 	require.NoError(t, err, r.File)
-	names := q.Fields()
+	return q.Fields()
+}
+
+// requiredFields is what a rule's required_fields must say: every field
+// its query, threshold (and cardinality) and new terms name, with the
+// type of the index template and whether ECS defines it.
+func requiredFields(t *testing.T, r Rule, f fields) []any {
+	names := queryFields(t, r, f)
 	if th, ok := r.Object["threshold"].(map[string]any); ok {
-		for _, f := range th["field"].([]any) {
-			names = append(names, f.(string))
+		for _, x := range th["field"].([]any) {
+			names = append(names, x.(string))
 		}
+		for _, c := range asList(th["cardinality"]) {
+			names = append(names, asMap(c)["field"].(string))
+		}
+	}
+	for _, x := range asList(r.Object["new_terms_fields"]) {
+		names = append(names, x.(string))
 	}
 	sort.Strings(names)
 	var out []any
@@ -61,15 +93,15 @@ func requiredFields(t *testing.T, r Rule, types kql.Types) []any {
 	for _, n := range names {
 		if !seen[n] {
 			seen[n] = true
-			out = append(out, map[string]any{"name": n, "type": types[n]})
+			out = append(out, map[string]any{"name": n, "type": f.types[n], "ecs": f.ecs[n]})
 		}
 	}
 	return out
 }
 
 func TestRuleSchema(t *testing.T) {
-	rules, types := loadAll(t)
-	require.GreaterOrEqual(t, len(rules), 12)
+	rules, f := loadAll(t)
+	require.GreaterOrEqual(t, len(rules), 24)
 	ids, names := map[string]string{}, map[string]string{}
 	for _, r := range rules {
 		o := r.Object
@@ -80,21 +112,53 @@ func TestRuleSchema(t *testing.T) {
 			require.True(t, strings.HasPrefix(r.Name(), "Teleport: "))
 			require.Empty(t, names[r.Name()], "name shared with %s", names[r.Name()])
 			names[r.Name()] = r.File
-			for _, f := range []string{"description", "note", "query"} {
-				require.NotEmpty(t, o[f], f)
+			require.GreaterOrEqual(t, r.Version(), 1)
+			for _, k := range []string{"description", "note", "query", "setup"} {
+				require.NotEmpty(t, o[k], k)
 			}
 			require.NotEmpty(t, o["false_positives"])
-			require.Contains(t, []any{"query", "threshold"}, o["type"])
-			require.Equal(t, "kuery", o["language"])
+			require.Contains(t, []string{"query", "threshold", "eql", "new_terms"}, r.Type())
+			if r.Type() == "eql" {
+				require.Equal(t, "eql", o["language"])
+			} else {
+				require.Equal(t, "kuery", o["language"])
+			}
 			require.ElementsMatch(t, []any{"teleportbeat-*", "logs-teleportbeat.audit-*"}, o["index"])
 			band, ok := riskBands[o["severity"].(string)]
 			require.True(t, ok, "severity %v", o["severity"])
 			risk := o["risk_score"].(float64)
 			require.True(t, risk >= band[0] && risk <= band[1], "risk_score %v out of the %v band %v", risk, o["severity"], band)
-			if o["type"] == "threshold" {
+			switch r.Type() {
+			case "threshold":
 				th := o["threshold"].(map[string]any)
 				require.NotEmpty(t, th["field"])
 				require.GreaterOrEqual(t, th["value"].(float64), 2.0)
+			case "new_terms":
+				require.NotEmpty(t, o["new_terms_fields"])
+				require.LessOrEqual(t, len(asList(o["new_terms_fields"])), 3, "Kibana takes up to three new terms fields")
+				_, err := dateMath(o["history_window_start"].(string))
+				require.NoError(t, err)
+			}
+
+			// Searched by ingest time, with the fallback to @timestamp.
+			require.Equal(t, "event.ingested", o["timestamp_override"])
+			require.Equal(t, false, o["timestamp_override_fallback_disabled"])
+			from, err := dateMath(o["from"].(string))
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, from, LookBack, "the look-back covers a late run")
+			require.Equal(t, []any{map[string]any{"package": "teleportbeat", "version": "^" + version.FleetPackage}}, o["related_integrations"])
+
+			// Investigation and suppression fields exist.
+			for _, x := range asList(asMap(o["investigation_fields"])["field_names"]) {
+				require.Contains(t, f.types, x, "investigation field %v is not in the index template", x)
+			}
+			if s := asMap(o["alert_suppression"]); s != nil {
+				for _, x := range asList(s["group_by"]) {
+					require.Contains(t, f.types, x, "suppression field %v", x)
+				}
+				if r.Type() == "threshold" {
+					require.Nil(t, s["group_by"], "a threshold rule suppresses by its threshold fields")
+				}
 			}
 
 			threat := o["threat"].([]any)
@@ -125,25 +189,119 @@ func TestRuleSchema(t *testing.T) {
 			}
 
 			// Every field exists in the template with the type the rule
-			// says it has (kql.Parse checks the query against the types).
-			require.Equal(t, requiredFields(t, r, types), o["required_fields"], "required_fields")
+			// says it has (the query parsers check the query against the
+			// types), and ecs says whether ECS defines it.
+			require.Equal(t, requiredFields(t, r, f), o["required_fields"], "required_fields")
 		})
 	}
 }
 
-// documents maps fixtures the way teleportbeat maps Teleport's events:
-// each gets a uid and a time 10 s after the one before; an identity's
-// "+<duration>" expiry is relative to the event's time.
-func documents(t *testing.T, fixtures []Fixture) []map[string]any {
+// kibanaOnly are the fields Kibana's import takes that detection-rules'
+// schemas leave to its own packaging: version (before 8.16's schema) and
+// timestamp_override_fallback_disabled (Kibana's
+// TimestampOverrideFallbackDisabled, a boolean, in every version claimed).
+var kibanaOnly = []string{"version", "timestamp_override_fallback_disabled"}
+
+// TestRulesImportIntoEveryKibanaTheyClaim validates every rule, as setup
+// sends it to each Kibana version the Fleet package claims (ForKibana),
+// against Elastic's rule schema of that version, and checks that nothing
+// it sends is unknown there (Kibana would drop it silently).
+func TestRulesImportIntoEveryKibanaTheyClaim(t *testing.T) {
+	rules, _ := loadAll(t)
+	for _, v := range ruleschema.Versions() {
+		for _, r := range rules {
+			obj := ForKibana(r.Object, v+".0")
+			s, err := ruleschema.Load(v, r.Type())
+			require.NoError(t, err)
+			require.NoError(t, s.Validate(obj), "%s for Kibana %s", r.File, v)
+			for _, u := range s.Unknown(obj) {
+				require.Contains(t, kibanaOnly, u, "%s sends %s to Kibana %s, whose schema does not know it", r.File, u, v)
+			}
+		}
+	}
+	// And the way the rules were before (no ecs in required_fields) is
+	// refused where Kibana refused it.
+	broken := maps.Clone(rules[0].Object)
+	broken["required_fields"] = []any{map[string]any{"name": "event.action", "type": "keyword"}}
+	for _, v := range []string{"8.13", "8.14", "9.0", "9.3"} {
+		require.Error(t, ruleschema.ValidateFor(v+".0", ForKibana(broken, v+".0")), v)
+	}
+}
+
+func TestForKibanaLeavesOutWhatAnOlderKibanaLacks(t *testing.T) {
+	rules, _ := loadAll(t)
+	var nt Rule
+	for _, r := range rules {
+		if r.Type() == "new_terms" {
+			nt = r
+		}
+	}
+	require.NotEmpty(t, nt.File)
+	nt.Object = maps.Clone(nt.Object)
+	nt.Object["alert_suppression"] = map[string]any{"group_by": []any{"user.name"}}
+	old := ForKibana(nt.Object, "8.13.4")
+	require.NotContains(t, old, "investigation_fields")
+	require.NotContains(t, old, "alert_suppression", "new terms suppression came with 8.14")
+	require.Contains(t, old, "new_terms_fields")
+	cur := ForKibana(nt.Object, "8.14.0")
+	require.Contains(t, cur, "investigation_fields")
+	require.Contains(t, cur, "alert_suppression")
+	require.Len(t, ForKibana(nt.Object, ""), len(nt.Object), "an unknown version gets everything")
+	require.True(t, olderThan("8.13.4", "8.14"))
+	require.False(t, olderThan("9.0.0-SNAPSHOT", "8.14"))
+	require.False(t, olderThan("8.14.3", "8.14"))
+}
+
+// geo is what the tests' GeoIP databases know: two networks in the
+// Netherlands (an ISP and a hosting provider), one in the US.
+var geo = estest.GeoIPTable{
+	"GeoLite2-City.mmdb": {
+		"198.51.100.10": {"country_iso_code": "NL", "country_name": "Netherlands", "city_name": "Amsterdam"},
+		"198.51.100.11": {"country_iso_code": "NL", "country_name": "Netherlands", "city_name": "Utrecht"},
+		"192.0.2.77":    {"country_iso_code": "NL", "country_name": "Netherlands", "city_name": "Amsterdam"},
+		"203.0.113.40":  {"country_iso_code": "US", "country_name": "United States", "city_name": "Ashburn"},
+		"203.0.113.41":  {"country_iso_code": "US", "country_name": "United States", "city_name": "Ashburn"},
+	},
+	"GeoLite2-ASN.mmdb": {
+		"198.51.100.10": {"asn": 64500, "organization_name": "Example Broadband"},
+		"198.51.100.11": {"asn": 64500, "organization_name": "Example Broadband"},
+		"192.0.2.77":    {"asn": 64520, "organization_name": "Example VPS Hosting"},
+		"203.0.113.40":  {"asn": 64510, "organization_name": "Example Cloud"},
+		"203.0.113.41":  {"asn": 64510, "organization_name": "Example Cloud"},
+	},
+}
+
+// start is when the tests' events begin.
+var start = time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+
+// documents maps fixtures the way teleportbeat maps Teleport's events and
+// Elasticsearch ingests them (the GeoIP pipeline setup installs, which
+// sets event.ingested): each gets a uid and a time (Every, default 10 s,
+// after the one before; After before a fixture's first), ingested
+// Ingested (default 1 s) later, plus delay; an identity's "+<duration>"
+// expiry is relative to the event's time.
+func documents(t *testing.T, fixtures []Fixture, from time.Time, delay time.Duration, prefix string) []tdoc {
 	t.Helper()
 	m := ecs.NewAuditMapper()
-	start := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	var docs []map[string]any
+	pipeline := geoip.Pipeline("test")
+	var docs []tdoc
+	at := from
 	n := 0
-	for _, f := range fixtures {
-		for range max(1, f.Repeat) {
-			at := start.Add(time.Duration(n) * 10 * time.Second)
-			raw := map[string]any{"uid": fmt.Sprintf("00000000-0000-4000-8000-%012d", n), "time": at.Format(time.RFC3339Nano)}
+	for fi, f := range fixtures {
+		if fi > 0 {
+			at = at.Add(10 * time.Second)
+		}
+		at = at.Add(time.Duration(f.After))
+		for i := range max(1, f.Repeat) {
+			if i > 0 {
+				every := time.Duration(f.Every)
+				if every == 0 {
+					every = 10 * time.Second
+				}
+				at = at.Add(every)
+			}
+			uid := fmt.Sprintf("00000000-0000-4000-8000-%s%011d", prefix, n)
+			raw := map[string]any{"uid": uid, "time": at.Format(time.RFC3339Nano)}
 			for k, v := range f.Event {
 				raw[k] = v
 			}
@@ -151,10 +309,7 @@ func documents(t *testing.T, fixtures []Fixture) []map[string]any {
 				if exp, ok := id["expires"].(string); ok && strings.HasPrefix(exp, "+") {
 					d, err := time.ParseDuration(exp[1:])
 					require.NoError(t, err)
-					cp := map[string]any{}
-					for k, v := range id {
-						cp[k] = v
-					}
+					cp := maps.Clone(id)
 					cp["expires"] = at.Add(d).Format(time.RFC3339Nano)
 					raw["identity"] = cp
 				}
@@ -165,109 +320,160 @@ func documents(t *testing.T, fixtures []Fixture) []map[string]any {
 			require.NoError(t, err)
 			out := m.Map(ev, time.Now())
 			doc := mapstr.M(out.Fields.Clone())
-			doc["@timestamp"] = out.Timestamp
-			docs = append(docs, doc)
+			doc["@timestamp"] = out.Timestamp.UTC().Format(time.RFC3339Nano)
+			ingestDelay := time.Duration(f.Ingested)
+			if ingestDelay == 0 {
+				ingestDelay = time.Second
+			}
+			ingested := at.Add(ingestDelay + delay)
+			stored, err := estest.Simulate(pipeline, doc, ingested, geo)
+			require.NoError(t, err)
+			docs = append(docs, tdoc{id: uid, at: at, ingested: ingested, doc: stored})
 			n++
 		}
 	}
 	return docs
 }
 
-// alerts evaluates a rule over documents seen together, as the detection
-// engine does in one run: a query rule alerts on each matching document,
-// a threshold rule on each group (by its fields; documents without them
-// are not counted) of at least its value.
-func alerts(r Rule, q *kql.Query, docs []map[string]any) int {
-	th, ok := r.Object["threshold"].(map[string]any)
-	if !ok {
-		n := 0
-		for _, d := range docs {
-			if q.Match(d) {
-				n++
-			}
-		}
-		return n
-	}
-	var fields []string
-	for _, f := range th["field"].([]any) {
-		fields = append(fields, f.(string))
-	}
-	groups := map[string]int{}
-	for _, d := range docs {
-		if !q.Match(d) {
-			continue
-		}
-		key := ""
-		complete := true
-		for _, f := range fields {
-			v, err := mapstr.M(d).GetValue(f)
-			if err != nil {
-				complete = false
-				break
-			}
-			key += fmt.Sprint(v) + "\x00"
-		}
-		if complete {
-			groups[key]++
-		}
-	}
-	n := 0
-	for _, c := range groups {
-		if float64(c) >= th["value"].(float64) {
-			n++
-		}
-	}
-	return n
+// timeline is a rule's history (three days before start), then events.
+func timeline(t *testing.T, r Rule, events []Fixture, delay time.Duration) []tdoc {
+	docs := documents(t, r.Tests.History, start.Add(-72*time.Hour), 0, "1")
+	return append(docs, documents(t, events, start, delay, "2")...)
 }
 
-// TestRulesFireOnTheirEventsOnly evaluates every rule's query over the
-// documents the mapper builds from its fixtures: each hit raises an
-// alert, no near miss does.
+// alertsOn runs a rule over a timeline as Kibana's detection engine would.
+func alertsOn(t *testing.T, r Rule, f fields, docs []tdoc) [][]string {
+	t.Helper()
+	q, err := compile(r, f.types)
+	require.NoError(t, err, r.File)
+	return newEngine(r, q).run(docs, start.Add(-LookBack))
+}
+
+// TestRulesFireOnTheirEventsOnly runs every rule as Kibana's detection
+// engine would, over the documents the mapper and the ingest pipeline make
+// of its fixtures: the hits raise an alert (a threshold or sequence rule
+// exactly one), the near misses none.
 func TestRulesFireOnTheirEventsOnly(t *testing.T) {
-	rules, types := loadAll(t)
+	rules, f := loadAll(t)
 	for _, r := range rules {
 		t.Run(r.File, func(t *testing.T) {
-			q, err := kql.Parse(r.Object["query"].(string), types)
-			require.NoError(t, err)
 			require.NotEmpty(t, r.Tests.Hit, "a hit")
 			require.NotEmpty(t, r.Tests.Miss, "a near miss")
-			hits, misses := documents(t, r.Tests.Hit), documents(t, r.Tests.Miss)
-			if _, threshold := r.Object["threshold"]; threshold {
-				require.Equal(t, 1, alerts(r, q, hits), "the hit events together raise one alert")
-				require.Zero(t, alerts(r, q, misses), "the near misses together raise none")
-				return
+			hits := alertsOn(t, r, f, timeline(t, r, r.Tests.Hit, 0))
+			switch r.Type() {
+			case "threshold", "eql":
+				require.Len(t, hits, 1, "the hit events together raise one alert: %v", hits)
+			default:
+				require.NotEmpty(t, hits, "the hits raise an alert")
 			}
-			for i, d := range hits {
-				require.True(t, q.Match(d), "hit %d does not match: %v", i, d)
+			if r.Type() == "query" {
+				require.Len(t, hits, len(documents(t, r.Tests.Hit, start, 0, "2")), "each hit raises its alert")
 			}
-			for i, d := range misses {
-				require.False(t, q.Match(d), "miss %d matches: %v", i, d)
-			}
+			misses := alertsOn(t, r, f, timeline(t, r, r.Tests.Miss, 0))
+			require.Empty(t, misses, "the near misses raise none")
 		})
 	}
+}
+
+// TestLateEventsStillAlert stores every rule's hits 20 minutes after they
+// happened (a late-event sweep, a backfill after an outage): searched by
+// event.ingested they alert as when on time; searched by @timestamp, as
+// before, no run's window would hold them.
+func TestLateEventsStillAlert(t *testing.T) {
+	rules, f := loadAll(t)
+	for _, r := range rules {
+		t.Run(r.File, func(t *testing.T) {
+			onTime := alertsOn(t, r, f, timeline(t, r, r.Tests.Hit, 0))
+			late := alertsOn(t, r, f, timeline(t, r, r.Tests.Hit, 20*time.Minute))
+			require.Equal(t, len(onTime), len(late), "stored 20 minutes late, the hits raise the same alerts")
+
+			from, err := dateMath(r.Object["from"].(string))
+			require.NoError(t, err)
+			if from >= 20*time.Minute {
+				return // a look-back this long holds the late events by @timestamp too
+			}
+			byTime := r
+			byTime.Object = maps.Clone(r.Object)
+			delete(byTime.Object, "timestamp_override")
+			require.Empty(t, alertsOn(t, byTime, f, timeline(t, byTime, r.Tests.Hit, 20*time.Minute)),
+				"searched by @timestamp, a late event never alerts (what the override fixes)")
+		})
+	}
+}
+
+// The engine itself: a threshold counts within the run's window only.
+func TestThresholdsCountWithinTheWindow(t *testing.T) {
+	rules, f := loadAll(t)
+	var r Rule
+	for _, x := range rules {
+		if x.File == "failed-logins-per-user.yml" {
+			r = x
+		}
+	}
+	ev := map[string]any{"event": "user.login", "code": "T1000W", "success": false, "method": "local", "user": "dave"}
+	spread := []Fixture{{Repeat: 5, Every: Duration(545 * time.Second), Event: ev}}
+	require.Empty(t, alertsOn(t, r, f, timeline(t, r, spread, 0)), "545 s apart, no window holds two")
+	close := []Fixture{{Repeat: 5, Every: Duration(60 * time.Second), Event: ev}}
+	require.Len(t, alertsOn(t, r, f, timeline(t, r, close, 0)), 1, "60 s apart, a run's window holds five")
+	burst := []Fixture{{Repeat: 10, Every: Duration(20 * time.Second), Event: ev}}
+	require.Len(t, alertsOn(t, r, f, timeline(t, r, burst, 0)), 1, "ten failures in one window: one alert, counted once")
+	twice := []Fixture{{Repeat: 5, Every: Duration(20 * time.Second), Event: ev}, {After: Duration(7 * time.Minute), Repeat: 5, Every: Duration(20 * time.Second), Event: ev}}
+	require.Len(t, alertsOn(t, r, f, timeline(t, r, twice, 0)), 2, "a second burst after the first alert: a second alert")
+	again := []Fixture{{Repeat: 5, Every: Duration(20 * time.Second), Event: ev}, {After: Duration(7 * time.Minute), Repeat: 2, Every: Duration(20 * time.Second), Event: ev}}
+	require.Len(t, alertsOn(t, r, f, timeline(t, r, again, 0)), 1, "two more after the alert are not counted with the five before")
 }
 
 // A rule that compares a boolean with a string, or names a field teleportbeat
 // does not write, cannot pass the tests above.
 func TestBrokenRulesFail(t *testing.T) {
-	_, types := loadAll(t)
-	_, err := kql.Parse(`event.action: "user.login" and teleport.audit.success: "true"`, types)
+	_, f := loadAll(t)
+	_, err := kql.Parse(`event.action: "user.login" and teleport.audit.success: "true"`, kql.Types(f.types))
 	require.ErrorContains(t, err, "boolean")
-	_, err = kql.Parse(`event.action: "user.login" and teleport.audit.sucess: true`, types)
+	_, err = kql.Parse(`event.action: "user.login" and teleport.audit.sucess: true`, kql.Types(f.types))
+	require.ErrorContains(t, err, "not in the index template")
+	_, err = eql.Parse(`sequence by teleport.audit.idd [any where event.action == "a"] [any where event.action == "b"]`, eql.Types(f.types))
 	require.ErrorContains(t, err, "not in the index template")
 }
 
-// README lists every rule, and the count it gives is right.
+// The history records every rule's current version, and a rule whose
+// content changed without a new version is refused.
+func TestHistoryRecordsEveryRuleVersion(t *testing.T) {
+	rules, _ := loadAll(t)
+	h, err := LoadHistory()
+	require.NoError(t, err)
+	before := string(h.JSON())
+	require.NoError(t, h.Record(rules))
+	require.Equal(t, before, string(h.JSON()), "history.json lacks the current versions: run go tool mage update")
+
+	changed := rules[0]
+	changed.Object = maps.Clone(changed.Object)
+	changed.Object["query"] = changed.Object["query"].(string) + " and user.name: x"
+	require.ErrorContains(t, h.Record([]Rule{changed}), "raise its version")
+	older := changed
+	older.Object = maps.Clone(changed.Object)
+	older.Object["version"] = float64(0)
+	require.ErrorContains(t, h.Record([]Rule{older}), "older than the recorded version")
+}
+
+// README lists every rule with its type and what it needs, and the count
+// it gives is right.
 func TestReadmeListsEveryRule(t *testing.T) {
 	rules, _ := loadAll(t)
 	b, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
 	readme := string(b)
-	for _, r := range rules {
-		require.Contains(t, readme, "| "+strings.TrimPrefix(r.Name(), "Teleport: ")+" |", "README's rule table lists %q", r.Name())
-	}
 	require.Contains(t, readme, fmt.Sprintf("%d detection rules", len(rules)))
-	table := readme[strings.Index(readme, "| rule | severity |"):]
+	table := readme[strings.Index(readme, "| rule | type | severity | needs |"):]
 	table = table[:strings.Index(table, "\n\n")]
-	require.Equal(t, len(rules), strings.Count(table, "\n| ")-1, "as many rows as rules (less the header's separator)")
+	rows := strings.Split(table, "\n")[2:]
+	require.Len(t, rows, len(rules), "as many rows as rules")
+	for _, r := range rules {
+		name := strings.TrimPrefix(r.Name(), "Teleport: ")
+		i := slices.IndexFunc(rows, func(row string) bool { return strings.HasPrefix(row, "| "+name+" |") })
+		require.GreaterOrEqual(t, i, 0, "README's rule table lists %q", r.Name())
+		cells := strings.Split(rows[i], " | ")
+		require.Equal(t, r.Type(), strings.Trim(cells[1], "` "), "%s: type", name)
+		require.Equal(t, r.Object["severity"], strings.TrimSpace(cells[2]), "%s: severity", name)
+		require.NotEmpty(t, strings.Trim(cells[3], " |"), "%s: what it needs", name)
+	}
 }

@@ -17,6 +17,11 @@ import (
 // stream (teleportbeat-<version>), follow teleportbeat's releases.
 var Version = "0.1.0"
 
+// FleetPackage is the version of the Fleet package teleportbeat generates
+// (module/teleportbeat/manifest.yml), which the detection rules name as
+// their related integration.
+const FleetPackage = "0.1.0"
+
 // Commit is the git commit the binary was built from ("" when unknown).
 var Commit = ""
 

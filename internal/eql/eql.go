@@ -1,0 +1,832 @@
+// Package eql parses and evaluates the part of Elasticsearch's Event Query
+// Language that teleportbeat's EQL detection rules are written in,
+// against documents as teleportbeat sends them and with the index
+// template's types, as package kql does for KQL: a rule that names a
+// field the template lacks, or compares a boolean with a string, fails a
+// test instead of never firing.
+//
+// The subset:
+//
+//	any where <condition>                 an event query (category any)
+//	sequence [by f, ...] [with maxspan=<n><s|m|h|d>]
+//	  [any where <condition>] [by f, ...]
+//	  [any where <condition>] [by f, ...] ...
+//
+// Conditions: field == value, field != value (case-sensitive), field :
+// value (case-insensitive; * in a string is a wildcard), field in (v, ...),
+// field : (v, ...), field == null / != null, and, or, not, parentheses.
+// Values are "strings" (with \" \\ \n \r \t escapes), numbers, true and
+// false. A sequence's join keys are its by fields followed by each
+// query's own (matched by position, as Elasticsearch does).
+package eql
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/elastic/elastic-agent-libs/mapstr"
+)
+
+// Types maps field paths to their Elasticsearch type.
+type Types map[string]string
+
+// Query is a parsed EQL query: one event query, or a sequence.
+type Query struct {
+	text    string
+	by      []string // sequence-level join fields
+	maxspan time.Duration
+	stages  []stage
+}
+
+type stage struct {
+	cond cond
+	by   []string
+}
+
+// IsSequence reports whether the query is a sequence.
+func (q *Query) IsSequence() bool { return len(q.stages) > 1 || q.by != nil }
+
+// Fields are the fields the query names (conditions and join keys).
+func (q *Query) Fields() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(f string) {
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	for _, f := range q.by {
+		add(f)
+	}
+	for _, s := range q.stages {
+		s.cond.fields(add)
+		for _, f := range s.by {
+			add(f)
+		}
+	}
+	return out
+}
+
+// Match reports whether a document matches an event query (a query that
+// is not a sequence).
+func (q *Query) Match(doc map[string]any) bool {
+	return !q.IsSequence() && q.stages[0].cond.eval(doc)
+}
+
+// Event is a document, its time (the sequence's order) and an id of the
+// caller's.
+type Event struct {
+	ID   string
+	Time time.Time
+	Doc  map[string]any
+}
+
+// Sequences returns the sequences events complete, each as the events of
+// its stages: events are taken in time order; a sequence starts with an
+// event matching the first stage and moves on with the next event, of the
+// same join keys, matching the next stage, within maxspan of its first;
+// an event that matches the first stage while a sequence of its keys is
+// open starts a new one in its place (Elasticsearch keeps the latest).
+func (q *Query) Sequences(events []Event) [][]Event {
+	evs := append([]Event(nil), events...)
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
+	// open: join key -> the sequence in progress (its events so far).
+	open := map[string][]Event{}
+	var done [][]Event
+	for _, e := range evs {
+		// Later stages first, so that one event moves at most one
+		// sequence forward.
+		for i := len(q.stages) - 1; i >= 0; i-- {
+			st := q.stages[i]
+			if !st.cond.eval(e.Doc) {
+				continue
+			}
+			key, ok := q.key(st, e.Doc)
+			if !ok {
+				continue
+			}
+			if i == 0 {
+				open[key] = []Event{e}
+				if len(q.stages) == 1 {
+					done = append(done, open[key])
+					delete(open, key)
+				}
+				break
+			}
+			seq := open[key]
+			if len(seq) != i {
+				continue
+			}
+			if q.maxspan > 0 && e.Time.Sub(seq[0].Time) > q.maxspan {
+				delete(open, key)
+				continue
+			}
+			seq = append(seq, e)
+			if len(seq) == len(q.stages) {
+				done = append(done, seq)
+				delete(open, key)
+			} else {
+				open[key] = seq
+			}
+			break
+		}
+	}
+	return done
+}
+
+// key is an event's join key for a stage: the values of the sequence's
+// by fields and the stage's own; an event without one of them joins no
+// sequence.
+func (q *Query) key(st stage, doc map[string]any) (string, bool) {
+	var b strings.Builder
+	for _, f := range append(append([]string(nil), q.by...), st.by...) {
+		vals := lookup(doc, f)
+		if len(vals) != 1 {
+			return "", false
+		}
+		b.WriteString(fmt.Sprint(vals[0]))
+		b.WriteByte(0)
+	}
+	return b.String(), true
+}
+
+func (q *Query) String() string { return q.text }
+
+// --- conditions
+
+type cond interface {
+	eval(doc map[string]any) bool
+	fields(add func(string))
+	check(types Types) error
+}
+
+type boolCond struct {
+	and  bool
+	kids []cond
+}
+
+func (c *boolCond) eval(doc map[string]any) bool {
+	for _, k := range c.kids {
+		if k.eval(doc) != c.and {
+			return !c.and
+		}
+	}
+	return c.and
+}
+
+func (c *boolCond) fields(add func(string)) {
+	for _, k := range c.kids {
+		k.fields(add)
+	}
+}
+
+func (c *boolCond) check(types Types) error {
+	for _, k := range c.kids {
+		if err := k.check(types); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type notCond struct{ kid cond }
+
+func (c *notCond) eval(doc map[string]any) bool { return !c.kid.eval(doc) }
+func (c *notCond) fields(add func(string))      { c.kid.fields(add) }
+func (c *notCond) check(types Types) error      { return c.kid.check(types) }
+
+// literal is a value of the query.
+type literal struct {
+	kind string // "string", "number", "bool", "null"
+	text string
+}
+
+// cmpCond is field <op> value(s).
+type cmpCond struct {
+	field string
+	op    string // "==", "!=", ":", "in"
+	vals  []literal
+	typ   string
+}
+
+func (c *cmpCond) fields(add func(string)) { add(c.field) }
+
+func (c *cmpCond) check(types Types) error {
+	typ, ok := types[c.field]
+	if !ok {
+		return fmt.Errorf("field %s is not in the index template", c.field)
+	}
+	c.typ = typ
+	switch typ {
+	case "text", "match_only_text":
+		return fmt.Errorf("field %s is %s: EQL compares whole values, query a keyword field", c.field, typ)
+	case "nested":
+		return fmt.Errorf("field %s is nested: not supported", c.field)
+	}
+	for _, v := range c.vals {
+		if v.kind == "null" {
+			if c.op != "==" && c.op != "!=" {
+				return fmt.Errorf("%s %s null: compare with null by == or !=", c.field, c.op)
+			}
+			continue
+		}
+		switch {
+		case typ == "boolean":
+			if v.kind != "bool" {
+				return fmt.Errorf("field %s is boolean: compare it with true or false, not %q", c.field, v.text)
+			}
+		case numeric(typ):
+			if v.kind != "number" {
+				return fmt.Errorf("field %s is %s: %q is not a number", c.field, typ, v.text)
+			}
+		case typ == "ip":
+			if v.kind != "string" {
+				return fmt.Errorf("field %s is an ip: compare it with a string", c.field)
+			}
+			if _, err := netip.ParseAddr(v.text); err != nil {
+				return fmt.Errorf("field %s is an ip: %q is not an address", c.field, v.text)
+			}
+		default:
+			if v.kind != "string" {
+				return fmt.Errorf("field %s is %s: compare it with a \"string\", not %s", c.field, typ, v.text)
+			}
+			if c.op == ":" && strings.Contains(v.text, "?") {
+				return fmt.Errorf("field %s: ? in a : pattern is not modelled; use *", c.field)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *cmpCond) eval(doc map[string]any) bool {
+	vals := lookup(doc, c.field)
+	if len(c.vals) == 1 && c.vals[0].kind == "null" {
+		if c.op == "==" {
+			return len(vals) == 0
+		}
+		return len(vals) > 0
+	}
+	some := func(pred func(v any, l literal) bool) bool {
+		for _, v := range vals {
+			for _, l := range c.vals {
+				if pred(v, l) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch c.op {
+	case "==", "in":
+		return some(func(v any, l literal) bool { return equal(c.typ, v, l, false) })
+	case "!=":
+		// Elasticsearch's != on a missing field is false (null is not
+		// compared).
+		return len(vals) > 0 && !some(func(v any, l literal) bool { return equal(c.typ, v, l, false) })
+	case ":":
+		return some(func(v any, l literal) bool { return equal(c.typ, v, l, true) })
+	}
+	return false
+}
+
+// equal compares a document value with a literal as Elasticsearch does
+// for the field's type; insensitive is the : operator (case-insensitive,
+// with * wildcards).
+func equal(typ string, v any, l literal, insensitive bool) bool {
+	switch {
+	case typ == "boolean":
+		b, ok := v.(bool)
+		return ok && strconv.FormatBool(b) == l.text
+	case numeric(typ):
+		f, ok := number(v)
+		want, err := strconv.ParseFloat(l.text, 64)
+		return ok && err == nil && f == want
+	case typ == "ip":
+		s, _ := v.(string)
+		a, err1 := netip.ParseAddr(s)
+		b, err2 := netip.ParseAddr(l.text)
+		return err1 == nil && err2 == nil && a == b
+	}
+	s := fmt.Sprint(v)
+	if !insensitive {
+		return s == l.text
+	}
+	return wildcard(strings.ToLower(l.text), strings.ToLower(s))
+}
+
+// wildcard matches s against a pattern where * is any run of characters.
+func wildcard(pattern, s string) bool {
+	p, r := []rune(pattern), []rune(s)
+	pi, si, star, mark := 0, 0, -1, 0
+	for si < len(r) {
+		switch {
+		case pi < len(p) && p[pi] != '*' && p[pi] == r[si]:
+			pi++
+			si++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			pi, mark = star+1, mark+1
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+func numeric(typ string) bool {
+	switch typ {
+	case "long", "integer", "short", "byte", "float", "double", "scaled_float", "half_float", "unsigned_long":
+		return true
+	}
+	return false
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+// lookup returns the values at a dotted path (nested objects or dotted
+// keys, arrays flattened).
+func lookup(doc map[string]any, field string) []any {
+	var out []any
+	var walk func(v any, rest string)
+	walk = func(v any, rest string) {
+		if rest == "" {
+			switch v := v.(type) {
+			case nil:
+			case []any:
+				for _, e := range v {
+					walk(e, "")
+				}
+			case []string:
+				for _, e := range v {
+					out = append(out, e)
+				}
+			default:
+				out = append(out, v)
+			}
+			return
+		}
+		if l, ok := v.([]any); ok {
+			for _, e := range l {
+				walk(e, rest)
+			}
+			return
+		}
+		var m map[string]any
+		switch x := v.(type) {
+		case map[string]any:
+			m = x
+		case mapstr.M:
+			m = x
+		default:
+			return
+		}
+		for i := len(rest); i > 0; i-- {
+			if i < len(rest) && rest[i] != '.' {
+				continue
+			}
+			if sub, ok := m[rest[:i]]; ok {
+				next := ""
+				if i < len(rest) {
+					next = rest[i+1:]
+				}
+				walk(sub, next)
+			}
+		}
+	}
+	walk(doc, field)
+	return out
+}
+
+// --- parser
+
+// Parse parses a query and checks it against the field types.
+func Parse(text string, types Types) (*Query, error) {
+	toks, err := lex(text)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{text: text, toks: toks}
+	q, err := p.query()
+	if err != nil {
+		return nil, err
+	}
+	if !p.done() {
+		return nil, p.errorf("unexpected %q", p.peek().text)
+	}
+	q.text = text
+	for _, f := range q.by {
+		if _, ok := types[f]; !ok {
+			return nil, fmt.Errorf("eql %q: join field %s is not in the index template", text, f)
+		}
+	}
+	for i, s := range q.stages {
+		if err := s.cond.check(types); err != nil {
+			return nil, fmt.Errorf("eql %q: %w", text, err)
+		}
+		for _, f := range s.by {
+			if _, ok := types[f]; !ok {
+				return nil, fmt.Errorf("eql %q: join field %s is not in the index template", text, f)
+			}
+		}
+		if i > 0 && len(s.by) != len(q.stages[0].by) {
+			return nil, fmt.Errorf("eql %q: every stage of a sequence joins on as many by fields", text)
+		}
+	}
+	return q, nil
+}
+
+type token struct {
+	kind string // "word", "string", "number", "op", "(", ")", "[", "]", ",", "="
+	text string
+	pos  int
+}
+
+func lex(s string) ([]token, error) {
+	var out []token
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case unicode.IsSpace(rune(c)):
+			i++
+		case strings.ContainsRune("()[],", rune(c)):
+			out = append(out, token{kind: string(c), text: string(c), pos: i})
+			i++
+		case c == '=' || c == '!':
+			if i+1 < len(s) && s[i+1] == '=' {
+				out = append(out, token{kind: "op", text: s[i : i+2], pos: i})
+				i += 2
+			} else if c == '=' {
+				out = append(out, token{kind: "=", text: "=", pos: i})
+				i++
+			} else {
+				return nil, fmt.Errorf("eql %q at %d: ! without =", s, i)
+			}
+		case c == ':':
+			out = append(out, token{kind: "op", text: ":", pos: i})
+			i++
+		case c == '"':
+			var b strings.Builder
+			j := i + 1
+			for ; j < len(s) && s[j] != '"'; j++ {
+				if s[j] == '\\' && j+1 < len(s) {
+					j++
+					switch s[j] {
+					case 'n':
+						b.WriteByte('\n')
+					case 'r':
+						b.WriteByte('\r')
+					case 't':
+						b.WriteByte('\t')
+					case '"', '\\':
+						b.WriteByte(s[j])
+					default:
+						return nil, fmt.Errorf("eql %q at %d: unknown escape \\%c", s, j-1, s[j])
+					}
+					continue
+				}
+				b.WriteByte(s[j])
+			}
+			if j >= len(s) {
+				return nil, fmt.Errorf("eql %q at %d: unterminated string", s, i)
+			}
+			out = append(out, token{kind: "string", text: b.String(), pos: i})
+			i = j + 1
+		case c == '\'':
+			return nil, fmt.Errorf("eql %q at %d: strings are \"double-quoted\" (single quotes are deprecated)", s, i)
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i + 1
+			for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == '.' || unicode.IsLetter(rune(s[j]))) {
+				j++
+			}
+			out = append(out, token{kind: "number", text: s[i:j], pos: i})
+			i = j
+		case c == '_' || c == '@' || unicode.IsLetter(rune(c)):
+			j := i + 1
+			for j < len(s) && (s[j] == '_' || s[j] == '.' || s[j] == '@' || unicode.IsLetter(rune(s[j])) || unicode.IsDigit(rune(s[j]))) {
+				j++
+			}
+			out = append(out, token{kind: "word", text: s[i:j], pos: i})
+			i = j
+		default:
+			return nil, fmt.Errorf("eql %q at %d: unexpected %q", s, i, c)
+		}
+	}
+	return out, nil
+}
+
+type parser struct {
+	text string
+	toks []token
+	i    int
+}
+
+func (p *parser) errorf(f string, args ...any) error {
+	pos := len(p.text)
+	if p.i < len(p.toks) {
+		pos = p.toks[p.i].pos
+	}
+	return fmt.Errorf("eql %q at %d: %s", p.text, pos, fmt.Sprintf(f, args...))
+}
+
+func (p *parser) done() bool { return p.i >= len(p.toks) }
+
+func (p *parser) peek() token {
+	if p.done() {
+		return token{kind: "eof"}
+	}
+	return p.toks[p.i]
+}
+
+func (p *parser) word(w string) bool {
+	t := p.peek()
+	return t.kind == "word" && t.text == w
+}
+
+func (p *parser) expect(kind, text string) error {
+	t := p.peek()
+	if t.kind != kind || (text != "" && t.text != text) {
+		want := text
+		if want == "" {
+			want = kind
+		}
+		return p.errorf("expected %s, found %q", want, t.text)
+	}
+	p.i++
+	return nil
+}
+
+func (p *parser) query() (*Query, error) {
+	if !p.word("sequence") {
+		c, err := p.eventQuery()
+		if err != nil {
+			return nil, err
+		}
+		return &Query{stages: []stage{{cond: c}}}, nil
+	}
+	p.i++
+	q := &Query{by: []string{}}
+	if p.word("by") {
+		p.i++
+		fs, err := p.fieldList()
+		if err != nil {
+			return nil, err
+		}
+		q.by = fs
+	}
+	if p.word("with") {
+		p.i++
+		if err := p.expect("word", "maxspan"); err != nil {
+			return nil, err
+		}
+		if err := p.expect("=", ""); err != nil {
+			return nil, err
+		}
+		t := p.peek()
+		if t.kind != "number" {
+			return nil, p.errorf("maxspan needs a duration such as 1h")
+		}
+		d, err := span(t.text)
+		if err != nil {
+			return nil, p.errorf("%v", err)
+		}
+		q.maxspan = d
+		p.i++
+	}
+	for p.peek().kind == "[" {
+		p.i++
+		c, err := p.eventQuery()
+		if err != nil {
+			return nil, err
+		}
+		if err := p.expect("]", ""); err != nil {
+			return nil, err
+		}
+		st := stage{cond: c}
+		if p.word("by") {
+			p.i++
+			fs, err := p.fieldList()
+			if err != nil {
+				return nil, err
+			}
+			st.by = fs
+		}
+		q.stages = append(q.stages, st)
+	}
+	if len(q.stages) < 2 {
+		return nil, p.errorf("a sequence needs at least two [ ] queries")
+	}
+	return q, nil
+}
+
+// span reads an EQL time span: a number and s, m, h or d.
+func span(s string) (time.Duration, error) {
+	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour}
+	if len(s) < 2 {
+		return 0, fmt.Errorf("maxspan %q: a number and s, m, h or d", s)
+	}
+	u, ok := units[s[len(s)-1]]
+	n, err := strconv.Atoi(s[:len(s)-1])
+	if !ok || err != nil || n <= 0 {
+		return 0, fmt.Errorf("maxspan %q: a number and s, m, h or d", s)
+	}
+	return time.Duration(n) * u, nil
+}
+
+func (p *parser) fieldList() ([]string, error) {
+	var out []string
+	for {
+		t := p.peek()
+		if t.kind != "word" {
+			return nil, p.errorf("a field name is missing")
+		}
+		out = append(out, t.text)
+		p.i++
+		if p.peek().kind != "," {
+			return out, nil
+		}
+		p.i++
+	}
+}
+
+func (p *parser) eventQuery() (cond, error) {
+	t := p.peek()
+	if t.kind != "word" {
+		return nil, p.errorf("an event category is missing")
+	}
+	if t.text != "any" {
+		return nil, p.errorf("event category %q: only any is modelled (teleportbeat's events carry no event.category EQL could rely on)", t.text)
+	}
+	p.i++
+	if err := p.expect("word", "where"); err != nil {
+		return nil, err
+	}
+	return p.or()
+}
+
+func (p *parser) or() (cond, error) {
+	first, err := p.and()
+	if err != nil {
+		return nil, err
+	}
+	kids := []cond{first}
+	for p.word("or") {
+		p.i++
+		c, err := p.and()
+		if err != nil {
+			return nil, err
+		}
+		kids = append(kids, c)
+	}
+	if len(kids) == 1 {
+		return first, nil
+	}
+	return &boolCond{and: false, kids: kids}, nil
+}
+
+func (p *parser) and() (cond, error) {
+	first, err := p.not()
+	if err != nil {
+		return nil, err
+	}
+	kids := []cond{first}
+	for p.word("and") {
+		p.i++
+		c, err := p.not()
+		if err != nil {
+			return nil, err
+		}
+		kids = append(kids, c)
+	}
+	if len(kids) == 1 {
+		return first, nil
+	}
+	return &boolCond{and: true, kids: kids}, nil
+}
+
+func (p *parser) not() (cond, error) {
+	if p.word("not") {
+		p.i++
+		c, err := p.not()
+		if err != nil {
+			return nil, err
+		}
+		return &notCond{kid: c}, nil
+	}
+	if p.peek().kind == "(" {
+		p.i++
+		c, err := p.or()
+		if err != nil {
+			return nil, err
+		}
+		if err := p.expect(")", ""); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return p.comparison()
+}
+
+func (p *parser) comparison() (cond, error) {
+	f := p.peek()
+	if f.kind != "word" {
+		return nil, p.errorf("a field is missing")
+	}
+	p.i++
+	op := p.peek()
+	switch {
+	case op.kind == "op":
+		p.i++
+		if p.peek().kind == "(" {
+			if op.text != ":" {
+				return nil, p.errorf("a list of values goes with in or :")
+			}
+			vals, err := p.valueList()
+			if err != nil {
+				return nil, err
+			}
+			return &cmpCond{field: f.text, op: ":", vals: vals}, nil
+		}
+		v, err := p.value()
+		if err != nil {
+			return nil, err
+		}
+		return &cmpCond{field: f.text, op: op.text, vals: []literal{v}}, nil
+	case op.kind == "word" && op.text == "in":
+		p.i++
+		vals, err := p.valueList()
+		if err != nil {
+			return nil, err
+		}
+		return &cmpCond{field: f.text, op: "in", vals: vals}, nil
+	}
+	return nil, p.errorf("%s needs an operator (==, !=, :, in)", f.text)
+}
+
+func (p *parser) valueList() ([]literal, error) {
+	if err := p.expect("(", ""); err != nil {
+		return nil, err
+	}
+	var out []literal
+	for {
+		v, err := p.value()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+		if p.peek().kind == ")" {
+			p.i++
+			return out, nil
+		}
+		if err := p.expect(",", ""); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (p *parser) value() (literal, error) {
+	t := p.peek()
+	p.i++
+	switch {
+	case t.kind == "string":
+		return literal{kind: "string", text: t.text}, nil
+	case t.kind == "number":
+		if _, err := strconv.ParseFloat(t.text, 64); err != nil {
+			return literal{}, fmt.Errorf("eql %q at %d: %q is not a number", p.text, t.pos, t.text)
+		}
+		return literal{kind: "number", text: t.text}, nil
+	case t.kind == "word" && (t.text == "true" || t.text == "false"):
+		return literal{kind: "bool", text: t.text}, nil
+	case t.kind == "word" && t.text == "null":
+		return literal{kind: "null", text: "null"}, nil
+	}
+	p.i--
+	return literal{}, p.errorf("a value is missing (a \"string\", a number, true, false or null)")
+}
