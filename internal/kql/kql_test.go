@@ -43,7 +43,7 @@ func TestMatch(t *testing.T) {
 		`event.action: user.*`:                                        true,
 		`event.action: "user.*"`:                                      false, // quoted: literal
 		`event.action: us?r.login`:                                    false, // ? is no wildcard in KQL
-		`event.action: user\*`:                                       false, // an escaped * is a star
+		`event.action: user\*`:                                        false, // an escaped * is a star
 		`event.action: (exec or "user.login")`:                        true,
 		`event.action: user.login and event.outcome: failure`:         true,
 		`event.action: user.login and not event.outcome: failure`:     false,
@@ -116,25 +116,25 @@ func TestKibanaEscapes(t *testing.T) {
 		"process": mapstr.M{"name": "a?b", "args": []any{"x*y", "line1\nline2", "tab\there", "é", `back\slash`, "or", `q"uote`}},
 	}
 	for q, want := range map[string]bool{
-		`process.name: a?b`:              true,
-		`process.name: axb`:              false,
-		`process.name: a*`:               true,
-		`process.args: x\*y`:             true,
-		`process.args: xzy`:              false,
-		`process.args: x*y`:              true,
-		`process.args: "x*y"`:            true,
-		`process.args: "xzy"`:            false,
-		`process.args: line1\nline2`:     true,
-		`process.args: "line1\nline2"`:   true,
-		`process.args: "line1nline2"`:    false,
-		`process.args: line1nline2`:      false,
-		`process.args: tab\there`:        true,
-		`process.args: "tab\there"`:      true,
-		`process.args: \u00e9`:           true,
-		`process.args: "back\\slash"`:    true,
-		`process.args: \or`:              true,
-		`process.args: "q\"uote"`:        true,
-		`process.args: q\"uote`:          true,
+		`process.name: a?b`:             true,
+		`process.name: axb`:             false,
+		`process.name: a*`:              true,
+		`process.args: x\*y`:            true,
+		`process.args: xzy`:             false,
+		`process.args: x*y`:             true,
+		`process.args: "x*y"`:           true,
+		`process.args: "xzy"`:           false,
+		`process.args: line1\nline2`:    true,
+		`process.args: "line1\nline2"`:  true,
+		`process.args: "line1nline2"`:   false,
+		`process.args: line1nline2`:     false,
+		`process.args: tab\there`:       true,
+		`process.args: "tab\there"`:     true,
+		`process.args: \u00e9`:          true,
+		`process.args: "back\\slash"`:   true,
+		`process.args: \or`:             true,
+		`process.args: "q\"uote"`:       true,
+		`process.args: q\"uote`:         true,
 		`process.args: "line1\\nline2"`: false, // \\ is a backslash, then n
 	} {
 		parsed, err := Parse(q, types)
