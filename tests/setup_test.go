@@ -89,7 +89,7 @@ func TestSetupLoadsTemplateLifecycleAndDashboards(t *testing.T) {
 	for _, o := range kibana.Objects() {
 		require.True(t, ids[o.ID], "%s %q loaded", o.Type, o.Attributes["title"])
 	}
-	require.Equal(t, 2, byType["dashboard"])
+	require.Equal(t, 3, byType["dashboard"])
 
 	// Each flag alone does its half only.
 	kbBefore, esBefore := kb.Imports(), len(es.Requests())

@@ -109,10 +109,16 @@ func terms(field, label string, size int, orderBy column) column {
 // vis is a Lens visualization, placed by value on a dashboard: its
 // attributes live in the dashboard's panel (Kibana's and package-spec's
 // rule for integration dashboards), not in a saved object of its own.
+// A map (kind "map") is placed by value the same way; a Lens
+// visualization over Kibana Security's alerts (adHoc) carries its own
+// data view of the alerts index.
 type vis struct {
 	title, description, visType string
 	layer                       string
 	state                       map[string]any
+	kind                        string         // "lens" (""), "map"
+	mapAttrs                    map[string]any // a map's attributes
+	adHoc                       bool           // over the alerts' own data view
 }
 
 // lens builds a Lens visualization over the data view.
@@ -139,6 +145,100 @@ func lens(title, description, query, visType string, cols []column, visualizatio
 			"visualization": visualization(layer),
 		},
 	}
+}
+
+// mapLayer is a layer of a map: the clusters of documents matching query
+// at their geo field, sized by count, in color.
+type mapLayer struct {
+	label, query, geoField, color string
+}
+
+// mapVis is a map (Kibana Maps) of layers over a road map.
+func mapVis(title, description string, layers []mapLayer) vis {
+	list := []any{map[string]any{
+		"id": stableID("map/" + title + "/base"), "label": nil, "minZoom": 0, "maxZoom": 24, "alpha": 1, "visible": true,
+		"includeInFitToBounds": true, "type": "EMS_VECTOR_TILE", "style": map[string]any{"type": "TILE"}, "locale": "autoselect",
+		"sourceDescriptor": map[string]any{"type": "EMS_TMS", "isAutoSelect": true, "lightModeDefault": "road_map_desaturated"},
+	}}
+	for i, l := range layers {
+		list = append(list, map[string]any{
+			"id": stableID("map/" + title + "/" + l.label), "label": l.label, "minZoom": 0, "maxZoom": 24, "alpha": 0.75,
+			"visible": true, "includeInFitToBounds": true, "type": "GEOJSON_VECTOR", "joins": []any{},
+			"query": map[string]any{"language": "kuery", "query": l.query},
+			"sourceDescriptor": map[string]any{
+				"type": "ES_GEO_GRID", "id": stableID("map/" + title + "/" + l.label + "/source"),
+				"geoField": l.geoField, "requestType": "point", "resolution": "COARSE",
+				"metrics":          []any{map[string]any{"type": "count"}, map[string]any{"type": "cardinality", "field": "user.name"}},
+				"applyGlobalQuery": true, "applyGlobalTime": true, "applyForceRefresh": true,
+				"indexPatternRefName": fmt.Sprintf("layer_%d_source_index_pattern", i+1),
+			},
+			"style": map[string]any{"type": "VECTOR", "isTimeAware": true, "properties": map[string]any{
+				"fillColor": map[string]any{"type": "STATIC", "options": map[string]any{"color": l.color}},
+				"lineColor": map[string]any{"type": "STATIC", "options": map[string]any{"color": "#FFFFFF"}},
+				"iconSize": map[string]any{"type": "DYNAMIC", "options": map[string]any{
+					"minSize": 4, "maxSize": 28, "field": map[string]any{"name": "doc_count", "origin": "source"},
+					"fieldMetaOptions": map[string]any{"isEnabled": true, "sigma": 3},
+				}},
+			}},
+		})
+	}
+	layerList, _ := json.Marshal(list)
+	mapState, _ := json.Marshal(map[string]any{
+		"zoom": 1.2, "center": map[string]any{"lon": 0, "lat": 25},
+		"timeFilters":   map[string]any{"from": "now-24h", "to": "now"},
+		"refreshConfig": map[string]any{"isPaused": true, "interval": 0},
+		"query":         map[string]any{"query": "", "language": "kuery"}, "filters": []any{},
+		"settings": map[string]any{"autoFitToDataBounds": false, "initialLocation": "LAST_SAVED_LOCATION", "showSpatialFilters": true},
+	})
+	return vis{title: title, description: description, kind: "map", mapAttrs: map[string]any{
+		"layerListJSON": string(layerList),
+		"mapStateJSON":  string(mapState),
+		"uiStateJSON":   `{"isLayerTOCOpen":true,"openTOCDetails":[]}`,
+	}}
+}
+
+// mapLayerRefs are the data view references a map's layers name.
+func mapLayerRefs(v vis) []string {
+	var layers []map[string]any
+	_ = json.Unmarshal([]byte(v.mapAttrs["layerListJSON"].(string)), &layers)
+	var out []string
+	for _, l := range layers {
+		if src, ok := l["sourceDescriptor"].(map[string]any); ok {
+			if name, ok := src["indexPatternRefName"].(string); ok {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+// AlertsIndex is where Kibana Security writes the alerts of its rules
+// (one index per space).
+const AlertsIndex = ".alerts-security.alerts-*"
+
+// qAlerts selects the alerts of teleportbeat's rules.
+const qAlerts = `kibana.alert.rule.tags:"Data Source: Teleport"`
+
+// alertsLens builds a Lens visualization over the alerts of teleportbeat's
+// rules, with its own (ad hoc) data view of the alerts index: the alerts
+// are not in teleportbeat's data view.
+func alertsLens(title, description, visType string, cols []column, visualization func(layer string) map[string]any) vis {
+	v := lens(title, description, qAlerts, visType, cols, visualization)
+	dv := stableID("dataview/alerts")
+	layers := v.state["datasourceStates"].(map[string]any)["indexpattern"].(map[string]any)["layers"]
+	for _, c := range cols {
+		if c.def["operationType"] == "count" {
+			c.def["sourceField"] = "___records___" // Lens 8's name
+		}
+	}
+	v.state["datasourceStates"] = map[string]any{"formBased": map[string]any{"layers": layers}}
+	v.state["adHocDataViews"] = map[string]any{dv: map[string]any{
+		"id": dv, "title": AlertsIndex, "name": "Security alerts (teleportbeat)", "timeFieldName": "@timestamp",
+		"sourceFilters": []any{}, "fieldFormats": map[string]any{}, "runtimeFieldMap": map[string]any{}, "fieldAttrs": map[string]any{}, "allowNoIndex": true,
+	}}
+	v.state["internalReferences"] = []any{map[string]any{"type": "index-pattern", "id": dv, "name": v.layerRef()}}
+	v.adHoc = true
+	return v
 }
 
 // layerRef is the name of the reference of a Lens layer to its data view.
@@ -234,37 +334,77 @@ func dashboard(title, description, field, value, dataView string, panels []panel
 	var ps []any
 	refs := []Reference{{ID: dataView, Name: filterRef, Type: "index-pattern"}}
 	seen := map[string]bool{}
-	for i, p := range panels {
+	for _, p := range panels {
 		if seen[p.vis.title] {
 			panic(fmt.Sprintf("kibana: dashboard %q has two panels titled %q", title, p.vis.title))
 		}
 		seen[p.vis.title] = true
 		idx := stableID("panel/" + title + "/" + p.vis.title)
-		ps = append(ps, map[string]any{
-			"version":    "7.14.0",
-			"type":       "lens",
-			"panelIndex": idx,
-			"title":      p.vis.title,
-			"gridData":   map[string]any{"x": p.x, "y": p.y, "w": p.w, "h": p.h, "i": idx},
-			"embeddableConfig": map[string]any{
-				"attributes": map[string]any{
-					"title":             p.vis.title,
-					"description":       p.vis.description,
-					"visualizationType": p.vis.visType,
-					"type":              "lens",
-					"references": []any{
-						map[string]any{"id": dataView, "name": "indexpattern-datasource-current-indexpattern", "type": "index-pattern"},
-						map[string]any{"id": dataView, "name": p.vis.layerRef(), "type": "index-pattern"},
-					},
-					"state": p.vis.state,
+		gridData := map[string]any{"x": p.x, "y": p.y, "w": p.w, "h": p.h, "i": idx}
+		switch {
+		case p.vis.kind == "map":
+			attrs := map[string]any{}
+			for k, v := range p.vis.mapAttrs {
+				attrs[k] = v
+			}
+			attrs["title"] = p.vis.title
+			attrs["description"] = p.vis.description
+			var inner []any
+			for _, name := range mapLayerRefs(p.vis) {
+				inner = append(inner, map[string]any{"id": dataView, "name": name, "type": "index-pattern"})
+				refs = append(refs, Reference{ID: dataView, Name: idx + ":" + name, Type: "index-pattern"})
+			}
+			attrs["references"] = inner
+			ps = append(ps, map[string]any{
+				"version": "8.11.0", "type": "map", "panelIndex": idx, "title": p.vis.title, "gridData": gridData,
+				"embeddableConfig": map[string]any{
+					"attributes":     attrs,
+					"enhancements":   map[string]any{},
+					"hiddenLayers":   []any{},
+					"isLayerTOCOpen": false,
+					"mapCenter":      map[string]any{"lat": 25, "lon": 0, "zoom": 1.2},
+					"openTOCDetails": []any{},
 				},
-				"enhancements": map[string]any{},
-			},
-		})
-		refs = append(refs,
-			Reference{ID: dataView, Name: idx + ":indexpattern-datasource-current-indexpattern", Type: "index-pattern"},
-			Reference{ID: dataView, Name: idx + ":" + p.vis.layerRef(), Type: "index-pattern"})
-		_ = i
+			})
+		case p.vis.adHoc:
+			// Lens over the alerts index: its data view is its own (an
+			// ad hoc one), so the panel has no reference.
+			ps = append(ps, map[string]any{
+				"version": "8.11.0", "type": "lens", "panelIndex": idx, "title": p.vis.title, "gridData": gridData,
+				"embeddableConfig": map[string]any{
+					"attributes": map[string]any{
+						"title": p.vis.title, "description": p.vis.description, "visualizationType": p.vis.visType,
+						"type": "lens", "references": []any{}, "state": p.vis.state,
+					},
+					"enhancements": map[string]any{},
+				},
+			})
+		default:
+			ps = append(ps, map[string]any{
+				"version":    "7.14.0",
+				"type":       "lens",
+				"panelIndex": idx,
+				"title":      p.vis.title,
+				"gridData":   gridData,
+				"embeddableConfig": map[string]any{
+					"attributes": map[string]any{
+						"title":             p.vis.title,
+						"description":       p.vis.description,
+						"visualizationType": p.vis.visType,
+						"type":              "lens",
+						"references": []any{
+							map[string]any{"id": dataView, "name": "indexpattern-datasource-current-indexpattern", "type": "index-pattern"},
+							map[string]any{"id": dataView, "name": p.vis.layerRef(), "type": "index-pattern"},
+						},
+						"state": p.vis.state,
+					},
+					"enhancements": map[string]any{},
+				},
+			})
+			refs = append(refs,
+				Reference{ID: dataView, Name: idx + ":indexpattern-datasource-current-indexpattern", Type: "index-pattern"},
+				Reference{ID: dataView, Name: idx + ":" + p.vis.layerRef(), Type: "index-pattern"})
+		}
 	}
 	return Object{
 		ID:   stableID("dashboard/" + title),
@@ -313,6 +453,12 @@ const (
 	qExec          = `event.dataset:"teleportbeat.audit" and event.action:"exec"`
 	qSessionCmds   = `event.action:"session.command"`
 	qSessionUpload = `event.dataset:"teleportbeat.audit" and event.action:"session.upload"`
+	qLoginsGeo     = `event.dataset:"teleportbeat.audit" and event.action:"user.login" and event.outcome:"success" and source.geo.location:*`
+	qFailedGeo     = `event.dataset:"teleportbeat.audit" and event.action:"user.login" and event.outcome:"failure" and source.geo.location:*`
+	qPrivilegedOS  = `event.dataset:"teleportbeat.audit" and event.action:("session.start" or "windows.desktop.session.start") and not event.outcome:"failure" and user.effective.name:("root" or "Administrator" or "administrator")`
+	qBots          = `event.dataset:"teleportbeat.audit" and teleport.actor.kind:"bot"`
+	qBotJoins      = `event.dataset:"teleportbeat.audit" and event.action:"bot.join"`
+	qCertFailures  = `event.dataset:"teleportbeat.audit" and event.action:"auth" and event.outcome:"failure"`
 )
 
 // Objects returns every saved object teleportbeat ships, over the
@@ -388,7 +534,47 @@ func objects(dataView string) []Object {
 			{barOverTime("Recorded session events over time [Teleportbeat]", "Events of session recordings, by type.", qSessionData, n, &byType), 24, 38, 24, 15},
 		})
 
-	objs := []Object{overview, sessions, auditSearch, sessionSearch}
+	alerts := count("Alerts")
+	severity := terms("kibana.alert.severity", "Severity", 4, alerts)
+	alertTable := []column{terms("kibana.alert.rule.name", "Rule", 25, alerts), severity, terms("kibana.alert.workflow_status", "Status", 3, alerts), alerts}
+	security := dashboard("[Teleportbeat] Teleport Security",
+		"What a SOC opens first: where logins come from, the alerts of teleportbeat's detection rules, logins as root or Administrator, Machine ID bots, and certificate authentication failures.",
+		"event.dataset", "teleportbeat.audit", dataView,
+		[]panel{
+			{mapVis("Login sources [Teleportbeat]", "Where logins come from (GeoIP of the source address): successful logins in green, failed in red, sized by count.", []mapLayer{
+				{label: "Successful logins", query: qLoginsGeo, geoField: "source.geo.location", color: "#54B399"},
+				{label: "Failed logins", query: qFailedGeo, geoField: "source.geo.location", color: "#E7664C"},
+			}), 0, 0, 32, 20},
+			{alertsLens("Alerts by rule [Teleportbeat]", "Alerts of teleportbeat's detection rules (Kibana Security's alerts index), by rule, severity and status.", "lnsDatatable",
+				alertTable, func(layer string) map[string]any {
+					var cs []any
+					for _, c := range alertTable {
+						cs = append(cs, map[string]any{"columnId": c.id, "isTransposed": false})
+					}
+					return map[string]any{"layerId": layer, "layerType": "data", "columns": cs}
+				}), 32, 0, 16, 20},
+			{alertsLens("Alerts over time by severity [Teleportbeat]", "Alerts of teleportbeat's detection rules over time, by severity.", "lnsXY",
+				[]column{severity, dateHistogram(), alerts},
+				func(layer string) map[string]any {
+					return map[string]any{
+						"legend": map[string]any{"isVisible": true, "position": "right"}, "preferredSeriesType": "bar_stacked", "valueLabels": "hide",
+						"layers": []any{map[string]any{"layerId": layer, "layerType": "data", "seriesType": "bar_stacked", "accessors": []string{alerts.id}, "xAccessor": dateHistogram().id, "splitAccessor": severity.id}},
+					}
+				}), 0, 20, 24, 15},
+			{table("Privileged OS logins [Teleportbeat]", "Sessions as root or Administrator: who, as which account, on which host.", qPrivilegedOS,
+				terms("user.name", "User", 20, count("Sessions")), terms("user.effective.name", "As", 3, count("Sessions")), terms("host.name", "Host", 10, count("Sessions")), count("Sessions")), 24, 20, 24, 15},
+			{barOverTime("Privileged OS logins over time [Teleportbeat]", "Sessions as root or Administrator over time, by user.", qPrivilegedOS, count("Sessions"), ptr(terms("user.name", "User", 10, count("Sessions")))), 0, 35, 24, 15},
+			{table("Certificate authentication failures [Teleportbeat]", "Connections refused for their certificate (principal not allowed, expired, wrong cluster; app sessions with a bad token): reason, user or whose session, source.", qCertFailures,
+				terms("error.message", "Reason", 10, n), terms("user.name", "User", 10, n), terms("user.target.name", "Session of", 5, n), terms("source.ip", "Source", 5, n), n), 24, 35, 24, 15},
+			{barOverTime("Machine ID bot activity [Teleportbeat]", "What Machine ID bots did over time, by bot user.", qBots, n, ptr(terms("user.name", "Bot", 10, n))), 0, 50, 24, 15},
+			{table("Machine ID bot actions [Teleportbeat]", "Each bot's actions and their outcome.", qBots,
+				terms("user.name", "Bot", 20, n), terms("event.action", "Action", 10, n), terms("event.outcome", "Outcome", 3, n), n), 24, 50, 24, 15},
+			{table("Machine ID bot joins [Teleportbeat]", "Bots joining the cluster: by bot, join method and outcome.", qBotJoins,
+				terms("teleport.audit.bot_name", "Bot", 20, n), terms("teleport.audit.method", "Join method", 5, n), terms("event.outcome", "Outcome", 3, n), n), 0, 65, 24, 15},
+			{barOverTime("Certificate authentication failures over time [Teleportbeat]", "Certificate authentication failures over time, by source address.", qCertFailures, n, ptr(terms("source.ip", "Source", 10, n))), 24, 65, 24, 15},
+		})
+
+	objs := []Object{overview, sessions, security, auditSearch, sessionSearch}
 	sort.SliceStable(objs, func(i, j int) bool { return objs[i].Type+objs[i].ID < objs[j].Type+objs[j].ID })
 	return objs
 }

@@ -11,6 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v2"
+
+	"github.com/teleportbeat/teleportbeat/internal/fieldsyml"
+	"github.com/teleportbeat/teleportbeat/internal/kql"
 )
 
 type yamlField struct {
@@ -83,42 +86,67 @@ func loadObjects(t *testing.T) map[string]savedObject {
 	return out
 }
 
-var kqlField = regexp.MustCompile(`([A-Za-z_@][A-Za-z0-9_.@]*)\s*:`)
+var (
+	kqlField  = regexp.MustCompile(`([A-Za-z_@][A-Za-z0-9_.@]*)\s*:`)
+	kqlQuoted = regexp.MustCompile(`"(\\.|[^"\\])*"`)
+)
 
-// fieldsUsed lists the fields an object reads: Lens columns, search
-// columns and the fields of every KQL query.
-func fieldsUsed(o savedObject) []string {
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
+// fieldsUsed lists the fields an object reads over teleportbeat's data
+// view: Lens columns, search columns, the fields of every KQL query and
+// of the maps' layers; the fields of Lens panels over the alerts index
+// (their own ad hoc data view) are in alerts.
+func fieldsUsed(o savedObject) (out, alerts []string) {
+	var walk func(v any, into *[]string)
+	walk = func(v any, into *[]string) {
 		switch x := v.(type) {
 		case map[string]any:
-			if f, ok := x["sourceField"].(string); ok && f != "Records" {
-				out = append(out, f)
+			if _, adHoc := x["adHocDataViews"]; adHoc && into == &out {
+				walk(x, &alerts)
+				return
+			}
+			if f, ok := x["sourceField"].(string); ok && f != "Records" && f != "___records___" {
+				*into = append(*into, f)
+			}
+			if f, ok := x["geoField"].(string); ok {
+				*into = append(*into, f)
 			}
 			if q, ok := x["query"].(string); ok {
 				if lang, _ := x["language"].(string); lang == "kuery" {
-					for _, m := range kqlField.FindAllStringSubmatch(q, -1) {
-						out = append(out, m[1])
+					for _, m := range kqlField.FindAllStringSubmatch(kqlQuoted.ReplaceAllString(q, `""`), -1) {
+						*into = append(*into, m[1])
 					}
 				}
 			}
+			if l, ok := x["layerListJSON"].(string); ok {
+				var layers any
+				if json.Unmarshal([]byte(l), &layers) == nil {
+					walk(layers, into)
+				}
+			}
 			for _, e := range x {
-				walk(e)
+				walk(e, into)
 			}
 		case []any:
 			for _, e := range x {
-				walk(e)
+				walk(e, into)
 			}
 		}
 	}
-	walk(o.Attributes)
+	walk(o.Attributes, &out)
 	if cols, ok := o.Attributes["columns"].([]any); ok && o.Type == "search" {
 		for _, c := range cols {
 			out = append(out, c.(string))
 		}
 	}
-	return out
+	return out, alerts
+}
+
+// alertFields are the fields of Kibana Security's alerts the alert panels
+// read (Kibana's alerts-as-data fields, @kbn/rule-data-utils:
+// ALERT_RULE_NAME, ALERT_SEVERITY, ALERT_WORKFLOW_STATUS, ALERT_RULE_TAGS).
+var alertFields = map[string]bool{
+	"@timestamp": true, "kibana.alert.rule.name": true, "kibana.alert.severity": true,
+	"kibana.alert.workflow_status": true, "kibana.alert.rule.tags": true,
 }
 
 func TestSavedObjectsAreValidAndComplete(t *testing.T) {
@@ -129,16 +157,20 @@ func TestSavedObjectsAreValidAndComplete(t *testing.T) {
 	types := map[string]int{}
 	for key, o := range objs {
 		types[o.Type]++
-		for _, f := range fieldsUsed(o) {
+		used, alerts := fieldsUsed(o)
+		for _, f := range used {
 			_, ok := defined[f]
 			require.True(t, ok, "%s (%v) uses field %q, which fields.yml does not define", key, o.Attributes["title"], f)
+		}
+		for _, f := range alerts {
+			require.True(t, alertFields[f], "%s (%v) reads %q of the alerts, not a field of Kibana's alerts", key, o.Attributes["title"], f)
 		}
 		for _, r := range o.References {
 			require.Equal(t, "index-pattern", r.Type, "%s: dashboards hold their panels by value; only data views are referenced", key)
 			require.Equal(t, IndexPattern, r.ID, "%s: the data view of the data stream", key)
 		}
 	}
-	require.Equal(t, 2, types["dashboard"])
+	require.Equal(t, 3, types["dashboard"])
 	require.Equal(t, 2, types["search"], "a saved search per dataset")
 	require.Zero(t, types["lens"], "no visualization stands apart from its dashboard")
 }
@@ -180,7 +212,35 @@ func TestEveryPanelShowsTheVisualizationItsTitleNames(t *testing.T) {
 			titles[title] = true
 			attrs := p["embeddableConfig"].(map[string]any)["attributes"].(map[string]any)
 			require.Equal(t, title, attrs["title"], "%s: panel %q shows another visualization", key, title)
-			require.Equal(t, "lens", attrs["type"])
+			switch p["type"] {
+			case "map":
+				// Every layer's data view is referenced.
+				var layers []map[string]any
+				require.NoError(t, json.Unmarshal([]byte(attrs["layerListJSON"].(string)), &layers))
+				n := 0
+				for _, l := range layers {
+					if src, ok := l["sourceDescriptor"].(map[string]any)["indexPatternRefName"].(string); ok {
+						n++
+						require.True(t, refs[idx+":"+src], "%s: map %q layer %v has no dashboard reference", key, title, l["label"])
+					}
+				}
+				require.GreaterOrEqual(t, n, 1, "%s: map %q has a data layer", key, title)
+			default:
+				require.Equal(t, "lens", attrs["type"])
+				if state := attrs["state"].(map[string]any); state["adHocDataViews"] != nil {
+					// Over the alerts: its own data view, every layer's
+					// reference internal to it.
+					dvs := state["adHocDataViews"].(map[string]any)
+					require.Len(t, dvs, 1)
+					for id, dv := range dvs {
+						require.Equal(t, AlertsIndex, dv.(map[string]any)["title"])
+						for _, r := range state["internalReferences"].([]any) {
+							require.Equal(t, id, r.(map[string]any)["id"])
+						}
+					}
+					require.Contains(t, state["query"].(map[string]any)["query"], "Data Source: Teleport", "%s: only teleportbeat's alerts", title)
+				}
+			}
 			for _, r := range attrs["references"].([]any) {
 				name := r.(map[string]any)["name"].(string)
 				require.True(t, refs[idx+":"+name], "%s: panel %q reference %s has no dashboard reference", key, title, name)
@@ -204,7 +264,10 @@ func TestDurationsAreShownAsDurations(t *testing.T) {
 			continue
 		}
 		for _, p := range panels(o) {
-			state := p["embeddableConfig"].(map[string]any)["attributes"].(map[string]any)["state"].(map[string]any)
+			state, _ := p["embeddableConfig"].(map[string]any)["attributes"].(map[string]any)["state"].(map[string]any)
+			if state == nil || state["adHocDataViews"] != nil {
+				continue // a map, or the alerts
+			}
 			for _, l := range state["datasourceStates"].(map[string]any)["indexpattern"].(map[string]any)["layers"].(map[string]any) {
 				for _, c := range l.(map[string]any)["columns"].(map[string]any) {
 					col := c.(map[string]any)
@@ -253,8 +316,53 @@ func TestDashboardsShowWhatTheyPromise(t *testing.T) {
 		"Logins by source country", "Logins by network (ASN)", "First seen source countries per user"} {
 		require.Contains(t, overview, want)
 	}
+	security := strings.Join(titles["[Teleportbeat] Teleport Security"], "\n")
+	for _, want := range []string{"Login sources", "Alerts by rule", "Alerts over time", "Privileged OS logins", "Machine ID bot activity",
+		"Machine ID bot joins", "Certificate authentication failures"} {
+		require.Contains(t, security, want)
+	}
 	sessions := strings.Join(titles["[Teleportbeat] Teleport Sessions"], "\n")
 	for _, want := range []string{"Sessions by user and node", "Session duration", "Commands run"} {
 		require.Contains(t, sessions, want)
 	}
+}
+
+// TestQueriesParseWithTheTemplatesTypes parses every KQL query of the
+// dashboards, searches and map layers with the KQL evaluator the rules use:
+// each field exists with a type its values fit (a quoted "true" on a
+// boolean, or a word on an ip field, fails).
+func TestQueriesParseWithTheTemplatesTypes(t *testing.T) {
+	types, err := fieldsyml.Types("../../fields.yml")
+	require.NoError(t, err)
+	n := 0
+	var walk func(v any, alerts bool)
+	walk = func(v any, alerts bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			if _, ok := x["adHocDataViews"]; ok {
+				alerts = true
+			}
+			if q, ok := x["query"].(string); ok && x["language"] == "kuery" && q != "" && !alerts {
+				_, err := kql.Parse(q, kql.Types(types))
+				require.NoError(t, err)
+				n++
+			}
+			if l, ok := x["layerListJSON"].(string); ok {
+				var layers any
+				require.NoError(t, json.Unmarshal([]byte(l), &layers))
+				walk(layers, alerts)
+			}
+			for _, e := range x {
+				walk(e, alerts)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, alerts)
+			}
+		}
+	}
+	for _, o := range loadObjects(t) {
+		walk(o.Attributes, false)
+	}
+	require.GreaterOrEqual(t, n, 40)
 }

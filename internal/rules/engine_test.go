@@ -132,6 +132,7 @@ func (e engine) run(docs []tdoc, start time.Time) [][]string {
 	var alerts [][]string
 	seen := map[string]bool{}
 	thresholdSince := map[string]time.Time{}
+	suppressed := map[string]time.Time{} // suppression group -> when its alert was raised
 	for now := start; !now.After(last.Add(e.from + e.every)); now = now.Add(e.every) {
 		var window, visible []tdoc
 		for _, d := range docs {
@@ -145,13 +146,62 @@ func (e engine) run(docs []tdoc, start time.Time) [][]string {
 		}
 		for _, a := range e.evaluate(window, visible, now, thresholdSince) {
 			key := strings.Join(a, ",")
-			if !seen[key] {
-				seen[key] = true
-				alerts = append(alerts, a)
+			if seen[key] {
+				continue
 			}
+			seen[key] = true
+			if g, ok := e.suppressionGroup(a, docs); ok {
+				if at, ok := suppressed[g]; ok && now.Sub(at) < e.suppressFor() {
+					continue // folded into the group's alert
+				}
+				suppressed[g] = now
+			}
+			alerts = append(alerts, a)
 		}
 	}
 	return alerts
+}
+
+// suppressFor is the rule's alert suppression duration (0: none).
+func (e engine) suppressFor() time.Duration {
+	s := asMap(e.rule.Object["alert_suppression"])
+	d := asMap(s["duration"])
+	if d == nil {
+		return 0
+	}
+	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[fmt.Sprint(d["unit"])]
+	return time.Duration(d["value"].(float64)) * unit
+}
+
+// suppressionGroup is the group an alert is suppressed in, as Kibana's
+// alert suppression groups them: by group_by's values (a missing value is
+// a value of its own, missing_fields_strategy suppress), or for a
+// threshold rule by its threshold fields.
+func (e engine) suppressionGroup(alert []string, docs []tdoc) (string, bool) {
+	if e.suppressFor() == 0 {
+		return "", false
+	}
+	var doc map[string]any
+	for _, d := range docs {
+		if d.id == alert[0] {
+			doc = d.doc
+		}
+	}
+	var fields []string
+	if e.rule.Type() == "threshold" {
+		for _, f := range asList(asMap(e.rule.Object["threshold"])["field"]) {
+			fields = append(fields, f.(string))
+		}
+	} else {
+		for _, f := range asList(asMap(e.rule.Object["alert_suppression"])["group_by"]) {
+			fields = append(fields, f.(string))
+		}
+	}
+	var key []string
+	for _, f := range fields {
+		key = append(key, strings.Join(values(doc, f), "|"))
+	}
+	return strings.Join(key, "\x00"), true
 }
 
 func (e engine) evaluate(window, visible []tdoc, now time.Time, thresholdSince map[string]time.Time) [][]string {

@@ -366,7 +366,7 @@ func TestRulesFireOnTheirEventsOnly(t *testing.T) {
 			default:
 				require.NotEmpty(t, hits, "the hits raise an alert")
 			}
-			if r.Type() == "query" {
+			if r.Type() == "query" && r.Object["alert_suppression"] == nil {
 				require.Len(t, hits, len(documents(t, r.Tests.Hit, start, 0, "2")), "each hit raises its alert")
 			}
 			misses := alertsOn(t, r, f, timeline(t, r, r.Tests.Miss, 0))
@@ -410,6 +410,10 @@ func TestThresholdsCountWithinTheWindow(t *testing.T) {
 			r = x
 		}
 	}
+	require.NotNil(t, r.Object["alert_suppression"], "the rule suppresses")
+	suppressedRule := r
+	r.Object = maps.Clone(r.Object)
+	delete(r.Object, "alert_suppression")
 	ev := map[string]any{"event": "user.login", "code": "T1000W", "success": false, "method": "local", "user": "dave"}
 	spread := []Fixture{{Repeat: 5, Every: Duration(545 * time.Second), Event: ev}}
 	require.Empty(t, alertsOn(t, r, f, timeline(t, r, spread, 0)), "545 s apart, no window holds two")
@@ -419,6 +423,11 @@ func TestThresholdsCountWithinTheWindow(t *testing.T) {
 	require.Len(t, alertsOn(t, r, f, timeline(t, r, burst, 0)), 1, "ten failures in one window: one alert, counted once")
 	twice := []Fixture{{Repeat: 5, Every: Duration(20 * time.Second), Event: ev}, {After: Duration(7 * time.Minute), Repeat: 5, Every: Duration(20 * time.Second), Event: ev}}
 	require.Len(t, alertsOn(t, r, f, timeline(t, r, twice, 0)), 2, "a second burst after the first alert: a second alert")
+	// Suppression (the rule's 30 minutes): a second burst 7 minutes after the
+	// first is folded into its alert; an hour later it alerts again.
+	require.Len(t, alertsOn(t, suppressedRule, f, timeline(t, suppressedRule, twice, 0)), 1, "suppressed for 30 minutes")
+	later := []Fixture{twice[0], {After: Duration(time.Hour), Repeat: 5, Every: Duration(20 * time.Second), Event: ev}}
+	require.Len(t, alertsOn(t, suppressedRule, f, timeline(t, suppressedRule, later, 0)), 2, "an hour later: a new alert")
 	again := []Fixture{{Repeat: 5, Every: Duration(20 * time.Second), Event: ev}, {After: Duration(7 * time.Minute), Repeat: 2, Every: Duration(20 * time.Second), Event: ev}}
 	require.Len(t, alertsOn(t, r, f, timeline(t, r, again, 0)), 1, "two more after the alert are not counted with the five before")
 }
