@@ -46,16 +46,26 @@ func TestSmoke(t *testing.T) {
 	require.True(t, strings.HasPrefix(string(md), "# Benchmark results"))
 	require.Contains(t, string(md), "teleportbeat / filebeat: throughput ×")
 
-	// The live run stored every event and measured their latency.
-	require.Len(t, rep.live, 1)
-	l := rep.live[0]
-	require.Equal(t, 100, l.rate)
-	require.Positive(t, l.events)
-	require.Positive(t, l.late)
-	require.GreaterOrEqual(t, l.stored, l.events+l.late)
-	require.Positive(t, l.p50)
-	require.LessOrEqual(t, l.p50, l.p99)
+	// The live runs (both backends) stored every event and measured
+	// their freshness; the idle runs counted searches.
+	require.Len(t, rep.live, 2)
+	for _, l := range rep.live {
+		require.Equal(t, 100, l.rate)
+		require.Positive(t, l.events)
+		require.Positive(t, l.late)
+		require.GreaterOrEqual(t, l.stored, l.events+l.late)
+		require.Positive(t, l.fresh.p50, l.backend)
+		require.LessOrEqual(t, l.fresh.p50, l.fresh.p99, l.backend)
+		require.LessOrEqual(t, l.fresh.p50, l.age.p50, "%s: searchable after the event's time", l.backend)
+		require.Positive(t, l.searchesPerMinute)
+	}
+	require.Positive(t, rep.live[1].batches, "athena: events released in batches")
+	require.Len(t, rep.idle, 2)
+	for _, i := range rep.idle {
+		require.Positive(t, i.searchesPerHour, i.name)
+	}
 	require.Contains(t, string(md), "sweep reads per event shipped")
+	require.Contains(t, string(md), "searches per hour")
 }
 
 func TestMedian(t *testing.T) {

@@ -162,8 +162,14 @@ func benchmark(ctx context.Context, o options, root string, log io.Writer) (*rep
 		}
 	}
 	if len(o.liveRates) > 0 {
-		fmt.Fprintf(log, "==> live runs: events as they happen, at %v events/s for %s each\n", o.liveRates, o.liveDuration)
+		fmt.Fprintf(log, "==> live runs: events as they happen, backends %v, at %v events/s for %s each\n", o.liveBackends, o.liveRates, o.liveDuration)
 		if rep.live, err = liveBench(ctx, o, log); err != nil {
+			return nil, err
+		}
+	}
+	if o.idleDuration > 0 {
+		fmt.Fprintf(log, "==> idle runs: a quiet cluster, %s each after a settling minute\n", o.idleDuration)
+		if rep.idle, err = idleBench(ctx, o, o.idleDuration, log); err != nil {
 			return nil, err
 		}
 	}

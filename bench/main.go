@@ -49,7 +49,10 @@ type options struct {
 	note         string
 	profile      bool
 	liveRates    []int
+	liveBackends []string
 	liveDuration time.Duration
+	idleDuration time.Duration
+	athenaBatch  time.Duration
 	set          []string // more teleportbeat settings (-set key=value), to try a lever
 
 	shippedConfig string // teleportbeat.yml as shipped
@@ -72,8 +75,11 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.profile, "profile", false, "write a CPU and a memory profile of every teleportbeat run into its directory (keep it with -keep)")
 	fs.StringVar(&o.note, "note", "", "a note stored with the results (what changed)")
 	variants := fs.String("variants", "", "comma-separated variants to run (default: all): "+variantNames())
-	liveRates := fs.String("live-rates", "200,2000", "events/s of the live runs (latency and the late-event sweeps' cost); \"none\" for none")
+	liveRates := fs.String("live-rates", "20,200,2000", "events/s of the live runs (freshness, searches, the late-event sweeps' cost); \"none\" for none")
+	liveBackends := fs.String("live-backends", "file,athena", "Teleport audit backends the live runs imitate: file (searchable at once), athena (searchable in batches of up to a minute)")
 	fs.DurationVar(&o.liveDuration, "live-duration", 2*time.Minute, "how long each live run produces events")
+	fs.DurationVar(&o.athenaBatch, "athena-batch", time.Minute, "the athena backend's batch interval (Teleport's batchMaxInterval)")
+	fs.DurationVar(&o.idleDuration, "idle-duration", 5*time.Minute, "how long each idle run (a quiet cluster) is measured; 0 for none")
 	fs.Func("set", "a teleportbeat setting (key=value) added to its runs, to try a lever; repeatable, stored with the results", func(kv string) error {
 		if !strings.Contains(kv, "=") {
 			return fmt.Errorf("%q is not key=value", kv)
@@ -86,7 +92,7 @@ func parseFlags(args []string) (options, error) {
 	}
 	if *smoke {
 		o.events, o.runs, o.days = 5000, 1, 2
-		*liveRates, o.liveDuration = "100", 10*time.Second
+		*liveRates, o.liveDuration, o.idleDuration, o.athenaBatch = "100", 10*time.Second, 10*time.Second, 5*time.Second
 		if o.results == "" {
 			o.results = "-"
 		}
@@ -99,6 +105,13 @@ func parseFlags(args []string) (options, error) {
 			}
 			o.liveRates = append(o.liveRates, n)
 		}
+	}
+	for _, b := range strings.Split(*liveBackends, ",") {
+		b = strings.TrimSpace(b)
+		if _, ok := backends[b]; !ok {
+			return o, fmt.Errorf("-live-backends: %q is not a backend (file, athena)", b)
+		}
+		o.liveBackends = append(o.liveBackends, b)
 	}
 	if o.events < 100 || o.runs < 1 || o.days < 1 {
 		return o, errors.New("-events must be at least 100, -runs and -days at least 1")

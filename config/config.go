@@ -99,8 +99,11 @@ type Audit struct {
 	StartTime string `config:"start_time"`
 	// BatchSize is the page size asked of Teleport.
 	BatchSize int `config:"batch_size"`
-	// PollInterval is the wait between searches once caught up.
-	PollInterval time.Duration `config:"poll_interval"`
+	// PollInterval is the wait between searches once caught up and the
+	// log is quiet; PollIntervalMin the wait after a search that found new
+	// events (it doubles with each search that finds none).
+	PollInterval    time.Duration `config:"poll_interval"`
+	PollIntervalMin time.Duration `config:"poll_interval_min"`
 	// EventTypes, when set, is the list of event types to read (filtered by
 	// Teleport).
 	EventTypes []string `config:"event_types"`
@@ -212,10 +215,11 @@ func Default() Config {
 			ReloadInterval: 10 * time.Second,
 		},
 		Audit: Audit{
-			BatchSize:    500,
-			PollInterval: 5 * time.Second,
-			Window:       24 * time.Hour,
-			SafetyMargin: 0,
+			BatchSize:       500,
+			PollInterval:    5 * time.Second,
+			PollIntervalMin: 500 * time.Millisecond,
+			Window:          24 * time.Hour,
+			SafetyMargin:    0,
 			LateEvents: LateEvents{
 				MaxDelay:   15 * time.Minute,
 				Sweeps:     []time.Duration{time.Minute},
@@ -400,6 +404,11 @@ func (c *Config) check() error {
 	}
 	if a.PollInterval <= 0 {
 		add("audit.poll_interval", "must be positive, got %s", a.PollInterval)
+	}
+	// A poll_interval_min above poll_interval (a poll_interval set below
+	// the default minimum) polls every poll_interval: not an error.
+	if a.PollIntervalMin <= 0 {
+		add("audit.poll_interval_min", "must be positive, got %s", a.PollIntervalMin)
 	}
 	if a.Window < time.Minute {
 		add("audit.window", "must be at least 1m, got %s", a.Window)

@@ -205,3 +205,17 @@ func TestProxyCAGivenInline(t *testing.T) {
 	require.ErrorContains(t, err, "teleportbeat.teleport.proxy_ssl.certificate_authorities.0: the PEM given inline holds no certificate")
 	require.NotContains(t, err.Error(), "SEKRIT")
 }
+
+// poll_interval_min defaults to 500ms; a poll_interval below it (set
+// before the minimum existed) is no error; a minimum of 0 is.
+func TestPollIntervalMin(t *testing.T) {
+	c := writeCreds(t)
+	tp := map[string]any{"addr": "a:1", "identity_file": c.identity}
+	cfg, err := load(t, map[string]any{"teleport": tp})
+	require.NoError(t, err)
+	require.Equal(t, 500*time.Millisecond, cfg.Audit.PollIntervalMin)
+	_, err = load(t, map[string]any{"teleport": tp, "audit": map[string]any{"poll_interval": "200ms"}})
+	require.NoError(t, err, "an existing config with a short poll_interval keeps working")
+	_, err = load(t, map[string]any{"teleport": tp, "audit": map[string]any{"poll_interval_min": "0s"}})
+	require.ErrorContains(t, err, "audit.poll_interval_min: must be positive")
+}

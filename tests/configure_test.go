@@ -69,6 +69,12 @@ func TestConfigureWritesAWorkingSetup(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, id.WriteIdentityFile(filepath.Join(dir, "identity")))
 	cfg := filepath.Join(dir, "teleportbeat.yml")
+	// The starter config says where the first run starts as the
+	// reference config and README do (max_delay before the first start).
+	written, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.Contains(t, string(written), "default: late_events.max_delay, 15\n  # minutes, before the first start")
+	require.NotContains(t, string(written), "default: now")
 	out2, err := exec.Command(beatBin, "test", "config", "-c", cfg, "--path.home", e.dir).CombinedOutput()
 	require.NoError(t, err, "%s", out2)
 

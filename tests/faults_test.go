@@ -277,6 +277,9 @@ func TestTeleportFaults(t *testing.T) {
 
 	logs := p.logs.String()
 	require.Contains(t, logs, "Teleport audit search failed; retrying")
+	// The outage's failures name the address and the dial error.
+	require.Contains(t, logs, fmt.Sprintf("connection refused at %s (dial tcp %s: connect: connection refused): is Teleport's Auth Service or Proxy listening there?", e.tp.Addr(), e.tp.Addr()))
+	require.NotContains(t, logs, "connection refused at :")
 	var waits []time.Duration
 	for _, m := range retryIn.FindAllStringSubmatch(logs, -1) {
 		d, err := time.ParseDuration(m[1])

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,7 +150,10 @@ func TestLostRegistryLosesNothing(t *testing.T) {
 	p = e.start(cfg)
 	n := len(expectedIDs(served()))
 	waitFor(t, 2*time.Minute, "the events since", func() bool { return es.Count() >= n+20 })
-	require.NoError(t, os.RemoveAll(registry))
+	// The beat writes its files while they are removed (as with rm -rf on
+	// a running beat): a removal that meets a file written meanwhile is
+	// repeated, as a user would.
+	waitFor(t, time.Minute, "the registry removed", func() bool { return os.RemoveAll(registry) == nil })
 	p.waitLog(time.Minute, "The registry was removed while teleportbeat runs; it is written again from memory")
 	waitFor(t, time.Minute, "the registry on disk again", func() bool {
 		_, err := os.Stat(filepath.Join(store, "meta.json"))
@@ -265,4 +270,56 @@ http.port: %d
 	require.Contains(t, p.logs.String(), tooLate[0].ID, "said with their uids")
 	t.Logf("RESULT later-than-max-delay: served %d (%d visible 80 s after their time, max_delay 1m, recheck 2m), stored %d, found by the recheck %.0f, recheck reads %.0f, lost 0",
 		len(all), len(tooLate), es.Count(), num(s, "teleportbeat", "audit", "late_events_rechecked"), num(s, "teleportbeat", "audit", "late_recheck_read"))
+}
+
+// TestAQuietClusterIsNoClockSkew: a fresh start on a cluster whose newest
+// event is minutes old (quiet, not skewed), then events at their own time:
+// the beat measures no lag and warns about no clock.
+func TestAQuietClusterIsNoClockSkew(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	es, out := esSetup(t)
+	port := freePort(t)
+	old := e.gen.Events(50, time.Now().Add(-4*time.Minute), 100*time.Millisecond) // quiet for over three minutes
+	e.tp.Store.Add(old...)
+	p := e.start(e.liveConfig("teleportbeat.yml", out+fmt.Sprintf("http.enabled: true\nhttp.host: 127.0.0.1\nhttp.port: %d\nteleportbeat.progress_interval: 3s\n", port)))
+	waitFor(t, time.Minute, "the old events", func() bool { return es.Count() >= len(old) })
+	stop := e.tp.Live(teleporttest.NewGenerator(301), 2)
+	waitFor(t, 2*time.Minute, "the lag measured on new events", func() bool {
+		s := stats(t, port)
+		return s != nil && num(s, "teleportbeat", "audit", "teleport_lag_seconds") >= 0 && hasPath(s, "teleportbeat", "audit", "teleport_lag_seconds")
+	})
+	live := stop()
+	waitFor(t, time.Minute, "the new events", func() bool { return es.Count() >= len(old)+len(live) })
+	lag := num(stats(t, port), "teleportbeat", "audit", "teleport_lag_seconds")
+	p.stop()
+	require.Less(t, lag, 5.0, "no lag: the cluster was quiet, its clock is right")
+	logs := p.logs.String()
+	require.NotContains(t, logs, "behind this host's clock")
+	require.NotContains(t, logs, "check the clocks")
+	// At an audit log's rate (2 events/s) the progress line says so.
+	var rates []float64
+	for _, m := range regexp.MustCompile(`"events_per_second":\s*([0-9.]+)`).FindAllStringSubmatch(logs, -1) {
+		r, err := strconv.ParseFloat(m[1], 64)
+		require.NoError(t, err)
+		rates = append(rates, r)
+	}
+	require.NotEmpty(t, rates)
+	require.Greater(t, slices.Max(rates), 0.5, "a rate of 2 events/s shows: %v\n%s", rates, strings.Join(regexp.MustCompile(`[^\n]*Audit progress[^\n]*`).FindAllString(logs, -1), "\n"))
+	t.Logf("RESULT quiet-start: newest event 4 min old at start, measured lag %.1f s, no clock warning", lag)
+}
+
+// hasPath reports whether a /stats document has a value at path.
+func hasPath(m map[string]any, path ...string) bool {
+	var cur any = m
+	for _, p := range path {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return false
+		}
+		if cur, ok = mm[p]; !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -64,7 +64,8 @@ func TestShipsSessionRecordingsAndResumesThem(t *testing.T) {
 	}
 
 	es, out := esSetup(t)
-	cfg := e.config("teleportbeat.yml", out+"  bulk_max_size: 100\nteleportbeat.sessions:\n  enabled: true\n  concurrency: 4\n  missing_retry: 1s\n")
+	port := freePort(t)
+	cfg := e.config("teleportbeat.yml", out+fmt.Sprintf("  bulk_max_size: 100\nteleportbeat.sessions:\n  enabled: true\n  concurrency: 4\n  missing_retry: 1s\nhttp.enabled: true\nhttp.host: 127.0.0.1\nhttp.port: %d\n", port))
 	sessionCount := func() int {
 		n := 0
 		for _, d := range es.Docs() {
@@ -87,6 +88,26 @@ func TestShipsSessionRecordingsAndResumesThem(t *testing.T) {
 	waitFor(t, 2*time.Minute, "every session event", func() bool { return sessionCount() >= len(want) })
 	waitFor(t, time.Minute, "every audit event", func() bool { return es.Count() >= len(want)+len(audit)+len(recs)+1 })
 	e.settle()
+	// /stats says what happened to the recordings of this run: sessions
+	// seen (registered), shipped (completed), their events, failures
+	// (stream_errors), those in progress (active) and waiting.
+	s := stats(t, port)
+	sess := func(k string) float64 { return num(s, "teleportbeat", "sessions", k) }
+	require.True(t, hasPath(s, "teleportbeat", "sessions", "stream_errors"), "%v", s["teleportbeat"])
+	require.GreaterOrEqual(t, sess("completed"), 1.0, "the sessions the SIGKILL left half-sent and the late one")
+	require.GreaterOrEqual(t, sess("completed"), sess("registered"), "every session seen by this run (and those it resumed) shipped")
+	require.Greater(t, sess("events_published"), 0.0)
+	require.Zero(t, sess("active"), "none in progress")
+	// The generated audit events include uploads of recordings the double
+	// does not have: those wait (until missing_timeout), the late one came.
+	noRecording := 0
+	for _, ev := range audit {
+		if ev.Type == "session.upload" {
+			noRecording++
+		}
+	}
+	require.Positive(t, noRecording)
+	require.Equal(t, float64(noRecording), sess("waiting_for_upload"), "exactly the uploads without a recording wait: %v", s["teleportbeat"])
 	p.stop()
 
 	got := 0

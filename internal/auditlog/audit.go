@@ -51,10 +51,16 @@ type Config struct {
 	ExcludeEventTypes []string
 	BatchSize         int
 	PollInterval      time.Duration
-	Window            time.Duration
-	SafetyMargin      time.Duration
-	BackoffInit       time.Duration
-	BackoffMax        time.Duration
+	// PollIntervalMin is the wait after a read of the log's end that found
+	// new events; each read that finds none doubles it, up to
+	// PollInterval (the idle rate). 0: PollInterval always.
+	PollIntervalMin time.Duration
+	// onWait, for tests, sees every wait chosen at the log's end.
+	onWait       func(time.Duration)
+	Window       time.Duration
+	SafetyMargin time.Duration
+	BackoffInit  time.Duration
+	BackoffMax   time.Duration
 	// BackfillConcurrency is how many complete windows are read at once.
 	BackfillConcurrency int
 	// Prefetch is how many pages each window reader reads ahead.
@@ -102,6 +108,9 @@ type Stats struct {
 	// WaitingForLag is true while reading waits for the first measurement
 	// of Teleport's clock (the reader is within unmeasuredSkew of now).
 	WaitingForLag atomic.Bool
+	// PollWait is the current wait between reads of the log's end
+	// (nanoseconds; 0 while not caught up).
+	PollWait atomic.Int64
 }
 
 // Reader pages through the audit log with SearchUnstructuredEvents.
@@ -190,8 +199,9 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 	r.floor.set(st.from)
 	// The lag is measured while reading starts (it takes two looks at
 	// Teleport's newest event with a new event between them): windows
-	// that closed more than unmeasuredSkew ago are read at once, newer
-	// ones wait for the measurement, and so do the sweeps, which age by
+	// that closed more than unmeasuredSkew ago are read at once, and so is
+	// the open window; a window that ended within unmeasuredSkew waits for
+	// the measurement before it closes, and so do the sweeps, which age by
 	// it.
 	r.pruneBeforeSweeps(pos.Sweeps, st.page.floor)
 	var wg sync.WaitGroup
@@ -224,7 +234,22 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 		case <-measured:
 		default:
 			bound := now.Add(-unmeasuredSkew - r.cfg.SafetyMargin)
-			if r.windowEnd(st.from).After(bound) {
+			end := r.windowEnd(st.from)
+			switch {
+			case !end.After(bound):
+				// A window that closed over unmeasuredSkew ago by this
+				// host's clock: closed by Teleport's too.
+				if limit.After(bound) {
+					limit = bound
+				}
+			case end.After(now.Add(-r.cfg.SafetyMargin)):
+				// The open window: read up to now at once (reading it
+				// closes nothing; a quiet cluster's first events are not
+				// held back by the measurement). It closes once the lag
+				// is known.
+			default:
+				// A window that ended within unmeasuredSkew: Teleport's
+				// clock, not measured yet, may not have reached its end.
 				r.Stats.WaitingForLag.Store(true)
 				select {
 				case <-measured:
@@ -232,9 +257,6 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 				}
 				r.Stats.WaitingForLag.Store(false)
 				continue
-			}
-			if limit.After(bound) {
-				limit = bound
 			}
 		}
 		if r.canExport(st, limit) {
@@ -314,6 +336,7 @@ type readState struct {
 	page     *pageState
 	lastTime time.Time
 	export   *cursor.ExportProgress // progress through the day at from, when exported
+	wait     time.Duration          // the wait before the next read of the log's end
 }
 
 // windowEnd is the end of the window that starts at from: Window later, but
@@ -384,7 +407,32 @@ func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.T
 	if !send(ctx, out, b) {
 		return false
 	}
-	return !caughtUp || retry.Sleep(ctx, r.cfg.PollInterval)
+	if !caughtUp {
+		return true
+	}
+	st.wait = r.nextWait(st.wait, len(b.Events)+excluded > 0)
+	r.Stats.PollWait.Store(int64(st.wait))
+	if r.cfg.onWait != nil {
+		r.cfg.onWait(st.wait)
+	}
+	return retry.Sleep(ctx, st.wait)
+}
+
+// nextWait is the wait before the next read of the log's end: polling
+// follows the traffic. After a read that found new events, the next comes
+// PollIntervalMin later (events keep coming: they are read within a
+// fraction of a second); each read that finds nothing doubles the wait,
+// up to PollInterval, so that a quiet cluster is searched no more often
+// than every PollInterval.
+func (r *Reader) nextWait(prev time.Duration, found bool) time.Duration {
+	lo, hi := r.cfg.PollIntervalMin, r.cfg.PollInterval
+	if lo <= 0 || lo >= hi {
+		return hi // no minimum, or one at or above poll_interval
+	}
+	if found || prev <= 0 {
+		return lo
+	}
+	return min(2*prev, hi)
 }
 
 // lagWarnStep is how much the measured lag must change to be said again.

@@ -365,10 +365,66 @@ func TestAStartKeyAnsweredWithOneErrorAgainAndAgainIsGivenUp(t *testing.T) {
 	now := h.clock()
 	evs := teleporttest.NewGenerator(42).Events(300, now.Add(-30*time.Minute), time.Second)
 	h.srv.Store.Add(evs...)
+	// Every search that resumes from a key fails, keyRetries times: the
+	// first page (no key) is read, the second's key is given up.
+	h.srv.Faults.FailKeyedWith(keyRetries, codes.Internal)
 	r, collect := h.run(h.config(), cursor.Position{WindowStart: now.Add(-time.Hour)})
-	got := collect(100)
-	h.srv.Faults.FailNextWith(keyRetries, codes.Internal)
-	got = append(got, collect(200)...)
+	got := collect(300)
 	require.Equal(t, storedIDs(h.srv.Store), ids(got))
 	require.EqualValues(t, 1, r.Stats.KeysRefused.Load())
+}
+
+// Polling follows the traffic: a read of the log's end that found events
+// is followed PollIntervalMin later; each that found none doubles the
+// wait up to PollInterval (a quiet cluster is searched no more often than
+// before).
+func TestNextWaitFollowsTheTraffic(t *testing.T) {
+	r := &Reader{cfg: Config{PollIntervalMin: 500 * time.Millisecond, PollInterval: 5 * time.Second}}
+	w := time.Duration(0)
+	var seq []time.Duration
+	for _, found := range []bool{false, false, false, false, false, false, true, false, true} {
+		w = r.nextWait(w, found)
+		seq = append(seq, w)
+	}
+	ms := time.Millisecond
+	require.Equal(t, []time.Duration{500 * ms, 1000 * ms, 2000 * ms, 4000 * ms, 5000 * ms, 5000 * ms, 500 * ms, 1000 * ms, 500 * ms}, seq)
+	r.cfg.PollIntervalMin = 0
+	require.Equal(t, 5*time.Second, r.nextWait(500*ms, true), "without a minimum, poll_interval always")
+	r.cfg.PollIntervalMin, r.cfg.PollInterval = 500*ms, 200*ms
+	require.Equal(t, 200*ms, r.nextWait(0, true), "a poll_interval below the minimum: poll_interval always")
+}
+
+// The reader waits as nextWait says: on a quiet log the waits grow to
+// PollInterval, and the first read that finds a new event shortens them
+// again.
+func TestTheReaderPollsFasterWhileEventsCome(t *testing.T) {
+	h := newHarness(t)
+	start := time.Date(2025, 5, 31, 23, 0, 0, 0, time.UTC)
+	h.setNow(start.Add(time.Hour))
+	h.srv.Store.Add(teleporttest.NewGenerator(7).Events(10, start, time.Second)...)
+	cfg := h.config()
+	cfg.PollIntervalMin, cfg.PollInterval = 5*time.Millisecond, 40*time.Millisecond
+	waits := make(chan time.Duration, 1000)
+	cfg.onWait = func(d time.Duration) { waits <- d }
+	out, collect := h.runReader(h.reader(cfg), cursor.Position{WindowStart: start})
+	_ = out
+	collect(10)
+	next := func() time.Duration {
+		select {
+		case d := <-waits:
+			return d
+		case <-time.After(20 * time.Second):
+			t.Fatal("no wait")
+			return 0
+		}
+	}
+	// Quiet: the waits reach the maximum.
+	for next() != 40*time.Millisecond {
+	}
+	// A new event: read, and the next wait is the minimum.
+	h.srv.Store.Add(teleporttest.NewGenerator(8).Events(1, start.Add(30*time.Minute), time.Second)...)
+	collect(1)
+	for d := next(); d != 5*time.Millisecond; d = next() {
+		require.Equal(t, 40*time.Millisecond, d, "quiet until the event is read")
+	}
 }

@@ -246,10 +246,10 @@ func TestBackfillStartsBeforeTheLagIsMeasured(t *testing.T) {
 	close(held.release)
 }
 
-// Within unmeasuredSkew of now, reading waits for the measurement (a
-// Teleport clock behind this host's would otherwise close windows early),
-// and goes on when it is made.
-func TestRecentWindowsWaitForTheLag(t *testing.T) {
+// Before the lag is measured, the open window is read at once (reading up
+// to now closes nothing: a quiet cluster's recent events are not held back
+// by the looks at its clock).
+func TestTheOpenWindowIsReadBeforeTheLagIsKnown(t *testing.T) {
 	h := newHarness(t)
 	now := h.midday()
 	start := now.Add(-30 * time.Minute)
@@ -258,15 +258,34 @@ func TestRecentWindowsWaitForTheLag(t *testing.T) {
 	r, held := h.heldProbeReader(cfg)
 	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
 	b := &batches{t: t, out: out}
+	b.until("every event read while the first look is held", func() bool { return len(b.head) == 50 })
+	require.Positive(t, held.probes.Load(), "the first look is under way")
+	require.False(t, r.Stats.WaitingForLag.Load())
+	close(held.release)
+}
+
+// A window that ended within unmeasuredSkew of now waits for the
+// measurement before it closes (a Teleport clock behind this host's would
+// otherwise close it early), and goes on when it is made.
+func TestARecentWindowWaitsForTheLagToClose(t *testing.T) {
+	h := newHarness(t)
+	now := time.Date(2025, 6, 2, 0, 10, 0, 0, time.UTC) // ten minutes after midnight
+	h.setNow(now)
+	start := now.Add(-40 * time.Minute)
+	h.srv.Store.Add(teleporttest.NewGenerator(2).Events(50, start, 10*time.Second)...)
+	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	r, held := h.heldProbeReader(cfg)
+	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
+	b := &batches{t: t, out: out}
 	require.Eventually(t, r.Stats.WaitingForLag.Load, 20*time.Second, 5*time.Millisecond, "the reader waits for the lag")
-	require.Empty(t, out, "nothing read before the lag is known")
+	require.Empty(t, out, "yesterday's window is not closed before the lag is known")
 	close(held.release)
 	b.until("every event read", func() bool { return len(b.head) == 50 })
 	require.False(t, r.Stats.WaitingForLag.Load())
 }
 
-// The bench's smoke run, as a test: two complete past days read in parts
-// while the lag is measured, then the rest once it is.
+// The bench's smoke run, as a test: two complete past days read in parts,
+// and today's open window, while the lag is being measured.
 func TestBackfillAcrossTheUnmeasuredBound(t *testing.T) {
 	h := newHarness(t)
 	h.setNow(time.Date(2025, 6, 3, 6, 5, 0, 0, time.UTC))
@@ -277,9 +296,9 @@ func TestBackfillAcrossTheUnmeasuredBound(t *testing.T) {
 	r, held := h.heldProbeReader(cfg)
 	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
 	b := &batches{t: t, out: out}
-	b.until("the reader waits for the lag", r.Stats.WaitingForLag.Load)
+	b.until("every event read before the lag is known", func() bool { return len(b.head) >= 5000 })
+	require.Positive(t, held.probes.Load(), "the first look is held")
 	close(held.release)
-	b.until("every event read", func() bool { return len(b.head) >= 5000 })
 	require.Equal(t, storedIDs(h.srv.Store), b.head)
 }
 
@@ -331,7 +350,8 @@ func TestBackfillBeforeTheLagIsMeasuredTracksNoOldEvent(t *testing.T) {
 	out, _ := h.runReader(r, cursor.Position{WindowStart: now.Add(-72 * time.Hour)})
 	b := &batches{t: t, out: out}
 	b.until("both events read", func() bool { return len(b.head) == 2 })
-	b.until("the reader waits for the lag", r.Stats.WaitingForLag.Load)
+	b.until("the reader at the open window, the lag not known yet", r.CaughtUp)
+	require.Positive(t, held.probes.Load(), "the first look is held")
 	require.Positive(t, r.Stats.ExportChunks.Load(), "read with the export API")
 	require.False(t, set.Tracks(at), "the set's floor is above the backfill")
 	close(held.release)

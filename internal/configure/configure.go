@@ -271,7 +271,8 @@ teleportbeat.teleport:
   identity_file: {{.Dir}}/identity
 
 teleportbeat.audit:
-  # Where to start on the first run (default: now).
+  # Where to start on the first run (default: late_events.max_delay, 15
+  # minutes, before the first start). Later runs resume from the registry.
   #start_time: "2025-01-01T00:00:00Z"
 
 #teleportbeat.sessions.enabled: true

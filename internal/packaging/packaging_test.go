@@ -116,7 +116,7 @@ func TestPackages(t *testing.T) {
 				dashboardsLoaded++
 			}
 		}
-		require.Equal(t, 2, dashboardsLoaded)
+		require.Equal(t, 3, dashboardsLoaded)
 		require.Positive(t, len(es.Requests()), "the index template went to Elasticsearch")
 	})
 

@@ -129,10 +129,6 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	metrics.reader = reader
 	mapper := ecs.NewAuditMapper()
 	metrics.mapper = mapper
-	if s.Stats != nil {
-		defer metrics.register(s.Stats)()
-	}
-	go metrics.logProgress(log.Named("audit"), cfg.ProgressInterval, ctx.Done())
 
 	// Observers see each batch's events before the mapper takes their
 	// fields: the session.upload registration (recorded before the upload
@@ -153,6 +149,13 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		metrics.locker = locker
 		observers = append(observers, obs)
 	}
+	// Registered once every part is in place: the sessions' counters are
+	// only there when the manager is (registered before it, /stats had
+	// none).
+	if s.Stats != nil {
+		defer metrics.register(s.Stats)()
+	}
+	go metrics.logProgress(log.Named("audit"), cfg.ProgressInterval, ctx.Done())
 
 	batches := make(chan auditlog.Batch, cfg.Audit.Prefetch)
 	var wg sync.WaitGroup
@@ -225,6 +228,7 @@ func readerConfig(cfg config.Config, set *late.Set, shipped *late.Shipped, lag *
 		ExcludeEventTypes:   a.ExcludeEventTypes,
 		BatchSize:           a.BatchSize,
 		PollInterval:        a.PollInterval,
+		PollIntervalMin:     a.PollIntervalMin,
 		Window:              a.Window,
 		SafetyMargin:        a.SafetyMargin,
 		BackoffInit:         cfg.Teleport.Backoff.Init,

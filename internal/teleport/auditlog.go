@@ -34,9 +34,10 @@ import (
 // On clusters older than the unstructured methods (capabilities.go) it
 // calls the typed ones and converts their events.
 type AuditLog struct {
-	conn *grpc.ClientConn
-	clt  *client.Client
-	caps *capabilities
+	conn  *grpc.ClientConn
+	clt   *client.Client
+	caps  *capabilities
+	addrs []string // what was dialed, for the errors
 }
 
 // NewAuditLog returns the audit log service of clt.
@@ -71,7 +72,7 @@ func (a *AuditLog) SearchUnstructuredEvents(ctx context.Context, fromUTC, toUTC 
 		}
 		// A search error says what failed and what to do in one line
 		// (Explain); the whole error stays behind it.
-		return nil, "", Explain(trace.Wrap(err), nil)
+		return nil, "", Explain(trace.Wrap(err), a.addrs)
 	}
 	return page.events, page.lastKey, nil
 }

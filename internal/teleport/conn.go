@@ -100,7 +100,7 @@ func (c *Conn) AuditLog(ctx context.Context) (*AuditLog, error) {
 	c.mu.Lock()
 	caps := c.caps
 	c.mu.Unlock()
-	return &AuditLog{conn: clt.GetConnection(), clt: clt, caps: caps}, nil
+	return &AuditLog{conn: clt.GetConnection(), clt: clt, caps: caps, addrs: c.cfg.Addr}, nil
 }
 
 // Reset drops the client; the next call dials again.

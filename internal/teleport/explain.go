@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -70,6 +71,9 @@ func Details(err error) string {
 
 func explain(err error, addrs []string) string {
 	where := strings.Join(addrs, ", ")
+	if where == "" {
+		where = "Teleport" // the caller does not know the address; dialDetail names it
+	}
 	msg := err.Error()
 	var dnsErr *net.DNSError
 	var unknownCA x509.UnknownAuthorityError
@@ -82,7 +86,7 @@ func explain(err error, addrs []string) string {
 		}
 		return fmt.Sprintf("%s: no such host: check teleportbeat.teleport.addr (and this host's DNS)", host)
 	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(msg, "connection refused"):
-		return fmt.Sprintf("connection refused at %s: is Teleport's Auth Service or Proxy listening there? (a Proxy is usually host:443 or host:3080, an Auth Service host:3025)", where)
+		return fmt.Sprintf("connection refused at %s%s: is Teleport's Auth Service or Proxy listening there? (a Proxy is usually host:443 or host:3080, an Auth Service host:3025)", where, dialDetail(msg))
 	case errors.As(err, &unknownCA) || strings.Contains(msg, "certificate signed by unknown authority"):
 		return fmt.Sprintf("certificate signed by an unknown authority at %s: either the identity is for another Teleport cluster, or the Proxy's web certificate comes from a private CA (set teleportbeat.teleport.proxy_ssl.certificate_authorities to that CA)", where)
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired, strings.Contains(msg, "certificate has expired"):
@@ -92,7 +96,19 @@ func explain(err error, addrs []string) string {
 	case trace.IsAccessDenied(err) || strings.Contains(msg, "access denied"):
 		return fmt.Sprintf("access denied at %s: %s", where, firstLine(lastCause(msg)))
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "i/o timeout"):
-		return fmt.Sprintf("no answer from %s within teleportbeat.teleport.dial_timeout: is the address right, and the port open from this host (firewall, proxy)?", where)
+		return fmt.Sprintf("no answer from %s%s within teleportbeat.teleport.dial_timeout: is the address right, and the port open from this host (firewall, proxy)?", where, dialDetail(msg))
+	}
+	return ""
+}
+
+// dialRE finds the dial error gRPC wraps in its message ("dial tcp
+// 10.0.0.5:3025: connect: connection refused").
+var dialRE = regexp.MustCompile(`dial (tcp|unix)[^"\\]*`)
+
+// dialDetail is " (<the dial error>)", or "" when the message has none.
+func dialDetail(msg string) string {
+	if m := dialRE.FindString(msg); m != "" {
+		return " (" + strings.TrimSpace(m) + ")"
 	}
 	return ""
 }

@@ -62,7 +62,7 @@ func (s *Server) search(ctx context.Context, req SearchRequest) ([]*Event, strin
 			break
 		}
 	}
-	plan := s.Faults.planSearch()
+	plan := s.Faults.planSearch(req.StartKey != "")
 	if err := sleepCtx(ctx, plan.delay); err != nil {
 		return nil, "", err
 	}

@@ -19,6 +19,7 @@ type Faults struct {
 	searchLatency time.Duration // added to every audit search
 	failEvery     int           // every Nth search fails with Unavailable
 	failNext      int           // the next N searches fail
+	failKeyed     int           // the next N searches with a start key fail
 	failCode      codes.Code    // the code failed searches answer (Unavailable when unset)
 	cutEvery      int           // every Nth search loses its connection mid-response
 	slowNext      int           // the next N searches take slowFor longer
@@ -136,6 +137,14 @@ func (f *Faults) FailNextWith(n int, code codes.Code) {
 	f.failNext, f.failCode = n, code
 }
 
+// FailKeyedWith makes the next n searches that carry a start key fail
+// with the gRPC code (a backend that cannot resume from a key).
+func (f *Faults) FailKeyedWith(n int, code codes.Code) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failKeyed, f.failCode = n, code
+}
+
 // CutEvery makes every nth search lose its connection after the page was
 // read from the backend but before the response arrived (0 turns it off).
 func (f *Faults) CutEvery(n int) {
@@ -194,7 +203,7 @@ func (f *Faults) planSession() sessionPlan {
 func (f *Faults) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.searchLatency, f.failEvery, f.failNext, f.cutEvery, f.slowNext, f.slowFor = 0, 0, 0, 0, 0, 0
+	f.searchLatency, f.failEvery, f.failNext, f.cutEvery, f.slowNext, f.slowFor, f.failKeyed = 0, 0, 0, 0, 0, 0, 0
 	f.failCode = codes.OK
 	f.sessionLatency, f.sessionFailNext, f.sessionCutAfter = 0, 0, 0
 	f.exportLatency, f.exportFailNext, f.exportCutAfter, f.exportGate = 0, 0, 0, nil
@@ -210,7 +219,7 @@ type searchPlan struct {
 	gate     *Gate // export streams: wait for a token first
 }
 
-func (f *Faults) planSearch() searchPlan {
+func (f *Faults) planSearch(keyed bool) searchPlan {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.searches++
@@ -222,6 +231,9 @@ func (f *Faults) planSearch() searchPlan {
 	switch {
 	case f.failNext > 0:
 		f.failNext--
+		p.fail, p.code = true, f.failCode
+	case keyed && f.failKeyed > 0:
+		f.failKeyed--
 		p.fail, p.code = true, f.failCode
 	case f.failEvery > 0 && f.searches%f.failEvery == 0:
 		p.fail = true

@@ -42,9 +42,12 @@ type Event struct {
 	Type  string
 	ID    string // the uid, or the SHA-256 of the payload as Teleport computes it
 	Index int64
-	size  int
-	pb    *auditlogpb.EventUnstructured
-	wire  []byte // pb as proto.Marshal encodes it, made once (see preEncodedCodec)
+	// Searchable is when the store made the event searchable (set by Add,
+	// after any batching or delay).
+	Searchable time.Time
+	size       int
+	pb         *auditlogpb.EventUnstructured
+	wire       []byte // pb as proto.Marshal encodes it, made once (see preEncodedCodec)
 }
 
 // Proto returns the event as the audit-log API sends it.
@@ -125,12 +128,86 @@ type Store struct {
 
 	chunkMu    sync.Mutex
 	chunkCache map[int64]dayChunks // UTC day (Unix seconds) → its export chunks
+
+	// batching (SetBatching): events wait in batch until it is released.
+	batchMu     sync.Mutex
+	batchEvery  time.Duration
+	batchMax    int
+	batch       []*Event
+	batchTimer  *time.Timer
+	batchesDone int
+}
+
+// SetBatching makes the store behave as Teleport's Athena backend: added
+// events become searchable in batches, when the oldest waiting event has
+// waited maxInterval or maxEvents are waiting (Teleport's
+// batchMaxInterval, 1 minute, and batchMaxItems, 20,000). 0 turns it off
+// (waiting events are released).
+func (s *Store) SetBatching(maxInterval time.Duration, maxEvents int) {
+	s.batchMu.Lock()
+	s.batchEvery, s.batchMax = maxInterval, maxEvents
+	s.batchMu.Unlock()
+	if maxInterval == 0 {
+		s.releaseBatch()
+	}
+}
+
+// Batches is how many batches were released.
+func (s *Store) Batches() int {
+	s.batchMu.Lock()
+	defer s.batchMu.Unlock()
+	return s.batchesDone
+}
+
+// releaseBatch makes the waiting batch searchable.
+func (s *Store) releaseBatch() {
+	s.batchMu.Lock()
+	evs := s.batch
+	s.batch = nil
+	if s.batchTimer != nil {
+		s.batchTimer.Stop()
+		s.batchTimer = nil
+	}
+	if len(evs) > 0 {
+		s.batchesDone++
+	}
+	s.batchMu.Unlock()
+	if len(evs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.pending -= len(evs)
+	s.mu.Unlock()
+	s.add(evs)
 }
 
 // Add appends events to the log. Events may arrive out of time order, as
 // they do in a real cluster (late-arriving events are inserted at their
 // time).
 func (s *Store) Add(evs ...*Event) {
+	s.batchMu.Lock()
+	if s.batchEvery > 0 {
+		s.batch = append(s.batch, evs...)
+		if s.batchTimer == nil {
+			s.batchTimer = time.AfterFunc(s.batchEvery, s.releaseBatch)
+		}
+		full := s.batchMax > 0 && len(s.batch) >= s.batchMax
+		s.batchMu.Unlock()
+		s.mu.Lock()
+		s.pending += len(evs)
+		s.mu.Unlock()
+		if full {
+			s.releaseBatch()
+		}
+		return
+	}
+	s.batchMu.Unlock()
+	s.add(evs)
+}
+
+// add stores events: searchable from now.
+func (s *Store) add(evs []*Event) {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sorted := true
@@ -139,6 +216,7 @@ func (s *Store) Add(evs ...*Event) {
 		s.seq++
 		e.seq = s.seq
 		e.batch = s.batches
+		e.Searchable = now
 		if n := len(s.events); n > 0 && less(e, s.events[n-1]) {
 			sorted = false
 		}
@@ -181,8 +259,8 @@ func (s *Store) wireOf(pb *auditlogpb.EventUnstructured) ([]byte, error) {
 	return proto.Marshal(pb)
 }
 
-// Pending is the number of events added with AddAfter that are not visible
-// yet.
+// Pending is the number of events added that are not searchable yet
+// (AddAfter's, and those waiting in a batch).
 func (s *Store) Pending() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
