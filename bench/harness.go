@@ -149,6 +149,8 @@ func benchmark(ctx context.Context, o options, root string, log io.Writer) (*rep
 			}
 			if o.profile && v.beat == "teleportbeat" {
 				r.flags = []string{"--cpuprofile", filepath.Join(r.dir, "cpu.prof"), "--memprofile", filepath.Join(r.dir, "mem.prof")}
+				r.set = append(r.set, "http.pprof.enabled=true")
+				r.heapAt = int64(o.events) / 2
 			}
 			m, err := r.run(ctx)
 			if err != nil {

@@ -85,6 +85,28 @@ type beatRun struct {
 	flags   []string // more command line flags
 	n       int64
 	timeout time.Duration
+	heapAt  int64 // take a heap profile once this many events are acknowledged (0: none)
+}
+
+// fetchHeap saves the heap profile libbeat's http endpoint serves.
+func fetchHeap(url, path string) error {
+	resp, err := statsClient.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s (is http.pprof.enabled set?)", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func freePort() (int, error) {
@@ -126,6 +148,7 @@ func (r beatRun) run(ctx context.Context) (measurement, error) {
 	peerStart := selfCPU()
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/stats", port)
+	heapTaken := false
 	deadline := time.After(r.timeout)
 	tick := time.NewTimer(100 * time.Millisecond)
 	defer tick.Stop()
@@ -148,6 +171,14 @@ func (r beatRun) run(ctx context.Context) (measurement, error) {
 		m.acked, m.failed, m.dropped = st.acked, st.failed, st.dropped
 		if a, err := statusBytes(proc.pid(), "RssAnon"); err == nil && a > m.peakAnon {
 			m.peakAnon = a
+		}
+		if r.heapAt > 0 && !heapTaken && m.acked >= r.heapAt {
+			// A heap profile in the middle of the run (libbeat's
+			// http.pprof), where the exit profile shows only what is left.
+			heapTaken = true
+			if err := fetchHeap(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", port), filepath.Join(r.dir, "heap-mid.prof")); err != nil {
+				return m, err
+			}
 		}
 		tick.Reset(pollEvery(m.acked, r.n, time.Since(start)))
 		if m.firstAck == 0 && m.acked > 0 {

@@ -216,7 +216,7 @@ func Default() Config {
 		},
 		Audit: Audit{
 			BatchSize:       500,
-			PollInterval:    5 * time.Second,
+			PollInterval:    2 * time.Second,
 			PollIntervalMin: 500 * time.Millisecond,
 			Window:          24 * time.Hour,
 			SafetyMargin:    0,

@@ -81,7 +81,7 @@ func TestTestTeleportCommand(t *testing.T) {
 	// (dial_timeout is 30 s here: the answer does not wait for it).
 	out, err = e.testTeleport("teleportbeat.teleport.dial_timeout: 30s\n")
 	require.Error(t, err)
-	require.Contains(t, out, fmt.Sprintf("ERROR connection refused at %s: is Teleport's Auth Service or Proxy listening there?", e.tp.Addr()))
+	require.Contains(t, out, fmt.Sprintf("ERROR connection refused at %s (dial tcp %s: connect: connection refused): is Teleport's Auth Service or Proxy listening there?", e.tp.Addr(), e.tp.Addr()))
 	require.Equal(t, 1, strings.Count(out, "ERROR"), out)
 	require.NotContains(t, out, "all connection methods failed", "the wall of sub-errors is gone")
 }

@@ -82,6 +82,7 @@ type sweeper struct {
 	ages    []time.Duration // the sweeps' ages, then the recheck's
 	recheck int             // the recheck's index in ages (-1: none)
 	cursors []time.Time     // per age: the event time up to which it swept
+	due     []time.Time     // per age: when it sweeps next
 	mu      sync.Mutex      // guards cursors
 
 	warnedDropped int64 // Set.Dropped when last warned
@@ -272,6 +273,7 @@ func (s *sweeper) run(ctx context.Context, out chan<- Batch) {
 		return
 	}
 	lastProbe := time.Now()
+	s.due = make([]time.Time, len(s.ages))
 	for {
 		if !retry.Sleep(ctx, r.cfg.PollInterval) {
 			return
@@ -281,12 +283,31 @@ func (s *sweeper) run(ctx context.Context, out chan<- Batch) {
 			r.probeLag(ctx)
 		}
 		for i := range s.cursors {
+			now := r.cfg.Now()
+			if now.Before(s.due[i]) {
+				continue
+			}
+			s.due[i] = now.Add(s.period(i))
 			if !s.sweep(ctx, i, out) {
 				return
 			}
 		}
 		r.cfg.Late.Set.Prune(s.minCursor().Add(-time.Minute))
 	}
+}
+
+// sweepsPerAge is how many times a sweep runs while an event ages by the
+// sweep's age: often enough that a late event it catches is shipped soon
+// after it becomes searchable (within a sixth of the age), seldom enough
+// that an old sweep does not search Teleport every poll interval (the
+// 15-minute sweep every 2.5 minutes, the 1-minute one every 10 s).
+const sweepsPerAge = 6
+
+// period is how often sweep i runs: a sixth of its age, at least every
+// poll interval. Running less often reads the same events (a sweep reads
+// from its cursor to its target), with fewer searches.
+func (s *sweeper) period(i int) time.Duration {
+	return max(s.r.cfg.PollInterval, s.ages[i]/sweepsPerAge)
 }
 
 // sweep runs sweep i once: it reads the events between its cursor and its

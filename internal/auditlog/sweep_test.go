@@ -457,3 +457,15 @@ func TestTheRecheckFindsEventsLaterThanEverySweep(t *testing.T) {
 	require.EqualValues(t, 1, r.Late.Rechecked.Load())
 	require.GreaterOrEqual(t, r.Late.RecheckRead.Load(), int64(250))
 }
+
+// Sweeps run a sixth of their age apart (at least every poll interval):
+// the 1-minute sweep every 10 s, the 15-minute one every 150 s, the
+// recheck at 4 h every 40 min, instead of every poll interval each.
+func TestSweepsRunASixthOfTheirAgeApart(t *testing.T) {
+	s := &sweeper{r: &Reader{cfg: Config{PollInterval: 2 * time.Second}}, ages: []time.Duration{time.Minute, 15 * time.Minute, 4 * time.Hour, 5 * time.Second}}
+	var got []time.Duration
+	for i := range s.ages {
+		got = append(got, s.period(i))
+	}
+	require.Equal(t, []time.Duration{10 * time.Second, 150 * time.Second, 40 * time.Minute, 2 * time.Second}, got)
+}

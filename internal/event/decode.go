@@ -184,6 +184,13 @@ func (e *Event) Load() error {
 	return nil
 }
 
+// Unload drops the decoded payload (Fields); a later Load decodes it
+// again. The pump unloads an event once it is published: what stays alive
+// until the batch is gone is the payload's bytes, not its maps.
+func (e *Event) Unload() {
+	e.Fields, e.loaded = nil, false
+}
+
 // bytesOf is s's bytes, for reading only: the payload is kept as a string
 // (its strings are slices of it) and decoded later from the same memory.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

@@ -61,6 +61,9 @@ func (p *pump) run(ctx context.Context) {
 }
 
 // handle publishes one batch.
+// publishChunk is how many events are mapped before they are published.
+const publishChunk = 64
+
 func (p *pump) handle(b auditlog.Batch) {
 	positions := b.Positions
 	if b.Late {
@@ -76,25 +79,34 @@ func (p *pump) handle(b auditlog.Batch) {
 	}
 	if n := len(b.Events); n > 0 {
 		now := p.now()
-		p.events = p.events[:0]
-		for _, e := range b.Events {
-			// The payload is decoded here, not when read: what is read
-			// ahead holds only the event's bytes (event.Load). An
-			// error is the mapper's to tag.
-			_ = e.Load()
-			for _, o := range p.observers {
-				o(e)
-			}
-			if p.acks != nil {
-				var ref late.Ref
-				if !e.Time.IsZero() {
-					ref = late.RefOf(e)
+		// Published in chunks: only a chunk of mapped events is alive at
+		// once (the queue keeps them encoded), not the whole page.
+		for start := 0; start < n; start += publishChunk {
+			end := min(start+publishChunk, n)
+			p.events = p.events[:0]
+			for _, e := range b.Events[start:end] {
+				// The payload is decoded here, not when read: what is
+				// read ahead holds only the event's bytes (event.Load).
+				// An error is the mapper's to tag.
+				_ = e.Load()
+				for _, o := range p.observers {
+					o(e)
 				}
-				p.acks.Published(ref)
+				if p.acks != nil {
+					var ref late.Ref
+					if !e.Time.IsZero() {
+						ref = late.RefOf(e)
+					}
+					p.acks.Published(ref)
+				}
+				p.events = append(p.events, p.mapper.Map(e, now))
 			}
-			p.events = append(p.events, p.mapper.Map(e, now))
+			p.pub.Publish(p.events, positions[start:end])
+			clear(p.events) // the queue holds them now
+			for _, e := range b.Events[start:end] {
+				e.Unload()
+			}
 		}
-		p.pub.Publish(p.events, positions)
 		if !b.Late {
 			p.cur = positions[n-1]
 		}
