@@ -131,7 +131,7 @@ teleportbeat.sessions.enabled: true
 	recv.poison = id
 	recv.mu.Unlock()
 	e.tp.Store.Add(batch...)
-	p.waitLog(30*time.Second, "The HTTP receiver refuses an event for good; it is kept in the dead-letter file")
+	p.waitLog(30*time.Second, "The HTTP receiver refuses an event; it is kept in the dead-letter file and not sent again unless `teleportbeat dead-letter replay` is run")
 	p.waitLog(5*time.Second, id)
 	waitFor(t, 30*time.Second, "the other events of the batch", func() bool { return recv.count("/teleport.events") >= audit+9 })
 	p.stop()

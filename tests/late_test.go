@@ -40,6 +40,7 @@ func TestLateEventsAreStored(t *testing.T) {
 	cfg := e.liveConfig("teleportbeat.yml", out+fmt.Sprintf(`teleportbeat.audit.batch_size: 100
 teleportbeat.audit.late_events.sweeps: [20s]
 teleportbeat.audit.late_events.max_delay: 3m30s
+teleportbeat.progress_interval: 2s
 http.enabled: true
 http.port: %d
 `, port))
@@ -68,6 +69,16 @@ http.port: %d
 	require.GreaterOrEqual(t, caught, 20.0, "the 30 s and 3 min late events were caught by sweeps")
 	require.GreaterOrEqual(t, maxLate, 180.0)
 	require.Contains(t, p.logs.String(), "Late audit events caught by a sweep of the recent past")
+	// The progress line says, beside a lag of seconds and caught_up, that
+	// events came late and how late: the 3 min ones among them.
+	var lateBy []time.Duration
+	for _, m := range regexp.MustCompile(`"message":"Audit progress"[^\n]*"late_events_in_interval":\d+,"late_by_max":"([^"]+)"`).FindAllStringSubmatch(p.logs.String(), -1) {
+		d, err := time.ParseDuration(m[1])
+		require.NoError(t, err)
+		lateBy = append(lateBy, d)
+	}
+	require.NotEmpty(t, lateBy, "Audit progress lines say that events came late")
+	require.GreaterOrEqual(t, slices.Max(lateBy), 3*time.Minute, "and how late: %v", lateBy)
 	t.Logf("RESULT late-events: served %d (%d live at 50/s, 40 late by 5 s, 12 s, 30 s, 3 min), stored %d, caught by sweeps %.0f (latest %.0f s after its time), sweep reads %.0f (%.2f per event shipped), lost 0",
 		len(all), len(live), es.Count(), caught, maxLate, read, read/float64(len(all)))
 }

@@ -62,6 +62,9 @@ type LateStats struct {
 	Read       atomic.Int64 // events read by sweeps (the sweeps' cost)
 	Sweeps     atomic.Int64 // sweep searches (pages)
 	MaxLatency atomic.Int64 // largest (found - event time) of a caught event, ns
+	// RecentMax is MaxLatency since its reader last swapped it to 0 (the
+	// progress log line, which reports the lateness of its interval).
+	RecentMax atomic.Int64
 	// Rechecked counts events found by the recheck (later than every
 	// sweep), RecheckRead the events it read.
 	Rechecked   atomic.Int64
@@ -482,12 +485,8 @@ func (s *sweeper) caught(it *event.Event, found time.Time) time.Duration {
 	r := s.r
 	r.Late.Caught.Add(1)
 	d := found.Sub(it.Time)
-	for {
-		cur := r.Late.MaxLatency.Load()
-		if int64(d) <= cur || r.Late.MaxLatency.CompareAndSwap(cur, int64(d)) {
-			break
-		}
-	}
+	raise(&r.Late.MaxLatency, int64(d))
+	raise(&r.Late.RecentMax, int64(d))
 	r.log.Debugw("Late audit event", "event_id", it.Key(), "event_type", it.Type, "event_time", it.Time, "late_by", d.Round(time.Second).String())
 	return d
 }
@@ -502,4 +501,14 @@ func (r *Reader) wanted(e *event.Event) bool {
 	}
 	_, ex := r.exclude[e.Type]
 	return !ex
+}
+
+// raise sets v to n if n is larger.
+func raise(v *atomic.Int64, n int64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }

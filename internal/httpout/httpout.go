@@ -357,7 +357,7 @@ func (c *client) deadLetter(e publisher.Event, data []byte, reason string, refus
 		c.log.Infow("An event is kept whole in the dead-letter file while it is sent truncated", "event_id", id, "reason", reason, "file", path)
 		return
 	}
-	c.log.Errorw("The HTTP receiver refuses an event for good; it is kept in the dead-letter file (`teleportbeat dead-letter replay` sends it again)", "event_id", id, "reason", reason, "file", path)
+	c.log.Errorw("The HTTP receiver refuses an event; it is kept in the dead-letter file and not sent again unless `teleportbeat dead-letter replay` is run", "event_id", id, "reason", reason, "file", path)
 }
 
 func eventID(e publisher.Event) string {

@@ -27,7 +27,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -41,6 +43,8 @@ import (
 	"github.com/elastic/elastic-agent-libs/mapstr"
 	"github.com/elastic/elastic-agent-libs/paths"
 	"github.com/elastic/elastic-agent-libs/testing"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/teleportbeat/teleportbeat/internal/deadletter"
 	"github.com/teleportbeat/teleportbeat/internal/shrink"
@@ -72,13 +76,16 @@ func Install() {
 
 func wrap(name string, f outputs.Factory, deadDir func() string) outputs.Factory {
 	return func(im outputs.IndexManager, info beat.Info, observer outputs.Observer, cfg *config.C) (outputs.Group, error) {
-		g, err := f(im, info, observer, cfg)
-		if err != nil {
-			return g, err
-		}
 		log := info.Logger
 		if log == nil {
 			log = logp.NewLogger("")
+		}
+		q := &quiet{}
+		inner := info
+		inner.Logger = log.WithOptions(zap.WrapCore(q.wrap))
+		g, err := f(im, inner, observer, cfg)
+		if err != nil {
+			return g, err
 		}
 		dead := deadletter.New(deadDir())
 		for i, c := range g.Clients {
@@ -86,7 +93,7 @@ func wrap(name string, f outputs.Factory, deadDir func() string) outputs.Factory
 			if g.EncoderFactory != nil {
 				enc = g.EncoderFactory()
 			}
-			g.Clients[i] = &client{inner: c, name: name, enc: enc, dead: dead, observer: observer, log: log.Named("outguard")}
+			g.Clients[i] = &client{inner: c, name: name, enc: enc, dead: dead, observer: observer, log: log.Named("outguard"), quiet: q}
 		}
 		return g, nil
 	}
@@ -101,6 +108,7 @@ type client struct {
 	dead     *deadletter.Writer
 	observer outputs.Observer
 	log      *logp.Logger
+	quiet    *quiet
 }
 
 var (
@@ -147,6 +155,9 @@ func (b *batch) Drop() {
 		}
 	}
 	if len(retry) > 0 {
+		// libbeat logs "The batch has been dropped" right after this Drop;
+		// it is not: the event is sent again, as outguard's lines say.
+		b.c.quiet.expect()
 		b.Batch.RetryEvents(retry)
 		return
 	}
@@ -249,4 +260,50 @@ func readEncoded(e publisher.Event) (encoded, error) {
 	out.meta, _ = meta.Interface().(mapstr.M)
 	out.timestamp = ts.Interface().(time.Time)
 	return out, nil
+}
+
+// quiet holds back libbeat's "The batch has been dropped" error once for
+// each Drop that outguard turned into a retry: that line would tell the
+// reader an event was lost when it is being sent again. A Drop outguard
+// could not turn into a retry keeps libbeat's line (and outguard's own,
+// with the uid). The output's workers share the logger, so it is a count.
+type quiet struct{ pending atomic.Int64 }
+
+func (q *quiet) expect() { q.pending.Add(1) }
+
+// take consumes one expected line, if any is expected.
+func (q *quiet) take() bool {
+	for {
+		n := q.pending.Load()
+		if n <= 0 {
+			return false
+		}
+		if q.pending.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+func (q *quiet) wrap(c zapcore.Core) zapcore.Core { return quietCore{Core: c, q: q} }
+
+// droppedLine tells libbeat's errPayloadTooLarge (libbeat/outputs/
+// elasticsearch/client.go), logged after a 413 to an event sent alone.
+func droppedLine(msg string) bool {
+	return strings.HasPrefix(msg, "the bulk payload is too large for the server") && strings.HasSuffix(msg, "The batch has been dropped")
+}
+
+type quietCore struct {
+	zapcore.Core
+	q *quiet
+}
+
+func (c quietCore) With(fields []zapcore.Field) zapcore.Core {
+	return quietCore{Core: c.Core.With(fields), q: c.q}
+}
+
+func (c quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if droppedLine(e.Message) && c.q.take() {
+		return ce
+	}
+	return c.Core.Check(e, ce)
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 	"github.com/elastic/elastic-agent-libs/mapstr"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/teleportbeat/teleportbeat/internal/deadletter"
 	"github.com/teleportbeat/teleportbeat/internal/estest"
@@ -48,13 +50,19 @@ func (f fixedIndex) BuildSelector(*config.C) (outputs.IndexSelector, error) { re
 func (f fixedIndex) Select(*beat.Event) (string, error)                     { return string(f), nil }
 
 // esGroup loads the wrapped Elasticsearch output against es.
-func esGroup(t *testing.T, url, deadDir string) outputs.Group {
+func esGroup(t *testing.T, url, deadDir string) (outputs.Group, *observer.ObservedLogs) {
 	t.Helper()
 	cfg := config.MustNewConfigFrom(map[string]any{"hosts": []string{url}, "compression_level": 0})
-	info := beat.Info{Beat: "teleportbeat", IndexPrefix: "teleportbeat", Version: "9.3.0", Logger: logptest.NewTestingLogger(t, "")}
+	log, logs := logptest.NewTestingLoggerWithObserver(t, "")
+	info := beat.Info{Beat: "teleportbeat", IndexPrefix: "teleportbeat", Version: "9.3.0", Logger: log}
 	g, err := wrap("elasticsearch", outputReg["elasticsearch"], func() string { return deadDir })(fixedIndex("teleportbeat-test"), info, outputs.NewNilObserver(), cfg)
 	require.NoError(t, err)
-	return g
+	return g, logs
+}
+
+// droppedLines counts libbeat's "The batch has been dropped" errors.
+func droppedLines(logs *observer.ObservedLogs) int {
+	return logs.FilterMessageSnippet("The batch has been dropped").Len()
 }
 
 func encode(t *testing.T, g outputs.Group, ev beat.Event) publisher.Event {
@@ -68,7 +76,7 @@ func encode(t *testing.T, g outputs.Group, ev beat.Event) publisher.Event {
 func TestReadsTheEncodedEvent(t *testing.T) {
 	srv := estest.New().Server()
 	defer srv.Close()
-	g := esGroup(t, srv.URL, t.TempDir())
+	g, _ := esGroup(t, srv.URL, t.TempDir())
 	ts := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	e := encode(t, g, beat.Event{Timestamp: ts, Meta: mapstr.M{"_id": "uid-1"}, Fields: mapstr.M{"message": "hello"}})
 	enc, err := readEncoded(e)
@@ -90,7 +98,7 @@ func TestAnEventRefusedAsTooLargeIsTruncatedAndKept(t *testing.T) {
 	srv := es.Server()
 	defer srv.Close()
 	dead := filepath.Join(t.TempDir(), "dead-letter")
-	g := esGroup(t, srv.URL, dead)
+	g, logs := esGroup(t, srv.URL, dead)
 	c := g.Clients[0].(*client)
 	require.NoError(t, c.Connect(context.Background()))
 	big := strings.Repeat("0123456789abcdef", 200_000/16)
@@ -118,6 +126,11 @@ func TestAnEventRefusedAsTooLargeIsTruncatedAndKept(t *testing.T) {
 	require.Len(t, recs, 1, "kept whole once")
 	require.Equal(t, "uid-big", recs[0].EventID)
 	require.Contains(t, string(recs[0].Doc), big)
+
+	// The log says what happened to the event, by its uid, and not
+	// libbeat's "The batch has been dropped": it was not.
+	require.Zero(t, droppedLines(logs), "libbeat's drop line for an event that was sent again")
+	require.Equal(t, 1, logs.FilterMessageSnippet("kept whole in the dead-letter file and sent again truncated").FilterField(zap.String("event_id", "uid-big")).Len())
 }
 
 // TestAnEventThatCannotBeMadeSmallEnoughIsKept: when even truncated the
@@ -129,7 +142,7 @@ func TestAnEventThatCannotBeMadeSmallEnoughIsKept(t *testing.T) {
 	srv := es.Server()
 	defer srv.Close()
 	dead := filepath.Join(t.TempDir(), "dead-letter")
-	g := esGroup(t, srv.URL, dead)
+	g, logs := esGroup(t, srv.URL, dead)
 	c := g.Clients[0].(*client)
 	require.NoError(t, c.Connect(context.Background()))
 	b := &recordingBatch{events: []publisher.Event{encode(t, g, beat.Event{Timestamp: time.Now(), Meta: mapstr.M{"_id": "uid-x"}, Fields: mapstr.M{"message": strings.Repeat("x", 10_000)}})}}
@@ -146,4 +159,7 @@ func TestAnEventThatCannotBeMadeSmallEnoughIsKept(t *testing.T) {
 	require.Len(t, recs, 1)
 	require.Equal(t, "uid-x", recs[0].EventID)
 	require.Zero(t, es.Count())
+	// The last drop is one: libbeat's line stays, beside outguard's with the uid.
+	require.Equal(t, 1, droppedLines(logs))
+	require.Equal(t, 1, logs.FilterMessageSnippet("even truncated; it is only in the dead-letter file").FilterField(zap.String("event_id", "uid-x")).Len())
 }

@@ -137,6 +137,7 @@ func (m *auditMetrics) logProgress(log *logp.Logger, interval time.Duration, don
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	lastAcked, lastTime := m.progress.Acked(), time.Now()
+	lastCaught := m.reader.Late.Caught.Load()
 	for {
 		select {
 		case <-done:
@@ -150,8 +151,17 @@ func (m *auditMetrics) logProgress(log *logp.Logger, interval time.Duration, don
 				"events_in_flight", m.progress.InFlight(), "caught_up", m.reader.CaughtUp(),
 				"search_errors", m.reader.Stats.SearchErrors.Load(), "export_errors", m.reader.Stats.ExportErrors.Load(),
 			}
+			// lag and caught_up are about the head of the log: events that
+			// became searchable late are said apart, with how late they
+			// were (a stream of late events otherwise hides behind a
+			// small lag and caught_up: true).
 			if c := m.reader.Late.Caught.Load(); c > 0 {
 				fields = append(fields, "late_events_caught", c)
+				if c > lastCaught {
+					fields = append(fields, "late_events_in_interval", c-lastCaught,
+						"late_by_max", time.Duration(m.reader.Late.RecentMax.Swap(0)).Round(time.Second).String())
+				}
+				lastCaught = c
 			}
 			if t := m.lastEventTime.Load(); t != 0 {
 				fields = append(fields, "lag", m.lag(now).Round(time.Second).String(), "last_event_time", time.Unix(0, t).UTC().Format(time.RFC3339))
