@@ -1,6 +1,7 @@
 package beater
 
 import (
+	"math"
 	"runtime/debug"
 
 	"github.com/dustin/go-humanize"
@@ -10,16 +11,20 @@ import (
 )
 
 // applyMemoryLimit sets the Go runtime's soft memory limit from
-// teleportbeat.memory_limit (0 leaves it as it is: none, or GOMEMLIMIT).
-// It returns the limit in force.
-//
-// Measured with the benchmark (bench/RESULTS.md, 2026-12-02): 48 MiB on a
-// backfill took 17 MiB off the peak anonymous memory and cost 18-39% more
-// CPU per event, the collector running more often; the default is none.
-func applyMemoryLimit(cfg config.Config, log *logp.Logger) int64 {
-	if cfg.MemoryLimit > 0 {
+// teleportbeat.memory_limit (see config.DefaultMemoryLimit for the
+// measured trade-off) and returns the limit in force. env is the
+// GOMEMLIMIT environment variable: the Go runtime has applied it already,
+// and it is kept unless memory_limit is set in the config (0: no limit).
+func applyMemoryLimit(cfg config.Config, env string, log *logp.Logger) int64 {
+	switch {
+	case env != "" && !cfg.MemoryLimitSet:
+		log.Infow("Go memory limit from the GOMEMLIMIT environment variable (teleportbeat.memory_limit is not set)", "GOMEMLIMIT", env)
+	case cfg.MemoryLimit > 0:
 		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
-		log.Infow("Go memory limit set from teleportbeat.memory_limit", "limit", humanize.IBytes(uint64(cfg.MemoryLimit)))
+		log.Infow("Go memory limit set from teleportbeat.memory_limit", "limit", humanize.IBytes(uint64(cfg.MemoryLimit)), "default", !cfg.MemoryLimitSet)
+	default:
+		debug.SetMemoryLimit(math.MaxInt64)
+		log.Infow("No Go memory limit (teleportbeat.memory_limit: 0)")
 	}
 	return debug.SetMemoryLimit(-1)
 }

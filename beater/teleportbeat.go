@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
@@ -90,7 +91,7 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 	if tb.managed {
 		return tb.runManaged(b)
 	}
-	applyMemoryLimit(tb.cfg, tb.log)
+	applyMemoryLimit(tb.cfg, os.Getenv("GOMEMLIMIT"), tb.log)
 	if err := ensurePipelineOnConnect(b, tb.log); err != nil {
 		return err
 	}

@@ -219,3 +219,18 @@ func TestPollIntervalMin(t *testing.T) {
 	_, err = load(t, map[string]any{"teleport": tp, "audit": map[string]any{"poll_interval_min": "0s"}})
 	require.ErrorContains(t, err, "audit.poll_interval_min: must be positive")
 }
+
+// memory_limit is 40MiB by default; whether it was set is known (the
+// default yields to GOMEMLIMIT, a setting does not).
+func TestMemoryLimitDefault(t *testing.T) {
+	c := writeCreds(t)
+	tp := map[string]any{"addr": "a:1", "identity_file": c.identity}
+	cfg, err := load(t, map[string]any{"teleport": tp})
+	require.NoError(t, err)
+	require.EqualValues(t, 40<<20, cfg.MemoryLimit)
+	require.False(t, cfg.MemoryLimitSet)
+	cfg, err = load(t, map[string]any{"teleport": tp, "memory_limit": 0})
+	require.NoError(t, err)
+	require.EqualValues(t, 0, cfg.MemoryLimit)
+	require.True(t, cfg.MemoryLimitSet)
+}
