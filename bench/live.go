@@ -31,8 +31,9 @@ import (
 //     waited a minute or 20,000 wait (Teleport's Athena backend:
 //     batchMaxInterval, batchMaxItems).
 //
-// One event in 200 becomes searchable 5 to 40 s after its time besides
-// (the late ones the sweeps are for). teleportbeat runs with the shipped
+// Besides, late events become searchable 5 to 40 s after their time (the
+// ones the sweeps are for): one in 200, and at least 5 a second (at 20
+// events/s they are a fifth of what is served). teleportbeat runs with the shipped
 // teleportbeat.yml and its default start, into the recording
 // Elasticsearch (internal/estest), which notes when each document
 // arrives. Latencies are over the punctual events; the late ones are
@@ -204,9 +205,9 @@ func liveRun(ctx context.Context, o options, backend string, rate int) (liveResu
 	return res, nil
 }
 
-// produce makes the double produce events at rate for d, one in 200 of
-// them searchable 5 to 40 s after its time, and returns them once the
-// late ones are searchable too.
+// produce makes the double produce events at rate for d, and late events
+// besides (rate/200 a second, at least 5) searchable 5 to 40 s after
+// their time, and returns them once the late ones are searchable too.
 func produce(ctx context.Context, srv *teleporttest.Server, rate int, d time.Duration) (live, late []*teleporttest.Event, err error) {
 	stop := srv.Live(teleporttest.NewGenerator(uint64(rate)), rate)
 	lateGen := teleporttest.NewGenerator(uint64(rate) + 1)

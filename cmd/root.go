@@ -68,6 +68,8 @@ func RootCmd() *cmd.BeatsRootCmd {
 	root.TestCmd.AddCommand(test.GenTestConfigCmd(settings, beater.NewWith(beater.Options{Warnings: os.Stdout})))
 	root.AddCommand(configureCmd())
 	root.AddCommand(deadLetterCmd(settings))
+	root.AddCommand(agentCmd())
+	root.TestCmd.AddCommand(testAgentCmd())
 	withDetectionRules(root.SetupCmd, settings)
 	root.RemoveCommand(root.VersionCmd)
 	root.VersionCmd = versionCmd()

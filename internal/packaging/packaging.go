@@ -39,6 +39,10 @@ const (
 	DataDir   = "/var/lib/teleportbeat"
 	LogsDir   = "/var/log/teleportbeat"
 	UnitPath  = "/lib/systemd/system/teleportbeat.service"
+	// The watch that places teleportbeat into each new Elastic Agent
+	// version (internal/agentcomponent, `teleportbeat agent install`).
+	AgentPathUnitPath    = "/lib/systemd/system/teleportbeat-agent-component.path"
+	AgentServiceUnitPath = "/lib/systemd/system/teleportbeat-agent-component.service"
 )
 
 // Options says what to build.
@@ -239,6 +243,8 @@ func pkg(o Options, arch, bin, format string) (string, error) {
 	for _, s := range []struct{ asset, dst string }{
 		{"teleportbeat.sh", "/usr/bin/" + Name},
 		{"teleportbeat.service", UnitPath},
+		{"teleportbeat-agent-component.path", AgentPathUnitPath},
+		{"teleportbeat-agent-component.service", AgentServiceUnitPath},
 	} {
 		p, err := asset(s.asset)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teleportbeat/teleportbeat/internal/agentcomponent"
 	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
@@ -131,6 +132,7 @@ func TestPackages(t *testing.T) {
 			"./etc/teleportbeat/teleportbeat.reference.yml", "./etc/teleportbeat/fields.yml",
 			"./usr/share/teleportbeat/kibana/7/dashboard/", "./usr/share/teleportbeat/LICENSE", "./usr/share/teleportbeat/NOTICE",
 			"./lib/systemd/system/teleportbeat.service", "./usr/bin/teleportbeat",
+			"./lib/systemd/system/teleportbeat-agent-component.path", "./lib/systemd/system/teleportbeat-agent-component.service",
 			"drwxr-x--- root/root         0 2026-01-01 00:00 ./var/lib/teleportbeat/",
 			"drwxr-x--- root/root         0 2026-01-01 00:00 ./var/log/teleportbeat/",
 		} {
@@ -148,6 +150,10 @@ func TestPackages(t *testing.T) {
 		}
 		preinst, _ := os.ReadFile(filepath.Join(ctrl, "preinst"))
 		require.Contains(t, string(preinst), "useradd --system", "a dedicated user")
+		postinst, _ := os.ReadFile(filepath.Join(ctrl, "postinst"))
+		require.Contains(t, string(postinst), "/usr/share/teleportbeat/bin/teleportbeat agent install", "an upgrade places the new version into Elastic Agent where it was")
+		prerm, _ := os.ReadFile(filepath.Join(ctrl, "prerm"))
+		require.Contains(t, string(prerm), "agent install --uninstall", "a removal takes it out of Elastic Agent")
 		control := run(t, "dpkg-deb", "-f", arts[1])
 		require.Contains(t, control, "Package: teleportbeat")
 		require.Contains(t, control, "Architecture: amd64")
@@ -190,7 +196,7 @@ func TestPackages(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, bytes.HasPrefix(b, []byte{0xed, 0xab, 0xee, 0xdb}), "an RPM lead")
 		// The header (uncompressed) names every file and directory.
-		for _, want := range []string{"teleportbeat.service", "/lib/systemd/system/", "/etc/teleportbeat/", "/usr/share/teleportbeat/bin/",
+		for _, want := range []string{"teleportbeat.service", "teleportbeat-agent-component.path", "/lib/systemd/system/", "/etc/teleportbeat/", "/usr/share/teleportbeat/bin/",
 			"teleportbeat.reference.yml", "/var/lib/teleportbeat", "useradd --system", "Apache-2.0", "x86_64"} {
 			require.True(t, bytes.Contains(b, []byte(want)), "%q in the rpm header", want)
 		}
@@ -243,4 +249,35 @@ func TestFleetPackage(t *testing.T) {
 		"data_stream/session/manifest.yml", "data_stream/session/fields/ecs.yml"} {
 		require.Contains(t, names, want)
 	}
+}
+
+// TestAgentComponentUnits: the path unit watches the data directory of
+// every agent install `teleportbeat agent install` looks in, and starts
+// the service, which runs the packaged binary with the arguments the
+// drop-ins for other agent paths repeat.
+func TestAgentComponentUnits(t *testing.T) {
+	path, err := assets.ReadFile("files/teleportbeat-agent-component.path")
+	require.NoError(t, err)
+	var watched []string
+	for _, line := range strings.Split(string(path), "\n") {
+		if v, ok := strings.CutPrefix(line, "PathChanged="); ok {
+			watched = append(watched, v)
+		}
+	}
+	var want []string
+	for _, top := range agentcomponent.DefaultTops {
+		want = append(want, filepath.Join(top, "data"))
+	}
+	require.Equal(t, want, watched)
+	require.Contains(t, string(path), "Unit="+agentcomponent.ServiceUnit)
+	require.Equal(t, agentcomponent.PathUnit, filepath.Base(AgentPathUnitPath))
+	require.Equal(t, agentcomponent.ServiceUnit, filepath.Base(AgentServiceUnitPath))
+
+	svc, err := assets.ReadFile("files/teleportbeat-agent-component.service")
+	require.NoError(t, err)
+	bin := HomeDir + "/bin/" + Name
+	require.Contains(t, string(svc), "\nType=oneshot\n")
+	require.Contains(t, string(svc), "\nExecStart="+bin+" agent install --watch=false --wait 2m\n")
+	_, dropIn := agentcomponent.DefaultSystemd(bin).DropInContents([]string{"/srv/agent"})
+	require.Contains(t, dropIn, "\nExecStart="+bin+" agent install --watch=false --wait 2m --agent-path /srv/agent\n", "the drop-in runs what the unit runs, for another path")
 }
