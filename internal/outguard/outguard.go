@@ -1,5 +1,6 @@
-// Package outguard keeps libbeat's Elasticsearch output from dropping an
-// event silently when the receiver refuses it as too large.
+// Package outguard keeps libbeat's Elasticsearch and Kafka outputs from
+// dropping an event silently when it is too large for the receiver (the
+// Kafka side is in kafka.go).
 //
 // libbeat's Elasticsearch output answers a 413 (Request Entity Too Large,
 // from Elasticsearch's http.max_content_length or, more often, a reverse
@@ -70,7 +71,13 @@ func Install() {
 		if f == nil {
 			panic("outguard: the elasticsearch output is not registered")
 		}
-		outputReg["elasticsearch"] = wrap("elasticsearch", f, func() string { return paths.Resolve(paths.Data, deadletter.Dir) })
+		deadDir := func() string { return paths.Resolve(paths.Data, deadletter.Dir) }
+		outputReg["elasticsearch"] = wrap("elasticsearch", f, deadDir)
+		k := outputReg["kafka"]
+		if k == nil {
+			panic("outguard: the kafka output is not registered")
+		}
+		outputReg["kafka"] = wrapKafka(k, deadDir)
 	})
 }
 
