@@ -2,8 +2,9 @@ package cmd
 
 import (
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -119,22 +120,13 @@ func rulesSummary(o rules.Outcome) string {
 		fmt.Fprintf(&b, "Detection rules already at this version: %d\n", len(o.UpToDate))
 	}
 	say(o.Newer, "left alone, newer than this teleportbeat's")
-	for _, name := range sortedKeys(o.Kept) {
+	for _, name := range slices.Sorted(maps.Keys(o.Kept)) {
 		fmt.Fprintf(&b, "Kept your changes to %q: %s\n", name, strings.Join(o.Kept[name], ", "))
 	}
-	for _, name := range sortedKeys(o.Conflicts) {
+	for _, name := range slices.Sorted(maps.Keys(o.Conflicts)) {
 		fmt.Fprintf(&b, "Review %q: this version changed %s too; yours were kept (teleportbeat setup --detection-rules --force takes this version's)\n", name, strings.Join(o.Conflicts[name], ", "))
 	}
 	return b.String()
-}
-
-func sortedKeys(m map[string][]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // kibanaConfig is setup.kibana with output.elasticsearch's credentials

@@ -1,6 +1,6 @@
 package tests
 
-// The fault-injection suite (issue 6): each test ends by checking that every
+// The fault-injection suite: each test ends by checking that every
 // event the Teleport double served is stored, and reports how many were
 // sent again. docs/reliability.md collects the figures.
 //

@@ -5,6 +5,7 @@ package tests
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -35,6 +36,13 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		// `go test -short ./...` is the unit run: these build the binary
+		// and run it against the doubles for minutes.
+		fmt.Println("end-to-end tests skipped under -short")
+		return 0
+	}
 	// go-lumber logs every connection with the standard logger.
 	log.SetOutput(io.Discard)
 	wd, err := os.Getwd()

@@ -1,6 +1,6 @@
 package tests
 
-// No audit event lost in the real world (issue 14): events that become
+// No audit event lost in the real world: events that become
 // searchable late, a Teleport clock behind this host's, a registry lost
 // with the default start_time. Each test serves a live stream from the
 // Teleport double and ends by checking that every event served is stored.

@@ -1,6 +1,6 @@
 package tests
 
-// Receivers that refuse (issue 14, cases 4 and 5): nothing is dropped
+// Receivers that refuse: nothing is dropped
 // because an output answered no. Refusals that can pass are retried until
 // they do; an event refused alone as too large is delivered truncated and
 // kept whole in the dead-letter file; an event the receiver can never

@@ -1,6 +1,6 @@
 package tests
 
-// Every Teleport a user runs (issue 16): the main paths against doubles of
+// Every Teleport a user runs: the main paths against doubles of
 // Teleport 13 (no unstructured session stream, no export API), 16 (the
 // export API) and the pinned API's version. README's support matrix comes
 // from this test.

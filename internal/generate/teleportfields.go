@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"go/format"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -270,23 +272,23 @@ func DeriveRawFields() RawFields {
 				if ipFields[p] {
 					typ = "ip"
 					out.IPs = append(out.IPs, p)
-					out.Fields = append(out.Fields, RawField{Path: p + "_text", Type: "keyword", Owners: sortedKeys(scalarOwners),
+					out.Fields = append(out.Fields, RawField{Path: p + "_text", Type: "keyword", Owners: slices.Sorted(maps.Keys(scalarOwners)),
 						Comment: "a value of " + p + " that is not an IP address"})
 				}
-				out.Fields = append(out.Fields, RawField{Path: p, Type: typ, Owners: sortedKeys(scalarOwners), Text: textFields[p]})
+				out.Fields = append(out.Fields, RawField{Path: p, Type: typ, Owners: slices.Sorted(maps.Keys(scalarOwners)), Text: textFields[p]})
 			case len(scalars) == 0 && !flattened:
 				visit(c, p)
 			case len(scalars) == 0:
 				// Free-form objects: one flattened field takes them all.
-				out.Fields = append(out.Fields, RawField{Path: p, Type: "flattened", Owners: sortedKeys(objOwners)})
+				out.Fields = append(out.Fields, RawField{Path: p, Type: "flattened", Owners: slices.Sorted(maps.Keys(objOwners))})
 			case nObj > len(scalarOwners):
 				// Both an object and a value, the object more common: it
 				// keeps the name, values move to <path>_value.
 				out.Conflicts = append(out.Conflicts, Conflict{Path: p, WantObject: true, Alt: p + "_value"})
-				out.Fields = append(out.Fields, RawField{Path: p + "_value", Type: widen(scalars), Owners: sortedKeys(scalarOwners),
+				out.Fields = append(out.Fields, RawField{Path: p + "_value", Type: widen(scalars), Owners: slices.Sorted(maps.Keys(scalarOwners)),
 					Comment: "the value form of " + p + ", which other event types use as an object"})
 				if flattened {
-					out.Fields = append(out.Fields, RawField{Path: p, Type: "flattened", Owners: sortedKeys(objOwners)})
+					out.Fields = append(out.Fields, RawField{Path: p, Type: "flattened", Owners: slices.Sorted(maps.Keys(objOwners))})
 				} else {
 					visit(c, p)
 				}
@@ -294,23 +296,14 @@ func DeriveRawFields() RawFields {
 				// The value at least as common (values are the more
 				// searchable form): objects move to <path>_object.
 				out.Conflicts = append(out.Conflicts, Conflict{Path: p, WantObject: false, Alt: p + "_object"})
-				out.Fields = append(out.Fields, RawField{Path: p, Type: widen(scalars), Owners: sortedKeys(scalarOwners), Text: textFields[p]})
-				out.Fields = append(out.Fields, RawField{Path: p + "_object", Type: "flattened", Owners: sortedKeys(objOwners),
+				out.Fields = append(out.Fields, RawField{Path: p, Type: widen(scalars), Owners: slices.Sorted(maps.Keys(scalarOwners)), Text: textFields[p]})
+				out.Fields = append(out.Fields, RawField{Path: p + "_object", Type: "flattened", Owners: slices.Sorted(maps.Keys(objOwners)),
 					Comment: "the object form of " + p + ", which other event types use as a value"})
 			}
 		}
 	}
 	visit(root, "")
 	sort.Slice(out.Fields, func(i, j int) bool { return out.Fields[i].Path < out.Fields[j].Path })
-	return out
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -11,6 +11,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -171,7 +172,7 @@ func archive(o Options, arch, bin string) (string, error) {
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: top + "/", Mode: 0o755, ModTime: o.MTime}); err != nil {
 		return "", err
 	}
-	for _, d := range sortedKeys(dirs) {
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: top + "/" + d + "/", Mode: 0o755, ModTime: o.MTime}); err != nil {
 			return "", err
 		}
@@ -323,16 +324,6 @@ func archName(goarch, format string) string {
 		return "aarch64"
 	}
 	return goarch
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	// Parents sort before their children.
-	slices.Sort(out)
-	return out
 }
 
 // FleetPackage zips the Fleet integration package (module/teleportbeat) as

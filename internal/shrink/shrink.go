@@ -7,6 +7,7 @@ package shrink
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -51,7 +52,7 @@ func Document(doc map[string]any, limit int) (Result, bool) {
 		if len(s) <= minKeep {
 			mark(doc, res, cut)
 			res.Bytes = size()
-			res.Fields = sortedKeys(cut)
+			res.Fields = slices.Sorted(maps.Keys(cut))
 			return res, false
 		}
 		keep := max(minKeep, len(s)-(cur+markSize(res, cut)-limit)-64)
@@ -63,7 +64,7 @@ func Document(doc map[string]any, limit int) (Result, bool) {
 	}
 	mark(doc, res, cut)
 	res.Bytes = size()
-	res.Fields = sortedKeys(cut)
+	res.Fields = slices.Sorted(maps.Keys(cut))
 	return res, res.Bytes <= limit
 }
 
@@ -73,15 +74,6 @@ func markSize(res Result, cut map[string]bool) int {
 		n += len(p) + 3
 	}
 	return n
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func mark(doc map[string]any, res Result, cut map[string]bool) {
@@ -104,7 +96,7 @@ func mark(doc map[string]any, res Result, cut map[string]bool) {
 			}
 		}
 	}
-	tp["truncated"] = map[string]any{"original_bytes": int64(original), "fields": sortedKeys(cut)}
+	tp["truncated"] = map[string]any{"original_bytes": int64(original), "fields": slices.Sorted(maps.Keys(cut))}
 	var tags []any
 	switch t := doc["tags"].(type) {
 	case []any:
