@@ -58,6 +58,8 @@ type Recorder struct {
 	maxBody    int               // larger request bodies are answered 413, as a proxy does (0: no limit)
 	tooLarge   int               // requests answered 413
 	pipelines  map[string][]byte // ingest pipelines put, by id
+	// recordOnly keeps each document's id and arrival only (SetRecordOnly).
+	recordOnly bool
 
 	indexTemplates     map[string]indexTemplate
 	componentTemplates map[string]componentTemplate
@@ -106,6 +108,18 @@ func (r *Recorder) TooLarge() int {
 // New returns a recorder that reports Elasticsearch 9.3.0.
 func New() *Recorder {
 	return &Recorder{Version: "9.3.0", docs: map[string]Doc{}}
+}
+
+// SetRecordOnly makes the recorder note each document's id and arrival
+// and accept it, without pipelines, mappings or keeping its source: the
+// benchmark's live runs measure when documents arrive, at rates where
+// applying the mappings and keeping hundreds of thousands of sources in
+// the benchmark's own process would take the cores the beat runs on. The
+// tests never use it: they need Elasticsearch's refusals.
+func (r *Recorder) SetRecordOnly() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recordOnly = true
 }
 
 // Server starts an HTTP server for the recorder.
@@ -387,6 +401,19 @@ func (r *Recorder) item(op, index, id, pipeline string, src []byte, itemFault fu
 		}
 		return status, typ, reason
 	}
+	r.mu.Lock()
+	if r.recordOnly {
+		defer r.mu.Unlock()
+		r.received++
+		if _, exists := r.docs[id]; exists {
+			r.duplicates++
+			return http.StatusConflict, "version_conflict_engine_exception", fmt.Sprintf("[%s]: version conflict, document already exists (current version [1])", id)
+		}
+		r.docs[id] = Doc{ID: id, Index: index, Received: time.Now(), Pipeline: pipeline}
+		r.order = append(r.order, id)
+		return http.StatusCreated, "", ""
+	}
+	r.mu.Unlock()
 	if len(id) > 512 {
 		// IndexRequest.validate
 		return refuse(http.StatusBadRequest, "action_request_validation_exception", fmt.Sprintf("Validation Failed: 1: id [%s...] is too long, must be no longer than 512 bytes but was: %d;", id[:10], len(id)))

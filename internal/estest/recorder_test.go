@@ -74,3 +74,27 @@ func TestRecorderAnswersLikeElasticsearch(t *testing.T) {
 	require.Equal(t, 404, resp.StatusCode)
 	require.Len(t, r.Requests(), 1)
 }
+
+// TestRecordOnlyNotesArrivals: for the benchmark, documents are accepted
+// as they come (no pipeline, no mapping: a document a mapping would refuse
+// too), each id once, with its arrival and without its source.
+func TestRecordOnlyNotesArrivals(t *testing.T) {
+	r := New()
+	r.SetRecordOnly()
+	srv := r.Server()
+	defer srv.Close()
+	res := bulk(t, srv.URL,
+		`{"create":{"_index":"ds","_id":"a","pipeline":"missing"}}`, `{"x":1}`,
+		`{"create":{"_index":"ds","_id":"b"}}`, `{"x":{"y":1}}`,
+		`{"create":{"_index":"ds","_id":"a"}}`, `{"x":3}`,
+	)
+	require.Equal(t, 201, itemStatus(res, 0), "no pipeline is run")
+	require.Equal(t, 201, itemStatus(res, 1), "no mapping is applied")
+	require.Equal(t, 409, itemStatus(res, 2))
+	d, ok := r.Doc("a")
+	require.True(t, ok)
+	require.False(t, d.Received.IsZero())
+	require.Nil(t, d.Source, "no source kept")
+	received, dups, _ := r.Stats()
+	require.Equal(t, []int{3, 1}, []int{received, dups})
+}
