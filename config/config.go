@@ -367,7 +367,25 @@ func (c *Config) check() error {
 	add := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key(path), fmt.Sprintf(format, args...)))
 	}
+	c.checkTeleport(add, func(e ...error) { errs = append(errs, e...) })
+	c.checkAudit(add)
+	c.checkSessionsAndLock(add)
+	if c.ProgressInterval < 0 {
+		add("progress_interval", "must not be negative, got %s", c.ProgressInterval)
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < minMemoryLimit {
+		add("memory_limit", "must be 0 (no limit) or at least 32MiB, got %d bytes: below that the collector runs all the time", int64(c.MemoryLimit))
+	}
+	c.Registry.check(add)
+	return errors.Join(errs...)
+}
 
+// adder records an error at a teleportbeat.* key.
+type adder func(path, format string, args ...any)
+
+// checkTeleport checks and normalises the connection settings; the
+// credential errors (validateCredentials words its own) go to addErrs.
+func (c *Config) checkTeleport(add adder, addErrs func(...error)) {
 	t := &c.Teleport
 	if len(t.Addr) == 0 {
 		add("teleport.addr", "is required: the host:port of a Teleport Proxy or Auth Service (for example teleport.example.com:443 or auth.example.com:3025)")
@@ -380,7 +398,7 @@ func (c *Config) check() error {
 		}
 		t.Addr[i] = addr
 	}
-	errs = append(errs, validateCredentials(t)...)
+	addErrs(validateCredentials(t)...)
 	for i, f := range t.ProxySSL.CertificateAuthorities {
 		if err := checkPEMCerts(f); err != nil {
 			add(fmt.Sprintf("teleport.proxy_ssl.certificate_authorities.%d", i), "%s", err)
@@ -398,7 +416,10 @@ func (c *Config) check() error {
 	if t.Backoff.Max < t.Backoff.Init {
 		add("teleport.backoff.max", "must be at least teleportbeat.teleport.backoff.init (%s), got %s", t.Backoff.Init, t.Backoff.Max)
 	}
+}
 
+// checkAudit checks the audit log's settings and parses start_time.
+func (c *Config) checkAudit(add adder) {
 	a := &c.Audit
 	if a.StartTime != "" {
 		st, err := time.Parse(time.RFC3339Nano, a.StartTime)
@@ -468,7 +489,9 @@ func (c *Config) check() error {
 			add(fmt.Sprintf("audit.exclude_event_types.%d", i), "is empty")
 		}
 	}
+}
 
+func (c *Config) checkSessionsAndLock(add adder) {
 	ss := &c.Sessions
 	if ss.Concurrency < 1 || ss.Concurrency > 256 {
 		add("sessions.concurrency", "must be between 1 and 256, got %d", ss.Concurrency)
@@ -498,14 +521,9 @@ func (c *Config) check() error {
 			add("lock.lock_for", "must not be negative (0 locks until the lock is removed), got %s", l.LockFor)
 		}
 	}
-	if c.ProgressInterval < 0 {
-		add("progress_interval", "must not be negative, got %s", c.ProgressInterval)
-	}
-	if c.MemoryLimit != 0 && c.MemoryLimit < minMemoryLimit {
-		add("memory_limit", "must be 0 (no limit) or at least 32MiB, got %d bytes: below that the collector runs all the time", int64(c.MemoryLimit))
-	}
+}
 
-	r := &c.Registry
+func (r *Registry) check(add adder) {
 	if r.Path == "" {
 		add("registry.path", "must not be empty")
 	}
@@ -518,5 +536,4 @@ func (c *Config) check() error {
 	if r.FilePermissions&^0o777 != 0 || r.FilePermissions&0o600 != 0o600 {
 		add("registry.file_permissions", "must be a file mode that lets the beat read and write, such as 0600, got %#o", r.FilePermissions)
 	}
-	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
@@ -78,6 +79,14 @@ func checkDocs(t *testing.T, es *estest.Recorder, evs []*teleporttest.Event) {
 		require.Equal(t, "teleport", ev["module"])
 		require.Equal(t, "teleportbeat.audit", ev["dataset"])
 		require.Equal(t, match.Type, audit["event"])
+		// The ECS release the template follows, not libbeat's stamp; the
+		// time Elasticsearch took the document, from the pipeline setup
+		// installs (the detection rules search by it).
+		require.Equal(t, ecs.ECSVersion, d.Source["ecs"].(map[string]any)["version"], "document %s", d.ID)
+		ingested, ok := ev["ingested"].(string)
+		require.True(t, ok, "document %s has event.ingested", d.ID)
+		_, err = time.Parse(time.RFC3339Nano, ingested)
+		require.NoError(t, err, "event.ingested %q", ingested)
 	}
 	require.Len(t, seen, len(want), "every uid served is stored")
 }
