@@ -51,52 +51,11 @@ func run() error {
 		return err
 	}
 
-	step("Starting the Teleport test double (Teleport's gRPC audit API over mutual TLS)")
-	srv, err := teleporttest.New(teleporttest.Config{})
+	srv, sessionEvents, idFile, err := startDouble(abs, *nSess)
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	evs, err := teleporttest.CorpusEvents()
-	if err != nil {
-		return err
-	}
-	srv.Store.Add(evs...)
-	// The sample events hold no session recordings: serve a few generated
-	// sessions, recorded and uploaded on the sample events' last day, so
-	// that session shipping can be seen too.
-	sessionEvents := 0
-	if *nSess > 0 {
-		g := teleporttest.NewGenerator(1)
-		last := evs[0].Time
-		for _, e := range evs {
-			if e.Time.After(last) {
-				last = e.Time
-			}
-		}
-		for i := range *nSess {
-			sid, rec, up := g.Session(last.Add(time.Duration(i+1)*time.Minute), 40)
-			srv.AddSession(sid, rec)
-			srv.Store.Add(up)
-			for _, e := range rec {
-				if e.Type != "print" { // left out by sessions.exclude_event_types' default
-					sessionEvents++
-				}
-			}
-		}
-	}
-	id, err := srv.NewIdentity(24 * time.Hour)
-	if err != nil {
-		return err
-	}
-	idFile := filepath.Join(abs, "identity")
-	if err := id.WriteIdentityFile(idFile); err != nil {
-		return err
-	}
-	fmt.Printf("   cluster %q at %s, serving %d sample audit events (%s)\n", srv.ClusterName(), srv.Addr(), len(evs), strings.Join(teleporttest.CorpusFiles(), ", "))
-	if *nSess > 0 {
-		fmt.Printf("   and %d generated SSH sessions: %d session.upload audit events, %d recorded session events to ship\n", *nSess, *nSess, sessionEvents)
-	}
 
 	bin := *beat
 	if bin == "" {
@@ -187,6 +146,63 @@ output.file:
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// startDouble starts the Teleport double serving the sample events and
+// nSess generated sessions with their recordings, and writes an identity
+// for it under dir. It returns the double, the session events to expect
+// and the identity file.
+func startDouble(dir string, nSess int) (*teleporttest.Server, int, string, error) {
+	step("Starting the Teleport test double (Teleport's gRPC audit API over mutual TLS)")
+	srv, err := teleporttest.New(teleporttest.Config{})
+	if err != nil {
+		return nil, 0, "", err
+	}
+	fail := func(err error) (*teleporttest.Server, int, string, error) {
+		srv.Stop()
+		return nil, 0, "", err
+	}
+	evs, err := teleporttest.CorpusEvents()
+	if err != nil {
+		return fail(err)
+	}
+	srv.Store.Add(evs...)
+	// The sample events hold no session recordings: serve a few generated
+	// sessions, recorded and uploaded on the sample events' last day, so
+	// that session shipping can be seen too.
+	sessionEvents := 0
+	if nSess > 0 {
+		g := teleporttest.NewGenerator(1)
+		last := evs[0].Time
+		for _, e := range evs {
+			if e.Time.After(last) {
+				last = e.Time
+			}
+		}
+		for i := range nSess {
+			sid, rec, up := g.Session(last.Add(time.Duration(i+1)*time.Minute), 40)
+			srv.AddSession(sid, rec)
+			srv.Store.Add(up)
+			for _, e := range rec {
+				if e.Type != "print" { // left out by sessions.exclude_event_types' default
+					sessionEvents++
+				}
+			}
+		}
+	}
+	id, err := srv.NewIdentity(24 * time.Hour)
+	if err != nil {
+		return fail(err)
+	}
+	idFile := filepath.Join(dir, "identity")
+	if err := id.WriteIdentityFile(idFile); err != nil {
+		return fail(err)
+	}
+	fmt.Printf("   cluster %q at %s, serving %d sample audit events (%s)\n", srv.ClusterName(), srv.Addr(), len(evs), strings.Join(teleporttest.CorpusFiles(), ", "))
+	if nSess > 0 {
+		fmt.Printf("   and %d generated SSH sessions: %d session.upload audit events, %d recorded session events to ship\n", nSess, nSess, sessionEvents)
+	}
+	return srv, sessionEvents, idFile, nil
 }
 
 func step(s string) { fmt.Println("==>", s) }
