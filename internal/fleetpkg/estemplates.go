@@ -238,111 +238,15 @@ func mappingProps(fs []field, prefix string, dynamic *[]any) map[string]any {
 			typ = "keyword"
 		}
 		if typ == "object" && f.ObjectType != "" {
-			dyn := map[string]any{"type": f.ObjectType}
-			match := f.MappingType
-			switch f.ObjectType {
-			case "keyword", "ip", "match_only_text", "text", "wildcard":
-				if match == "" {
-					match = "string"
-				}
-			case "long", "byte", "short", "unsigned_long":
-				if match == "" {
-					match = "long"
-				}
-			case "integer":
-				dyn["type"] = "long"
-				if match == "" {
-					match = "long"
-				}
-			case "double", "float", "half_float":
-				if match == "" {
-					match = "double"
-				}
-			case "boolean":
-				if match == "" {
-					match = "boolean"
-				}
-			case "flattened":
-				if match == "" {
-					match = "object"
-				}
-			}
-			pathMatch := path
-			if !strings.Contains(path, "*") {
-				pathMatch = path + ".*"
-			}
-			*dynamic = append(*dynamic, map[string]any{path: map[string]any{"mapping": dyn, "match_mapping_type": match, "path_match": pathMatch}})
+			*dynamic = append(*dynamic, objectTypeTemplate(f, path))
 			if !strings.Contains(f.Name, "*") {
 				props[f.Name] = map[string]any{"type": "object", "dynamic": true}
 			}
 			continue
 		}
-		var prop map[string]any
-		switch typ {
-		case "group":
-			sub := mappingProps(f.Fields, path, dynamic)
-			if len(sub) == 0 {
-				continue
-			}
-			prop = map[string]any{"properties": sub}
-			if f.Enabled != nil {
-				prop["enabled"] = *f.Enabled
-			}
-			if f.Dynamic != nil {
-				prop["dynamic"] = f.Dynamic
-			}
-		case "keyword":
-			prop = map[string]any{"type": "keyword", "ignore_above": 1024}
-			if f.IgnoreAbove > 0 {
-				prop["ignore_above"] = f.IgnoreAbove
-			}
-			if len(f.MultiFields) > 0 {
-				prop["fields"] = multiFields(f.MultiFields)
-			}
-		case "wildcard":
-			prop = map[string]any{"type": "wildcard", "ignore_above": 1024}
-			if f.IgnoreAbove > 0 {
-				prop["ignore_above"] = f.IgnoreAbove
-			}
-			if len(f.MultiFields) > 0 {
-				prop["fields"] = multiFields(f.MultiFields)
-			}
-		case "text":
-			prop = map[string]any{"type": "text"}
-			if len(f.MultiFields) > 0 {
-				prop["fields"] = multiFields(f.MultiFields)
-			}
-		case "integer":
-			prop = map[string]any{"type": "long"}
-		case "scaled_float":
-			sf := f.ScalingFact
-			if sf == 0 {
-				sf = 1000
-			}
-			prop = map[string]any{"type": "scaled_float", "scaling_factor": sf}
-		case "constant_keyword":
-			prop = map[string]any{"type": "constant_keyword"}
-			if f.Value != nil {
-				prop["value"] = f.Value
-			}
-		case "date":
-			prop = map[string]any{"type": "date"}
-			if f.DateFormat != "" {
-				prop["format"] = f.DateFormat
-			}
-			if path == "@timestamp" {
-				prop["ignore_malformed"] = false
-			}
-		case "object":
-			prop = map[string]any{"type": "object"}
-			if f.Enabled != nil {
-				prop["enabled"] = *f.Enabled
-			}
-			if f.Dynamic != nil {
-				prop["dynamic"] = f.Dynamic
-			}
-		default:
-			prop = map[string]any{"type": typ}
+		prop := fieldMapping(f, typ, path, dynamic)
+		if prop == nil {
+			continue
 		}
 		if f.Index != nil {
 			prop["index"] = *f.Index
@@ -356,6 +260,118 @@ func mappingProps(fs []field, prefix string, dynamic *[]any) map[string]any {
 		props[f.Name] = prop
 	}
 	return props
+}
+
+// objectTypeTemplate is the dynamic template of an object field with an
+// object_type (its values' mapping), as Fleet writes it.
+func objectTypeTemplate(f field, path string) map[string]any {
+	dyn := map[string]any{"type": f.ObjectType}
+	match := f.MappingType
+	switch f.ObjectType {
+	case "keyword", "ip", "match_only_text", "text", "wildcard":
+		if match == "" {
+			match = "string"
+		}
+	case "long", "byte", "short", "unsigned_long":
+		if match == "" {
+			match = "long"
+		}
+	case "integer":
+		dyn["type"] = "long"
+		if match == "" {
+			match = "long"
+		}
+	case "double", "float", "half_float":
+		if match == "" {
+			match = "double"
+		}
+	case "boolean":
+		if match == "" {
+			match = "boolean"
+		}
+	case "flattened":
+		if match == "" {
+			match = "object"
+		}
+	}
+	pathMatch := path
+	if !strings.Contains(path, "*") {
+		pathMatch = path + ".*"
+	}
+	return map[string]any{path: map[string]any{"mapping": dyn, "match_mapping_type": match, "path_match": pathMatch}}
+}
+
+// fieldMapping is the mapping of a field of type typ (nil for a group
+// without fields).
+func fieldMapping(f field, typ, path string, dynamic *[]any) map[string]any {
+	var prop map[string]any
+	switch typ {
+	case "group":
+		sub := mappingProps(f.Fields, path, dynamic)
+		if len(sub) == 0 {
+			return nil
+		}
+		prop = map[string]any{"properties": sub}
+		if f.Enabled != nil {
+			prop["enabled"] = *f.Enabled
+		}
+		if f.Dynamic != nil {
+			prop["dynamic"] = f.Dynamic
+		}
+	case "keyword":
+		prop = map[string]any{"type": "keyword", "ignore_above": 1024}
+		if f.IgnoreAbove > 0 {
+			prop["ignore_above"] = f.IgnoreAbove
+		}
+		if len(f.MultiFields) > 0 {
+			prop["fields"] = multiFields(f.MultiFields)
+		}
+	case "wildcard":
+		prop = map[string]any{"type": "wildcard", "ignore_above": 1024}
+		if f.IgnoreAbove > 0 {
+			prop["ignore_above"] = f.IgnoreAbove
+		}
+		if len(f.MultiFields) > 0 {
+			prop["fields"] = multiFields(f.MultiFields)
+		}
+	case "text":
+		prop = map[string]any{"type": "text"}
+		if len(f.MultiFields) > 0 {
+			prop["fields"] = multiFields(f.MultiFields)
+		}
+	case "integer":
+		prop = map[string]any{"type": "long"}
+	case "scaled_float":
+		sf := f.ScalingFact
+		if sf == 0 {
+			sf = 1000
+		}
+		prop = map[string]any{"type": "scaled_float", "scaling_factor": sf}
+	case "constant_keyword":
+		prop = map[string]any{"type": "constant_keyword"}
+		if f.Value != nil {
+			prop["value"] = f.Value
+		}
+	case "date":
+		prop = map[string]any{"type": "date"}
+		if f.DateFormat != "" {
+			prop["format"] = f.DateFormat
+		}
+		if path == "@timestamp" {
+			prop["ignore_malformed"] = false
+		}
+	case "object":
+		prop = map[string]any{"type": "object"}
+		if f.Enabled != nil {
+			prop["enabled"] = *f.Enabled
+		}
+		if f.Dynamic != nil {
+			prop["dynamic"] = f.Dynamic
+		}
+	default:
+		prop = map[string]any{"type": typ}
+	}
+	return prop
 }
 
 func multiFields(fs []field) map[string]any {
