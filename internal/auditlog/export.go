@@ -79,130 +79,170 @@ type chunkBatch struct {
 // no new one (a late event is written into a new chunk). The events already
 // sent from the end of the previous search window (st.page) are skipped.
 func (r *Reader) readExportDay(ctx context.Context, st *readState, out chan<- Batch) exportResult {
-	day := st.from
-	prog := st.export
-	if prog == nil {
-		prog = &cursor.ExportProgress{}
-	}
-	chunkCursors := maps.Clone(prog.Chunks)
-	if chunkCursors == nil {
-		chunkCursors = map[string]string{}
-	}
-	doneChunks := slices.Clip(slices.Clone(prog.DoneChunks))
-	finished := make(map[string]bool, len(doneChunks))
-	for _, c := range doneChunks {
-		finished[c] = true
-	}
-	carried := st.page
-	snapshot := func() *cursor.Position {
-		return &cursor.Position{
-			WindowStart:   day,
-			Done:          carried.done[:len(carried.done):len(carried.done)],
-			LastEventTime: st.lastTime,
-			Export: &cursor.ExportProgress{
-				Chunks:     maps.Clone(chunkCursors),
-				DoneChunks: doneChunks[:len(doneChunks):len(doneChunks)],
-			},
-		}
-	}
-	// prev is the progress after the last batch: the position of the
-	// events of the next one, so each batch makes one snapshot, not two.
-	prev := snapshot()
+	d := newDayExport(r, st)
 	started := time.Now()
-	var events int64
 	for listing := 0; ; listing++ {
-		chunks, err := r.listChunks(ctx, day)
+		chunks, err := r.listChunks(ctx, d.day)
 		if errors.Is(err, errExportUnsupported) {
 			return exportUnsupported
 		}
 		if err != nil {
 			return exportCancelled
 		}
-		var todo []string
-		for _, c := range chunks {
-			if !finished[c] {
-				todo = append(todo, c)
-			}
-		}
+		todo := d.todo(chunks)
 		if len(todo) == 0 {
 			break
 		}
 		if listing == 0 {
-			r.log.Debugw("Exporting a day of the audit log", "day", day.Format(time.DateOnly), "chunks", len(chunks), "chunks_left", len(todo))
+			r.log.Debugw("Exporting a day of the audit log", "day", d.day.Format(time.DateOnly), "chunks", len(chunks), "chunks_left", len(todo))
 		} else {
-			r.log.Infow("New export chunks appeared in the day", "day", day.Format(time.DateOnly), "chunks", len(todo))
+			r.log.Infow("New export chunks appeared in the day", "day", d.day.Format(time.DateOnly), "chunks", len(todo))
 		}
-		results := make(chan chunkBatch)
-		cctx, cancel := context.WithCancel(ctx)
-		errc := make(chan error, 1)
-		more := make(chan struct{}, 1)
-		go func() { errc <- r.readChunks(cctx, day, todo, maps.Clone(chunkCursors), results, more) }()
-		ok := true
-		for {
-			cb, open, starved := await(r, results, out)
-			if !open {
-				break
-			}
-			if starved {
-				select {
-				case more <- struct{}{}: // one more chunk reader
-				default: // asked already
-				}
-			}
-			if !ok {
-				continue // draining after a failed send
-			}
-			b := Batch{Events: make([]*event.Event, 0, len(cb.events))}
-			before := prev
-			for _, e := range cb.events {
-				if !r.exported(e, carried) {
-					continue
-				}
-				if e.Time.After(st.lastTime) {
-					st.lastTime = e.Time
-				}
-				b.Events = append(b.Events, e)
-				b.Positions = append(b.Positions, before)
-			}
-			events += int64(len(b.Events))
-			r.Stats.Events.Add(int64(len(b.Events)))
-			if cb.done {
-				delete(chunkCursors, cb.chunk)
-				doneChunks = append(doneChunks, cb.chunk)
-				finished[cb.chunk] = true
-				r.Stats.ExportChunks.Add(1)
-			} else {
-				chunkCursors[cb.chunk] = cb.cursor
-			}
-			b.After = snapshot()
-			prev = b.After
-			if !send(ctx, out, b) {
-				ok = false
-				cancel()
-			}
-		}
-		cancel()
-		err = <-errc
-		if errors.Is(err, errExportUnsupported) {
-			return exportUnsupported
-		}
-		if !ok || err != nil {
-			return exportCancelled
+		if res := d.readChunks(ctx, todo, out); res != exportDone {
+			return res
 		}
 	}
-	next := &cursor.Position{WindowStart: day.Add(24 * time.Hour), LastEventTime: st.lastTime}
+	next := &cursor.Position{WindowStart: d.day.Add(24 * time.Hour), LastEventTime: st.lastTime}
 	if !send(ctx, out, Batch{After: next}) {
 		return exportCancelled
 	}
 	// A backfill over years has many empty days: only the days with events
 	// are said at info level (the progress line counts the rest).
 	logf := r.log.Infow
-	if events == 0 {
+	if d.events == 0 {
 		logf = r.log.Debugw
 	}
-	logf("Exported a day of the audit log", "day", day.Format(time.DateOnly), "events", events, "chunks", len(doneChunks), "took", time.Since(started).Round(time.Millisecond).String())
+	logf("Exported a day of the audit log", "day", d.day.Format(time.DateOnly), "events", d.events, "chunks", len(d.doneChunks), "took", time.Since(started).Round(time.Millisecond).String())
 	st.from, st.page, st.export = next.WindowStart, newPageState("", nil), nil
 	return exportDone
+}
+
+// dayExport is the progress through one exported day: each chunk's cursor,
+// the chunks done, and the page carried from the search window before
+// (whose events are not sent again).
+type dayExport struct {
+	r            *Reader
+	st           *readState
+	day          time.Time
+	carried      *pageState
+	chunkCursors map[string]string
+	doneChunks   []string
+	finished     map[string]bool
+	// prev is the progress after the last batch: the position of the
+	// events of the next one, so each batch makes one snapshot, not two.
+	prev   *cursor.Position
+	events int64
+}
+
+func newDayExport(r *Reader, st *readState) *dayExport {
+	prog := st.export
+	if prog == nil {
+		prog = &cursor.ExportProgress{}
+	}
+	d := &dayExport{r: r, st: st, day: st.from, carried: st.page, chunkCursors: maps.Clone(prog.Chunks), doneChunks: slices.Clip(slices.Clone(prog.DoneChunks))}
+	if d.chunkCursors == nil {
+		d.chunkCursors = map[string]string{}
+	}
+	d.finished = make(map[string]bool, len(d.doneChunks))
+	for _, c := range d.doneChunks {
+		d.finished[c] = true
+	}
+	d.prev = d.snapshot()
+	return d
+}
+
+func (d *dayExport) snapshot() *cursor.Position {
+	return &cursor.Position{
+		WindowStart:   d.day,
+		Done:          d.carried.done[:len(d.carried.done):len(d.carried.done)],
+		LastEventTime: d.st.lastTime,
+		Export: &cursor.ExportProgress{
+			Chunks:     maps.Clone(d.chunkCursors),
+			DoneChunks: d.doneChunks[:len(d.doneChunks):len(d.doneChunks)],
+		},
+	}
+}
+
+// todo are the listed chunks not finished yet.
+func (d *dayExport) todo(chunks []string) []string {
+	var todo []string
+	for _, c := range chunks {
+		if !d.finished[c] {
+			todo = append(todo, c)
+		}
+	}
+	return todo
+}
+
+// readChunks reads the chunks todo (up to BackfillConcurrency at once, one
+// more reader whenever the output waits) and sends their batches.
+func (d *dayExport) readChunks(ctx context.Context, todo []string, out chan<- Batch) exportResult {
+	r := d.r
+	results := make(chan chunkBatch)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	more := make(chan struct{}, 1)
+	go func() { errc <- r.readChunks(cctx, d.day, todo, maps.Clone(d.chunkCursors), results, more) }()
+	ok := true
+	for {
+		cb, open, starved := await(r, results, out)
+		if !open {
+			break
+		}
+		if starved {
+			select {
+			case more <- struct{}{}: // one more chunk reader
+			default: // asked already
+			}
+		}
+		if !ok {
+			continue // draining after a failed send
+		}
+		if !send(ctx, out, d.batch(cb)) {
+			ok = false
+			cancel()
+		}
+	}
+	cancel()
+	err := <-errc
+	if errors.Is(err, errExportUnsupported) {
+		return exportUnsupported
+	}
+	if !ok || err != nil {
+		return exportCancelled
+	}
+	return exportDone
+}
+
+// batch is a chunk's events to send, each with the position before it,
+// and the progress after them.
+func (d *dayExport) batch(cb chunkBatch) Batch {
+	b := Batch{Events: make([]*event.Event, 0, len(cb.events))}
+	before := d.prev
+	for _, e := range cb.events {
+		if !d.r.exported(e, d.carried) {
+			continue
+		}
+		if e.Time.After(d.st.lastTime) {
+			d.st.lastTime = e.Time
+		}
+		b.Events = append(b.Events, e)
+		b.Positions = append(b.Positions, before)
+	}
+	d.events += int64(len(b.Events))
+	d.r.Stats.Events.Add(int64(len(b.Events)))
+	if cb.done {
+		delete(d.chunkCursors, cb.chunk)
+		d.doneChunks = append(d.doneChunks, cb.chunk)
+		d.finished[cb.chunk] = true
+		d.r.Stats.ExportChunks.Add(1)
+	} else {
+		d.chunkCursors[cb.chunk] = cb.cursor
+	}
+	b.After = d.snapshot()
+	d.prev = b.After
+	return b
 }
 
 // exported reports whether an exported event is to be sent: not filtered

@@ -52,18 +52,11 @@ type Settings struct {
 // cannot fix (bad credentials files, an unusable registry).
 func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	log := s.Log
-	creds, err := teleport.NewCredentials(cfg.Teleport)
+	conn, hl, err := connect(ctx, log, cfg, s)
 	if err != nil {
 		return err
 	}
-	teleport.WarnReadableSecrets(log.Named("teleport"), cfg.Teleport)
-	conn := teleport.NewConn(cfg.Teleport, creds, log.Named("teleport"))
 	defer conn.Close()
-	teleport.LogExpiry(log.Named("teleport"), creds, time.Now())
-	hl := newHealth(s.Status, creds, cfg.Teleport.Addr)
-	// Machine ID renews identity files on disk: follow them.
-	go teleport.WatchCredentials(ctx, log.Named("teleport"), creds, cfg.Teleport.ReloadInterval, conn.Reset)
-
 	cluster, ok := ping(ctx, log, cfg.Teleport, conn, hl)
 	if !ok {
 		return nil // stopped before Teleport answered
@@ -92,16 +85,9 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	}()
 
 	metrics := &auditMetrics{committer: committer, lateSet: lateSet}
-	var acks *late.Acks
-	var shipped *late.Shipped
-	if lateSet != nil {
-		if cfg.Audit.LateEvents.Recheck > 0 {
-			shipped = late.OpenShipped(cursor.ShippedDir(s.RegistryRoot, s.StoreName, regKey))
-			defer shipped.Close()
-		}
-		acks = late.NewAcks(lateSet, shipped, func(err error) {
-			log.Warnw("The record of shipped events cannot be written: the recheck may send some of them again (Elasticsearch stores each uid once)", "error", err)
-		})
+	acks, shipped := lateAcks(log, cfg, s, regKey, lateSet)
+	if shipped != nil {
+		defer shipped.Close()
 	}
 	pub, err := cursor.NewPublisher(s.Audit, cursor.PublisherConfig[*cursor.Position]{
 		Commit: func(p *cursor.Position) {
@@ -180,6 +166,40 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	}
 	p.run(ctx)
 	return nil
+}
+
+// connect opens the connection to Teleport with the configured identity,
+// follows the identity file as Machine ID renews it, and returns the
+// connection with the health it reports to.
+func connect(ctx context.Context, log *logp.Logger, cfg config.Config, s Settings) (*teleport.Conn, *health, error) {
+	creds, err := teleport.NewCredentials(cfg.Teleport)
+	if err != nil {
+		return nil, nil, err
+	}
+	teleport.WarnReadableSecrets(log.Named("teleport"), cfg.Teleport)
+	conn := teleport.NewConn(cfg.Teleport, creds, log.Named("teleport"))
+	teleport.LogExpiry(log.Named("teleport"), creds, time.Now())
+	hl := newHealth(s.Status, creds, cfg.Teleport.Addr)
+	// Machine ID renews identity files on disk: follow them.
+	go teleport.WatchCredentials(ctx, log.Named("teleport"), creds, cfg.Teleport.ReloadInterval, conn.Reset)
+	return conn, hl, nil
+}
+
+// lateAcks are the late-event set's acknowledgements and the record of
+// shipped events the recheck reads (nil without sweeps, or without the
+// recheck); the caller closes shipped.
+func lateAcks(log *logp.Logger, cfg config.Config, s Settings, regKey string, lateSet *late.Set) (*late.Acks, *late.Shipped) {
+	if lateSet == nil {
+		return nil, nil
+	}
+	var shipped *late.Shipped
+	if cfg.Audit.LateEvents.Recheck > 0 {
+		shipped = late.OpenShipped(cursor.ShippedDir(s.RegistryRoot, s.StoreName, regKey))
+	}
+	acks := late.NewAcks(lateSet, shipped, func(err error) {
+		log.Warnw("The record of shipped events cannot be written: the recheck may send some of them again (Elasticsearch stores each uid once)", "error", err)
+	})
+	return acks, shipped
 }
 
 // sessionDoneRetention is how long a finished session is remembered in the
