@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"sync/atomic"
 	"time"
 
 	"github.com/teleportbeat/teleportbeat/internal/estest"
@@ -65,9 +64,7 @@ type liveResult struct {
 	sweepReads, caught   int64
 	searches             int64 // searches Teleport answered (reader and sweeps)
 	cpu                  time.Duration
-	batches              int           // athena: batches released
-	warmup               time.Duration // produced first, not measured
-	batchDelay           time.Duration // the delay the reader learned (batch_delay_seconds)
+	batches              int // athena: batches released
 	searchesPerMinute    float64
 	cpuSecondsPerMillion float64
 }
@@ -97,9 +94,9 @@ func liveBench(ctx context.Context, o options, log io.Writer) ([]liveResult, err
 			if err != nil {
 				return nil, fmt.Errorf("live run (%s backend) at %d events/s: %w", backend, rate, err)
 			}
-			fmt.Fprintf(log, "    live %-6s %5d events/s for %s: searchable->stored p50 %s p99 %s; time->stored p50 %s p99 %s; %.1f searches/min; %d late caught (latest %s after its time); batch delay learned %s\n",
+			fmt.Fprintf(log, "    live %-6s %5d events/s for %s: searchable->stored p50 %s p99 %s; time->stored p50 %s p99 %s; %.1f searches/min; %d late caught (latest %s after its time)\n",
 				backend, rate, res.duration, res.fresh.p50.Round(10*time.Millisecond), res.fresh.p99.Round(10*time.Millisecond),
-				res.age.p50.Round(10*time.Millisecond), res.age.p99.Round(10*time.Millisecond), res.searchesPerMinute, res.caught, res.lateMax.Round(time.Second), res.batchDelay)
+				res.age.p50.Round(10*time.Millisecond), res.age.p99.Round(10*time.Millisecond), res.searchesPerMinute, res.caught, res.lateMax.Round(time.Second))
 			out = append(out, res)
 		}
 	}
@@ -180,14 +177,12 @@ func startLive(o options, dir string, prepare func(*teleporttest.Server), extra 
 func liveRun(ctx context.Context, o options, backend string, rate int) (liveResult, error) {
 	res := liveResult{backend: backend, rate: rate, duration: o.liveDuration}
 	dir := filepath.Join(o.work, fmt.Sprintf("live-%s-%d", backend, rate))
-	// Athena: max_delay above the batch interval (the delay the reader
-	// learns is bounded by it), and a warm-up while it learns the delay
-	// (two periods), not measured.
-	maxDelay, warmup := time.Minute, time.Duration(0)
+	// Athena: max_delay above the batch interval, which adds to the late
+	// events' own lateness (up to 40 s).
+	maxDelay := time.Minute
 	if backend == "athena" {
-		maxDelay, warmup = max(time.Minute, 2*o.athenaBatch), o.liveWarmup
+		maxDelay = max(time.Minute, 2*o.athenaBatch)
 	}
-	res.warmup = warmup
 	env, err := startLive(o, dir, func(s *teleporttest.Server) { backends[backend](s.Store, o.athenaBatch) },
 		"teleportbeat.audit.late_events.sweeps=[5s]", "teleportbeat.audit.late_events.max_delay="+maxDelay.String())
 	if err != nil {
@@ -195,11 +190,7 @@ func liveRun(ctx context.Context, o options, backend string, rate int) (liveResu
 	}
 	defer env.close()
 
-	measuredFrom := env.srv.Now().Add(warmup)
-	var searchesBefore atomic.Int64
-	warm := time.AfterFunc(warmup, func() { searchesBefore.Store(env.srv.SearchCalls()) })
-	defer warm.Stop()
-	live, late, err := produce(ctx, env.srv, rate, warmup+o.liveDuration)
+	live, late, err := produce(ctx, env.srv, rate, o.liveDuration)
 	if err != nil {
 		return res, err
 	}
@@ -214,19 +205,12 @@ func liveRun(ctx context.Context, o options, backend string, rate int) (liveResu
 	if res.cpu, err = processCPU(env.proc.pid()); err != nil {
 		return res, err
 	}
-	var measured []*teleporttest.Event
-	for _, e := range live {
-		if !e.Time.Before(measuredFrom) {
-			measured = append(measured, e)
-		}
-	}
-	res.events, res.late, res.stored = len(measured), len(late), env.es.Count()
-	res.sweepReads, res.caught, res.searches = st.LateRead, st.LateCaught, env.srv.SearchCalls()-searchesBefore.Load()
-	res.batchDelay = st.BatchDelay()
+	res.events, res.late, res.stored = len(live), len(late), env.es.Count()
+	res.sweepReads, res.caught, res.searches = st.LateRead, st.LateCaught, env.srv.SearchCalls()
 	res.batches = env.srv.Store.Batches()
 	res.searchesPerMinute = float64(res.searches) / o.liveDuration.Minutes()
 	res.cpuSecondsPerMillion = res.cpu.Seconds() / float64(max(1, res.stored)) * 1e6
-	res.fresh, res.age, res.lateMax = latencies(env.es, measured, late)
+	res.fresh, res.age, res.lateMax = latencies(env.es, live, late)
 	return res, nil
 }
 
@@ -391,14 +375,6 @@ type auditCounters struct {
 	Pages      int64 `json:"pages"`
 	LateRead   int64 `json:"late_events_read"`
 	LateCaught int64 `json:"late_events_caught"`
-	// BatchDelaySeconds is how far behind now the reader reads the open
-	// window (a batching backend's delay, learned).
-	BatchDelaySeconds float64 `json:"batch_delay_seconds"`
-}
-
-// BatchDelay is BatchDelaySeconds as a duration.
-func (c auditCounters) BatchDelay() time.Duration {
-	return time.Duration(c.BatchDelaySeconds * float64(time.Second))
 }
 
 func auditStats(url string) (auditCounters, error) {

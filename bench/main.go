@@ -51,7 +51,6 @@ type options struct {
 	liveRates    []int
 	liveBackends []string
 	liveDuration time.Duration
-	liveWarmup   time.Duration // athena: produced before the measured part
 	// idleShippedOnly runs the shipped idle variant only (an older
 	// teleportbeat knows no poll_interval_min).
 	idleShippedOnly bool
@@ -83,7 +82,6 @@ func parseFlags(args []string) (options, error) {
 	liveBackends := fs.String("live-backends", "file,athena", "Teleport audit backends the live runs imitate: file (searchable at once), athena (searchable in batches of up to a minute)")
 	fs.DurationVar(&o.liveDuration, "live-duration", 2*time.Minute, "how long each live run produces events")
 	fs.BoolVar(&o.idleShippedOnly, "idle-shipped-only", false, "run only the shipped idle variant (for a teleportbeat older than poll_interval_min, given with -teleportbeat)")
-	fs.DurationVar(&o.liveWarmup, "live-warmup", 5*time.Minute, "athena backend: how long events are produced before the measured part (the reader learns the batches' delay over two 2-minute periods)")
 	fs.DurationVar(&o.athenaBatch, "athena-batch", time.Minute, "the athena backend's batch interval (Teleport's batchMaxInterval)")
 	fs.DurationVar(&o.idleDuration, "idle-duration", 5*time.Minute, "how long each idle run (a quiet cluster) is measured; 0 for none")
 	fs.Func("set", "a teleportbeat setting (key=value) added to its runs, to try a lever; repeatable, stored with the results", func(kv string) error {
@@ -98,7 +96,7 @@ func parseFlags(args []string) (options, error) {
 	}
 	if *smoke {
 		o.events, o.runs, o.days = 5000, 1, 2
-		*liveRates, o.liveDuration, o.idleDuration, o.athenaBatch, o.liveWarmup = "100", 10*time.Second, 10*time.Second, 5*time.Second, 0
+		*liveRates, o.liveDuration, o.idleDuration, o.athenaBatch = "100", 10*time.Second, 10*time.Second, 5*time.Second
 		if o.results == "" {
 			o.results = "-"
 		}

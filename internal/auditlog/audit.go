@@ -155,9 +155,6 @@ type Reader struct {
 	lastNewest  string // key of the newest event at the last look (probeLag)
 	// Late are the sweeps' counters.
 	Late LateStats
-	// delay is how far behind now a batching backend makes the open
-	// window read (nil without sweeps: nothing measures it).
-	delay *batchDelay
 }
 
 // NewReader returns a reader that gets its Searcher from search
@@ -176,27 +173,14 @@ func NewReader(cfg Config, search func(ctx context.Context) (Searcher, error), l
 		}
 		return m
 	}
-	var delay *batchDelay
-	if n := len(cfg.Late.Ages); n > 0 {
-		delay = newBatchDelay(cfg.Late.Ages[n-1], log)
-	}
 	return &Reader{
-		cfg: cfg, search: search, log: log, delay: delay,
+		cfg: cfg, search: search, log: log,
 		include: set(cfg.EventTypes), exclude: set(cfg.ExcludeEventTypes),
 		// A window ahead of the one handed over is read whole into its
 		// queue when it holds about Prefetch pages (backfill.go).
 		sizer: newPartSizer(max(1, cfg.Prefetch)*max(1, cfg.BatchSize), cfg.Window),
 	}
 }
-
-// margin is how far behind now the reader reads: the safety margin, or
-// the delay a batching backend was seen to make events searchable after
-// (batchDelay), whichever is longer.
-func (r *Reader) margin() time.Duration { return max(r.cfg.SafetyMargin, r.delay.Delay()) }
-
-// BatchDelay is how far behind now the open window is read because the
-// backend makes events searchable in batches (0: not seen).
-func (r *Reader) BatchDelay() time.Duration { return r.delay.Delay() }
 
 // CaughtUp reports whether the last search found the reader at the end of
 // the log.
@@ -245,7 +229,7 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 		now := r.cfg.Now().UTC()
 		// Windows close on Teleport's clock as its events show it, not on
 		// this host's alone (late.Lag).
-		limit := r.reference(now).Add(-r.margin())
+		limit := r.reference(now).Add(-r.cfg.SafetyMargin)
 		select {
 		case <-measured:
 		default:
@@ -297,7 +281,7 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 		}
 		// The open window is read up to now (minus the safety margin), but
 		// not past its end: it closes on the reference clock.
-		to := now.Add(-r.margin())
+		to := now.Add(-r.cfg.SafetyMargin)
 		if end := r.windowEnd(st.from); end.Before(to) {
 			to = end
 		}
@@ -316,7 +300,7 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 // it ended within unmeasuredSkew, and Teleport's clock may not have
 // reached its end.
 func (r *Reader) unmeasuredLimit(now time.Time, st *readState, limit time.Time) (time.Time, bool) {
-	bound := now.Add(-unmeasuredSkew - r.margin())
+	bound := now.Add(-unmeasuredSkew - r.cfg.SafetyMargin)
 	end := r.windowEnd(st.from)
 	switch {
 	case !end.After(bound):
@@ -326,7 +310,7 @@ func (r *Reader) unmeasuredLimit(now time.Time, st *readState, limit time.Time) 
 			limit = bound
 		}
 		return limit, false
-	case end.After(now.Add(-r.margin())):
+	case end.After(now.Add(-r.cfg.SafetyMargin)):
 		// The open window: read up to now at once (reading it closes
 		// nothing; a quiet cluster's first events are not held back by
 		// the measurement). It closes once the lag is known.
@@ -402,7 +386,6 @@ func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.T
 	}
 	readAt := r.cfg.Now()
 	b, excluded := r.batch(st, items)
-	r.delay.read(readAt, len(b.Events))
 	if lag := r.cfg.Late.Lag; lag != nil && len(b.Events) > 0 && next == "" && st.page.tailRead {
 		// New events on a re-read of the last page: the newest was
 		// written since the read before, within a poll interval of this

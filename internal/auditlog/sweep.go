@@ -485,7 +485,6 @@ func (s *sweeper) caught(it *event.Event, found time.Time) time.Duration {
 	r := s.r
 	r.Late.Caught.Add(1)
 	d := found.Sub(it.Time)
-	r.delay.caught(found, d)
 	raise(&r.Late.MaxLatency, int64(d))
 	raise(&r.Late.RecentMax, int64(d))
 	r.log.Debugw("Late audit event", "event_id", it.Key(), "event_type", it.Type, "event_time", it.Time, "late_by", d.Round(time.Second).String())

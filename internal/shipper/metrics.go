@@ -76,7 +76,6 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 		monitoring.ReportInt(v, "export_readers", s.ExportReaders.Load())
 		monitoring.ReportInt(v, "start_keys_refused", s.KeysRefused.Load())
 		monitoring.ReportFloat(v, "poll_wait_seconds", time.Duration(s.PollWait.Load()).Seconds())
-		monitoring.ReportFloat(v, "batch_delay_seconds", m.reader.BatchDelay().Seconds())
 		if pages := s.Pages.Load(); pages > 0 {
 			monitoring.ReportFloat(v, "search_latency_ms", float64(s.SearchNanos.Load())/float64(pages)/1e6)
 		}
