@@ -10,6 +10,8 @@ import (
 	"github.com/elastic/beats/v7/libbeat/statestore"
 	"github.com/elastic/beats/v7/libbeat/statestore/backend/memlog"
 	"github.com/elastic/elastic-agent-libs/logp"
+
+	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
 // Registry is teleportbeat's registry: libbeat's statestore with the
@@ -375,7 +377,7 @@ func (c *Committer) Writable() <-chan struct{} {
 func (c *Committer) loop() {
 	defer close(c.done)
 	var last time.Time
-	retry := c.retryInit
+	bo := retry.Backoff{Init: c.retryInit, Max: c.retryMax}
 	for {
 		wake := c.wake
 		var retryAt <-chan time.Time
@@ -383,10 +385,9 @@ func (c *Committer) loop() {
 			// Failing: retry on a timer, not on every acknowledgement;
 			// the newest committed position is the one retried.
 			wake = nil
-			retryAt = time.After(retry)
-			retry = min(2*retry, c.retryMax)
+			retryAt = time.After(bo.Next())
 		} else {
-			retry = c.retryInit
+			bo.Reset()
 		}
 		select {
 		case <-c.stop:
