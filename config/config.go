@@ -229,7 +229,7 @@ func Default() Config {
 		MemoryLimit: DefaultMemoryLimit,
 		Audit: Audit{
 			BatchSize:       500,
-			PollInterval:    2 * time.Second,
+			PollInterval:    5 * time.Second,
 			PollIntervalMin: 500 * time.Millisecond,
 			Window:          24 * time.Hour,
 			SafetyMargin:    0,

@@ -48,7 +48,7 @@ func TestDefaultsAndAValidConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"teleport.example.com:443"}, cfg.Teleport.Addr, "a single address is a list of one")
 	require.Equal(t, 500, cfg.Audit.BatchSize)
-	require.Equal(t, 2*time.Second, cfg.Audit.PollInterval)
+	require.Equal(t, 5*time.Second, cfg.Audit.PollInterval)
 	require.Equal(t, 24*time.Hour, cfg.Audit.Window)
 	require.Equal(t, time.Date(2025, 1, 31, 11, 0, 0, 0, time.UTC), cfg.Audit.Start())
 	require.Equal(t, os.FileMode(0o600), cfg.Registry.FilePermissions)

@@ -362,7 +362,7 @@ func TestRenderedPolicyConfiguresTheBeat(t *testing.T) {
 	require.Equal(t, idFile, tb.Teleport.IdentityFile)
 	require.Equal(t, "2019-01-01T00:00:00Z", tb.Audit.StartTime)
 	require.Equal(t, 500, tb.Audit.BatchSize, "the package's default")
-	require.Equal(t, "2s", tb.Audit.PollInterval)
+	require.Equal(t, "5s", tb.Audit.PollInterval)
 	require.Equal(t, []string{"user.login", "session.start"}, tb.Audit.EventTypes)
 	require.True(t, tb.Sessions.Enabled)
 	require.Equal(t, 5, tb.Sessions.Concurrency)

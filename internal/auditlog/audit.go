@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	apidefaults "github.com/gravitational/teleport/api/defaults"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -354,6 +355,8 @@ type readState struct {
 	lastTime time.Time
 	export   *cursor.ExportProgress // progress through the day at from, when exported
 	wait     time.Duration          // the wait before the next read of the log's end
+	// lastFound is when a read of the log's end last found events.
+	lastFound time.Time
 }
 
 // windowEnd is the end of the window that starts at from: Window later, but
@@ -427,7 +430,15 @@ func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.T
 	if !caughtUp {
 		return true
 	}
-	st.wait = r.nextWait(st.wait, len(b.Events)+excluded > 0)
+	found := len(b.Events)+excluded > 0
+	if found {
+		st.lastFound = readAt
+	}
+	quietFor := time.Duration(math.MaxInt64)
+	if !st.lastFound.IsZero() {
+		quietFor = readAt.Sub(st.lastFound)
+	}
+	st.wait = r.nextWait(st.wait, found, quietFor)
 	r.Stats.PollWait.Store(int64(st.wait))
 	if r.cfg.onWait != nil {
 		r.cfg.onWait(st.wait)
@@ -439,9 +450,12 @@ func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.T
 // follows the traffic. After a read that found new events, the next comes
 // PollIntervalMin later (events keep coming: they are read within a
 // fraction of a second); each read that finds nothing doubles the wait,
-// up to PollInterval, so that a quiet cluster is searched no more often
-// than every PollInterval.
-func (r *Reader) nextWait(prev time.Duration, found bool) time.Duration {
+// up to recentPollCap while events came within recentActivity (a backend
+// that makes events searchable in batches, as Athena does every minute,
+// has its batches read within two seconds), and up to PollInterval once
+// the cluster has been quiet longer (it is searched no more often than
+// every PollInterval). quietFor is how long ago the last events were found.
+func (r *Reader) nextWait(prev time.Duration, found bool, quietFor time.Duration) time.Duration {
 	lo, hi := r.cfg.PollIntervalMin, r.cfg.PollInterval
 	if lo <= 0 || lo >= hi {
 		return hi // no minimum, or one at or above poll_interval
@@ -449,8 +463,17 @@ func (r *Reader) nextWait(prev time.Duration, found bool) time.Duration {
 	if found || prev <= 0 {
 		return lo
 	}
+	if quietFor < recentActivity {
+		hi = min(hi, max(lo, recentPollCap))
+	}
 	return min(2*prev, hi)
 }
+
+// recentPollCap bounds the wait while events came within recentActivity.
+const (
+	recentPollCap  = 2 * time.Second
+	recentActivity = 5 * time.Minute
+)
 
 // lagWarnStep is how much the measured lag must change to be said again.
 const lagWarnStep = 30 * time.Second

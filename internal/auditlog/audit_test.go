@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"context"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -380,18 +381,33 @@ func TestAStartKeyAnsweredWithOneErrorAgainAndAgainIsGivenUp(t *testing.T) {
 // before).
 func TestNextWaitFollowsTheTraffic(t *testing.T) {
 	r := &Reader{cfg: Config{PollIntervalMin: 500 * time.Millisecond, PollInterval: 5 * time.Second}}
+	ms := time.Millisecond
+	never := time.Duration(math.MaxInt64)
 	w := time.Duration(0)
 	var seq []time.Duration
-	for _, found := range []bool{false, false, false, false, false, false, true, false, true} {
-		w = r.nextWait(w, found)
+	// A cluster quiet since the start: up to poll_interval.
+	for range 6 {
+		w = r.nextWait(w, false, never)
 		seq = append(seq, w)
 	}
-	ms := time.Millisecond
-	require.Equal(t, []time.Duration{500 * ms, 1000 * ms, 2000 * ms, 4000 * ms, 5000 * ms, 5000 * ms, 500 * ms, 1000 * ms, 500 * ms}, seq)
+	require.Equal(t, []time.Duration{500 * ms, 1000 * ms, 2000 * ms, 4000 * ms, 5000 * ms, 5000 * ms}, seq)
+	// Events found: the minimum; quiet since, within recentActivity: up
+	// to recentPollCap (Athena's batches, a minute apart, are read within
+	// 2 s); quiet longer: up to poll_interval again.
+	seq = seq[:0]
+	w = r.nextWait(w, true, 0)
+	seq = append(seq, w)
+	for _, quiet := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, time.Minute, 4 * time.Minute, 5 * time.Minute, 6 * time.Minute} {
+		w = r.nextWait(w, false, quiet)
+		seq = append(seq, w)
+	}
+	require.Equal(t, []time.Duration{500 * ms, 1000 * ms, 2000 * ms, 2000 * ms, 2000 * ms, 2000 * ms, 2000 * ms, 4000 * ms, 5000 * ms}, seq)
 	r.cfg.PollIntervalMin = 0
-	require.Equal(t, 5*time.Second, r.nextWait(500*ms, true), "without a minimum, poll_interval always")
+	require.Equal(t, 5*time.Second, r.nextWait(500*ms, true, 0), "without a minimum, poll_interval always")
 	r.cfg.PollIntervalMin, r.cfg.PollInterval = 500*ms, 200*ms
-	require.Equal(t, 200*ms, r.nextWait(0, true), "a poll_interval below the minimum: poll_interval always")
+	require.Equal(t, 200*ms, r.nextWait(0, true, 0), "a poll_interval below the minimum: poll_interval always")
+	r.cfg.PollIntervalMin, r.cfg.PollInterval = 100*ms, time.Second
+	require.Equal(t, time.Second, r.nextWait(time.Second, false, 0), "a poll_interval below recentPollCap bounds it")
 }
 
 // The reader waits as nextWait says: on a quiet log the waits grow to
