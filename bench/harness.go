@@ -170,7 +170,7 @@ func benchmark(ctx context.Context, o options, root string, log io.Writer) (*rep
 		}
 	}
 	if o.idleDuration > 0 {
-		fmt.Fprintf(log, "==> idle runs: a quiet cluster, %s each after a settling minute\n", o.idleDuration)
+		fmt.Fprintf(log, "==> idle runs: a quiet cluster, %s each after settling (6 minutes: the reader keeps a 2 s cap for 5 minutes after the last events)\n", o.idleDuration)
 		if rep.idle, err = idleBench(ctx, o, o.idleDuration, log); err != nil {
 			return nil, err
 		}

@@ -123,7 +123,7 @@ func (r *report) markdown() string {
 		b.WriteString("\n")
 	}
 	if len(r.idle) > 0 {
-		b.WriteString("Idle runs (a quiet cluster: 100 events ten minutes old, none new; counted after a settling minute):\n\n| polling | searches per hour | CPU s per hour | over |\n| --- | ---: | ---: | ---: |\n")
+		b.WriteString("Idle runs (a quiet cluster: 100 events ten minutes old, none new; counted after settling, six minutes for runs of five or more):\n\n| polling | searches per hour | CPU s per hour | over |\n| --- | ---: | ---: | ---: |\n")
 		for _, i := range r.idle {
 			fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s |\n", i.name, i.searchesPerHour, i.cpuPerH, i.duration)
 		}
