@@ -29,7 +29,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/elastic/elastic-agent-libs/mapstr"
+	"github.com/teleportbeat/teleportbeat/internal/kql"
 )
 
 // Types maps field paths to their Elasticsearch type.
@@ -146,7 +146,7 @@ func (q *Query) Sequences(events []Event) [][]Event {
 func (q *Query) key(st stage, doc map[string]any) (string, bool) {
 	var b strings.Builder
 	for _, f := range append(append([]string(nil), q.by...), st.by...) {
-		vals := lookup(doc, f)
+		vals := kql.Lookup(doc, f)
 		if len(vals) != 1 {
 			return "", false
 		}
@@ -241,7 +241,7 @@ func (c *cmpCond) check(types Types) error {
 			if v.kind != "bool" {
 				return fmt.Errorf("field %s is boolean: compare it with true or false, not %q", c.field, v.text)
 			}
-		case numeric(typ):
+		case kql.Numeric(typ):
 			if v.kind != "number" {
 				return fmt.Errorf("field %s is %s: %q is not a number", c.field, typ, v.text)
 			}
@@ -265,7 +265,7 @@ func (c *cmpCond) check(types Types) error {
 }
 
 func (c *cmpCond) eval(doc map[string]any) bool {
-	vals := lookup(doc, c.field)
+	vals := kql.Lookup(doc, c.field)
 	if len(c.vals) == 1 && c.vals[0].kind == "null" {
 		if c.op == "==" {
 			return len(vals) == 0
@@ -303,8 +303,8 @@ func equal(typ string, v any, l literal, insensitive bool) bool {
 	case typ == "boolean":
 		b, ok := v.(bool)
 		return ok && strconv.FormatBool(b) == l.text
-	case numeric(typ):
-		f, ok := number(v)
+	case kql.Numeric(typ):
+		f, ok := kql.Number(v)
 		want, err := strconv.ParseFloat(l.text, 64)
 		return ok && err == nil && f == want
 	case typ == "ip":
@@ -343,86 +343,6 @@ func wildcard(pattern, s string) bool {
 		pi++
 	}
 	return pi == len(p)
-}
-
-func numeric(typ string) bool {
-	switch typ {
-	case "long", "integer", "short", "byte", "float", "double", "scaled_float", "half_float", "unsigned_long":
-		return true
-	}
-	return false
-}
-
-func number(v any) (float64, bool) {
-	switch n := v.(type) {
-	case int:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case float64:
-		return n, true
-	case float32:
-		return float64(n), true
-	}
-	return 0, false
-}
-
-// lookup returns the values at a dotted path (nested objects or dotted
-// keys, arrays flattened).
-func lookup(doc map[string]any, field string) []any {
-	var out []any
-	var walk func(v any, rest string)
-	walk = func(v any, rest string) {
-		if rest == "" {
-			switch v := v.(type) {
-			case nil:
-			case []any:
-				for _, e := range v {
-					walk(e, "")
-				}
-			case []string:
-				for _, e := range v {
-					out = append(out, e)
-				}
-			default:
-				out = append(out, v)
-			}
-			return
-		}
-		if l, ok := v.([]any); ok {
-			for _, e := range l {
-				walk(e, rest)
-			}
-			return
-		}
-		var m map[string]any
-		switch x := v.(type) {
-		case map[string]any:
-			m = x
-		case mapstr.M:
-			m = x
-		default:
-			return
-		}
-		for i := len(rest); i > 0; i-- {
-			if i < len(rest) && rest[i] != '.' {
-				continue
-			}
-			if sub, ok := m[rest[:i]]; ok {
-				next := ""
-				if i < len(rest) {
-					next = rest[i+1:]
-				}
-				walk(sub, next)
-			}
-		}
-	}
-	walk(doc, field)
-	return out
 }
 
 // --- parser

@@ -148,11 +148,11 @@ type valueBool struct {
 type valueNot struct{ kid valueExpr }
 
 func (n *fieldNode) match(doc map[string]any) bool {
-	vals := lookup(doc, n.field)
+	vals := Lookup(doc, n.field)
 	if n.op != ":" {
 		want, _ := strconv.ParseFloat(n.vals.(valueTerm).text, 64)
 		for _, v := range vals {
-			if f, ok := number(v); ok && compare(f, n.op, want) {
+			if f, ok := Number(v); ok && compare(f, n.op, want) {
 				return true
 			}
 		}
@@ -193,7 +193,7 @@ func (n *fieldNode) term(t valueTerm, v any) bool {
 		b, ok := v.(bool)
 		return ok && strconv.FormatBool(b) == t.text
 	case "long", "integer", "short", "byte", "float", "double", "scaled_float", "half_float", "unsigned_long":
-		f, ok := number(v)
+		f, ok := Number(v)
 		want, err := strconv.ParseFloat(t.text, 64)
 		return ok && err == nil && f == want
 	case "ip":
@@ -268,7 +268,9 @@ func compare(f float64, op string, want float64) bool {
 	return false
 }
 
-func number(v any) (float64, bool) {
+// Number is a document value as a number, when it is one (the EQL
+// evaluator shares it).
+func Number(v any) (float64, bool) {
 	switch n := v.(type) {
 	case int:
 		return float64(n), true
@@ -286,9 +288,10 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
-// lookup returns the values at a dotted path; objects may nest along the
-// path or hold dotted keys, as Elasticsearch reads both.
-func lookup(doc map[string]any, field string) []any {
+// Lookup returns the values at a dotted path; objects may nest along the
+// path or hold dotted keys, as Elasticsearch reads both; arrays are
+// flattened (the EQL evaluator shares it).
+func Lookup(doc map[string]any, field string) []any {
 	var out []any
 	var walk func(v any, rest string)
 	walk = func(v any, rest string) {
@@ -371,7 +374,7 @@ func check(n node, types Types) error {
 			return fmt.Errorf("field %s is nested: nested queries are not supported", n.field)
 		}
 		if n.op != ":" {
-			if !numeric(typ) {
+			if !Numeric(typ) {
 				return fmt.Errorf("range on %s, a %s field: only numeric ranges are supported", n.field, typ)
 			}
 			if _, err := strconv.ParseFloat(n.vals.(valueTerm).text, 64); err != nil {
@@ -384,7 +387,8 @@ func check(n node, types Types) error {
 	return nil
 }
 
-func numeric(typ string) bool {
+// Numeric says whether an Elasticsearch field type holds numbers.
+func Numeric(typ string) bool {
 	switch typ {
 	case "long", "integer", "short", "byte", "float", "double", "scaled_float", "half_float", "unsigned_long":
 		return true
@@ -412,7 +416,7 @@ func checkValue(field, typ string, e valueExpr) error {
 			if e.quoted || (e.text != "true" && e.text != "false") {
 				return fmt.Errorf("field %s is boolean: compare it with true or false, unquoted, not %q", field, e.text)
 			}
-		case numeric(typ):
+		case Numeric(typ):
 			if _, err := strconv.ParseFloat(e.text, 64); err != nil {
 				return fmt.Errorf("field %s is %s: %q is not a number", field, typ, e.text)
 			}
