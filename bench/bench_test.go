@@ -74,8 +74,20 @@ func TestMedian(t *testing.T) {
 }
 
 func TestProcessMetricsOfThisProcess(t *testing.T) {
-	cpu, err := processCPU(os.Getpid())
-	require.NoError(t, err)
+	// The kernel counts CPU time in clock ticks: a process that has not
+	// used one yet (this test alone, under -short) reads 0. Work until it
+	// has, rather than assume the tests before it did.
+	var cpu time.Duration
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for sink := 0; cpu == 0 && time.Now().Before(deadline); {
+		for i := range 1_000_000 {
+			sink += i
+		}
+		_ = sink
+		cpu, err = processCPU(os.Getpid())
+		require.NoError(t, err)
+	}
 	require.Positive(t, cpu)
 	rss, err := peakRSS(os.Getpid())
 	require.NoError(t, err)
