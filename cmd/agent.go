@@ -22,6 +22,7 @@ type agentOptions struct {
 	uninstall bool
 	wait      time.Duration
 	watch     bool
+	newOnly   bool
 	proc      string
 	systemd   agentcomponent.Systemd
 }
@@ -79,6 +80,7 @@ func agentCmd() *cobra.Command {
 	o.flags(install)
 	install.Flags().BoolVar(&o.uninstall, "uninstall", false, "take teleportbeat out of every agent version (the spec first, then the binary) and stop watching for new ones")
 	install.Flags().DurationVar(&o.wait, "wait", 0, "how long to wait for the components directory of an agent version still being unpacked")
+	install.Flags().BoolVar(&o.newOnly, "new-versions-only", false, "place only into the active agent version and newer ones, leaving the version an upgrade left to its watcher, which removes it (what the path unit runs)")
 	install.Flags().BoolVar(&o.watch, "watch", true, "turn on the packages' path unit, which places teleportbeat into each agent version an upgrade unpacks")
 	root.AddCommand(install)
 	return root
@@ -112,6 +114,10 @@ func runAgentInstall(ctx context.Context, w io.Writer, o agentOptions, src agent
 	}
 	restart := false
 	for _, h := range homes {
+		if o.newOnly && agentcomponent.Previous(h, homes) {
+			fmt.Fprintf(w, "%s: %s\n", h, agentcomponent.LeftAlone)
+			continue
+		}
 		out, err := agentcomponent.Place(ctx, h, src, o.wait)
 		if err != nil {
 			failed = append(failed, err)

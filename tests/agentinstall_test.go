@@ -33,9 +33,11 @@ func agentCmd(t *testing.T, top string, args ...string) (string, error) {
 // binary is the one under test and --agent-path the test's install, as the
 // drop-in `agent install --agent-path` writes.
 type pathUnit struct {
-	mu   sync.Mutex
-	runs []string // each run's output
-	errs []error
+	mu      sync.Mutex
+	runs    []string // each run's output
+	errs    []error
+	started int // runs started
+	trigger chan struct{}
 }
 
 func startPathUnit(t *testing.T, top string) *pathUnit {
@@ -57,7 +59,8 @@ func startPathUnit(t *testing.T, top string) *pathUnit {
 	require.NoError(t, err)
 	_, err = unix.InotifyAddWatch(fd, dataDir, unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE|unix.IN_ATTRIB)
 	require.NoError(t, err)
-	trigger := make(chan struct{}, 1)
+	u := &pathUnit{trigger: make(chan struct{}, 1)}
+	trigger := u.trigger
 	stop := make(chan struct{})
 	go func() { // reads the kernel's events
 		buf := make([]byte, 64<<10)
@@ -72,7 +75,6 @@ func startPathUnit(t *testing.T, top string) *pathUnit {
 			}
 		}
 	}()
-	u := &pathUnit{}
 	done := make(chan struct{})
 	go func() { // the service, one run at a time
 		defer close(done)
@@ -82,6 +84,9 @@ func startPathUnit(t *testing.T, top string) *pathUnit {
 				return
 			case <-trigger:
 			}
+			u.mu.Lock()
+			u.started++
+			u.mu.Unlock()
 			out, err := exec.Command(beatBin, args...).CombinedOutput()
 			u.mu.Lock()
 			u.runs = append(u.runs, string(out))
@@ -97,6 +102,21 @@ func startPathUnit(t *testing.T, top string) *pathUnit {
 		<-done
 	})
 	return u
+}
+
+// after does change (which must trigger the unit) and waits until a run
+// started after it has finished and no other is pending.
+func (u *pathUnit) after(t *testing.T, what string, change func()) {
+	t.Helper()
+	u.mu.Lock()
+	before := u.started
+	u.mu.Unlock()
+	change()
+	waitFor(t, time.Minute, "a run of the path unit after "+what, func() bool {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		return u.started > before && len(u.runs) == u.started && len(u.trigger) == 0
+	})
 }
 
 func (u *pathUnit) output() (string, []error) {
@@ -162,6 +182,27 @@ func TestAgentInstallSurvivesAnAgentUpgrade(t *testing.T) {
 	unit := startPathUnit(t, top)
 	v2 := agenttest.Upgrade(t, top, v1, "9.3.0", "d4e5f6")
 	waitFor(t, time.Minute, "teleportbeat in the upgraded agent's components", func() bool { return placed(t, v2) })
+	// The upgrade watcher's cleanup of the version the upgrade left
+	// (os.RemoveAll) may take teleportbeat's files out first while a run
+	// of the path unit is going: the run must not put them back, or the
+	// removal fails with "directory not empty" and a half-removed home
+	// stays behind.
+	unit.after(t, "the previous version's teleportbeat was removed", func() {
+		for _, f := range []string{agentcomponent.SpecName, agentcomponent.Name} {
+			require.NoError(t, os.Remove(filepath.Join(v1, "components", f)))
+		}
+		now := time.Now()
+		require.NoError(t, os.Chtimes(filepath.Join(top, "data", ".update-marker"), now, now)) // a change the unit sees
+	})
+	left, err := os.ReadDir(filepath.Join(v1, "components"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range left {
+		names = append(names, e.Name())
+	}
+	require.Equal(t, []string{"filebeat", "filebeat.spec.yml"}, names, "nothing written into the version the upgrade left")
+	runs, _ := unit.output()
+	require.Contains(t, runs, "Elastic Agent 9.2.1 ("+v1+"): left alone: older than the active version")
 	agenttest.Cleanup(t, top, v1)
 	v3 := agenttest.Upgrade(t, top, v2, "9.3.1", "0a9b8c")
 	waitFor(t, time.Minute, "teleportbeat in the second upgrade's components", func() bool { return placed(t, v3) })

@@ -86,6 +86,38 @@ func TestHomes(t *testing.T) {
 	require.Empty(t, none)
 }
 
+// TestPreviousIsTheVersionAnUpgradeLeft: homes older than the active one
+// (by version, the pre-8.13 naming oldest) are the ones an upgrade left;
+// the active one and newer ones (an upgrade being unpacked) are not, nor
+// is anything when no symlink says which is active.
+func TestPreviousIsTheVersionAnUpgradeLeft(t *testing.T) {
+	top := t.TempDir()
+	legacy := layoutHome(t, top, "elastic-agent-0d9e8f")
+	prev := layoutHome(t, top, "elastic-agent-9.9.2-1a2b3c")
+	cur := layoutHome(t, top, "elastic-agent-9.10.0-abcdef")
+	next := layoutHome(t, top, "elastic-agent-9.11.0-SNAPSHOT-123456")
+	hs, err := Homes(top)
+	require.NoError(t, err)
+	for _, h := range hs {
+		require.False(t, Previous(h, hs), "%s: no active home known", h)
+	}
+
+	agenttest.Switch(t, top, cur)
+	hs, err = Homes(top)
+	require.NoError(t, err)
+	want := map[string]bool{legacy: true, prev: true, cur: false, next: false}
+	for _, h := range hs {
+		require.Equal(t, want[h.Dir], Previous(h, hs), "%s (9.9 is older than 9.10, though its name sorts after)", h)
+	}
+
+	// Another install's active home says nothing of this one's.
+	other := t.TempDir()
+	agenttest.Install(t, other, "9.12.0", "fedcba")
+	ohs, err := Homes(other)
+	require.NoError(t, err)
+	require.False(t, Previous(homeOf(t, top, next), append(ohs, homeOf(t, top, next))))
+}
+
 // watchDir records the names created, moved in and deleted in dir, in the
 // kernel's order (inotify).
 func watchDir(t *testing.T, dir string) func() []string {
@@ -362,7 +394,7 @@ func TestWatchDropIns(t *testing.T) {
 	require.Contains(t, string(p), "[Path]\nPathChanged=/srv/Elastic/Agent/data\n")
 	svc, err := os.ReadFile(filepath.Join(s.EtcDir, ServiceUnit+".d", "agent-path.conf"))
 	require.NoError(t, err)
-	require.Contains(t, string(svc), "ExecStart=\nExecStart=/usr/share/teleportbeat/bin/teleportbeat agent install --watch=false --wait 2m --agent-path /srv/Elastic/Agent\n")
+	require.Contains(t, string(svc), "ExecStart=\nExecStart=/usr/share/teleportbeat/bin/teleportbeat agent install --watch=false --wait 2m --new-versions-only --agent-path /srv/Elastic/Agent\n")
 
 	require.NoError(t, s.Enable(nil))
 	require.NoFileExists(t, filepath.Join(s.EtcDir, PathUnit+".d", "agent-path.conf"), "the default paths need none")

@@ -133,6 +133,32 @@ func activeHome(top string) string {
 	return ""
 }
 
+// Previous says whether h is older than the active home of its install:
+// the version an upgrade left, which the upgrade watcher keeps for its
+// grace period (to roll back to) and then removes with os.RemoveAll
+// (cleanup_agent_directories.go). The path unit leaves such a home alone:
+// teleportbeat was placed there while it was active, and writing into it
+// while the watcher removes it would make that removal fail ("directory
+// not empty") and bring a half-removed home back. With no active home
+// known (no symlink), nothing is previous.
+func Previous(h Home, homes []Home) bool {
+	if h.Active {
+		return false
+	}
+	for _, a := range homes {
+		if !a.Active || a.Top != h.Top {
+			continue
+		}
+		if h.Version == "" {
+			return a.Version != "" // the pre-8.13 naming is older than any versioned home
+		}
+		hv, err1 := parseVersion(h.Version)
+		av, err2 := parseVersion(a.Version)
+		return err1 == nil && err2 == nil && slices.Compare(hv[:], av[:]) < 0
+	}
+	return false
+}
+
 // Compatible says whether teleportbeat runs under the home's agent.
 func (h Home) Compatible() error {
 	if h.Version == "" {

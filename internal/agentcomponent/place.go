@@ -39,6 +39,9 @@ const (
 	// Gone: the home was removed meanwhile (the upgrade watcher's cleanup
 	// of the previous version, or a rollback of the new one).
 	Gone Outcome = "removed by the agent meanwhile"
+	// LeftAlone: a version older than the active one, which an upgrade
+	// left (see Previous).
+	LeftAlone Outcome = "left alone: older than the active version, the one an upgrade left (its watcher removes it)"
 )
 
 // Place puts the binary and then the spec into the home's components

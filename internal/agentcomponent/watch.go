@@ -11,7 +11,8 @@ import (
 )
 
 // PathUnit is the systemd path unit the .deb and .rpm packages install: it
-// starts ServiceUnit (`teleportbeat agent install --watch=false --wait 2m`)
+// starts ServiceUnit (`teleportbeat agent install --watch=false --wait 2m
+// --new-versions-only`)
 // whenever an agent's data directory changes, which an upgrade does first
 // of all when it starts unpacking the new version.
 const (
@@ -72,7 +73,7 @@ func (s Systemd) DropInContents(tops []string) (pathConf, serviceConf string) {
 		fmt.Fprintf(&p, "PathChanged=%s\n", filepath.Join(t, "data"))
 		fmt.Fprintf(&args, " --agent-path %s", t)
 	}
-	svc := fmt.Sprintf("# Written by `teleportbeat agent install --agent-path`.\n[Service]\nExecStart=\nExecStart=%s agent install --watch=false --wait 2m%s\n", s.Binary, args.String())
+	svc := fmt.Sprintf("# Written by `teleportbeat agent install --agent-path`.\n[Service]\nExecStart=\nExecStart=%s agent install --watch=false --wait 2m --new-versions-only%s\n", s.Binary, args.String())
 	return p.String(), svc
 }
 

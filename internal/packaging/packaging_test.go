@@ -277,7 +277,7 @@ func TestAgentComponentUnits(t *testing.T) {
 	require.NoError(t, err)
 	bin := HomeDir + "/bin/" + Name
 	require.Contains(t, string(svc), "\nType=oneshot\n")
-	require.Contains(t, string(svc), "\nExecStart="+bin+" agent install --watch=false --wait 2m\n")
+	require.Contains(t, string(svc), "\nExecStart="+bin+" agent install --watch=false --wait 2m --new-versions-only\n")
 	_, dropIn := agentcomponent.DefaultSystemd(bin).DropInContents([]string{"/srv/agent"})
-	require.Contains(t, dropIn, "\nExecStart="+bin+" agent install --watch=false --wait 2m --agent-path /srv/agent\n", "the drop-in runs what the unit runs, for another path")
+	require.Contains(t, dropIn, "\nExecStart="+bin+" agent install --watch=false --wait 2m --new-versions-only --agent-path /srv/agent\n", "the drop-in runs what the unit runs, for another path")
 }
