@@ -29,23 +29,6 @@ type Searcher interface {
 	SearchUnstructuredEvents(ctx context.Context, fromUTC, toUTC time.Time, namespace string, eventTypes []string, limit int, order types.EventOrder, startKey string) ([]*event.Event, string, error)
 }
 
-// Batch is what the reader hands to the publisher: the new events of one
-// page with the position after each, and the position reached after the
-// page when it differs from the last event's (a new page or window, or
-// events dropped by the type filter).
-//
-// A batch of late events (Late) found by a sweep has no positions of its
-// own: its events are published at the position of the head's last batch,
-// and Sweeps, when set, are the sweep cursors reached after them.
-type Batch struct {
-	Events    []*event.Event
-	Positions []*cursor.Position
-	After     *cursor.Position
-
-	Late   bool
-	Sweeps []time.Time
-}
-
 // Config configures the audit reader.
 type Config struct {
 	EventTypes        []string
@@ -156,6 +139,8 @@ type Reader struct {
 	lastNewest  string // key of the newest event at the last look (probeLag)
 	// Late are the sweeps' counters.
 	Late LateStats
+	// handover finishes batches into complete positions (handover.go).
+	handover handover
 }
 
 // NewReader returns a reader that gets its Searcher from search
@@ -174,21 +159,32 @@ func NewReader(cfg Config, search func(ctx context.Context) (Searcher, error), l
 		}
 		return m
 	}
-	return &Reader{
+	r := &Reader{
 		cfg: cfg, search: search, log: log,
 		include: set(cfg.EventTypes), exclude: set(cfg.ExcludeEventTypes),
 		// A window ahead of the one handed over is read whole into its
 		// queue when it holds about Prefetch pages (backfill.go).
 		sizer: newPartSizer(max(1, cfg.Prefetch)*max(1, cfg.BatchSize), cfg.Window),
 	}
+	if cfg.Late.Set != nil {
+		r.handover.acks = late.NewAcks(cfg.Late.Set, cfg.Late.Shipped, func(err error) {
+			log.Warnw("The record of shipped events cannot be written: the recheck may send some of them again (Elasticsearch stores each uid once)", "error", err)
+		})
+	}
+	return r
 }
 
 // CaughtUp reports whether the last search found the reader at the end of
 // the log.
 func (r *Reader) CaughtUp() bool { return r.caughtUp.Load() }
 
-// Run reads from pos until ctx is done, sending batches to out.
+// Run reads from pos until ctx is done, sending batches to out. Every
+// event sent must be published, in the order sent, and its
+// acknowledgement reported with Acked.
 func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch) {
+	r.handover.mu.Lock()
+	r.handover.cur = &pos
+	r.handover.mu.Unlock()
 	st := &readState{from: pos.WindowStart, to: pos.WindowEnd, page: newPageState(pos.StartKey, pos.Done), lastTime: pos.LastEventTime, export: pos.Export}
 	// The page floor of a resumed page is not stored: the newest event
 	// acknowledged is at or after it (a later floor only makes sweeps read
@@ -424,7 +420,7 @@ func (r *Reader) readOpenWindow(ctx context.Context, st *readState, limit time.T
 	}
 	r.caughtUp.Store(caughtUp)
 	r.log.Debugw("Read audit page", "from", st.from, "to", limit, "new_events", len(b.Events), "excluded", excluded, "page_size", len(items), "next_page", next != "", "caught_up", caughtUp)
-	if !send(ctx, out, b) {
+	if !r.send(ctx, out, b) {
 		return false
 	}
 	if !caughtUp {
@@ -509,8 +505,8 @@ func (r *Reader) maxDelay() time.Duration {
 
 // batch turns a page into a batch: the events not seen before on the page
 // and not excluded, each with the position after it.
-func (r *Reader) batch(st *readState, items []*event.Event) (Batch, int) {
-	var b Batch
+func (r *Reader) batch(st *readState, items []*event.Event) (readBatch, int) {
+	var b readBatch
 	excluded := 0
 	for _, it := range items {
 		key, ok := st.page.see(it)
@@ -561,18 +557,6 @@ func (r *Reader) reportShared(evs []*event.Event) {
 			r.Stats.UIDCollisions.Add(1)
 			r.log.Warnw("Two different audit events have the same uid; this one is stored under its uid and a hash of its content", "event_id", uid, "stored_as", e.Key(), "event_type", e.Type, "event_time", e.Time)
 		}
-	}
-}
-
-func send(ctx context.Context, out chan<- Batch, b Batch) bool {
-	if len(b.Events) == 0 && b.After == nil && b.Sweeps == nil {
-		return true
-	}
-	select {
-	case out <- b:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -113,7 +113,7 @@ func (r *Reader) headEnd(st *readState) time.Time {
 func (r *Reader) readParts(ctx context.Context, st *readState, limit time.Time, out chan<- Batch) {
 	type part struct {
 		to    time.Time
-		ch    chan Batch
+		ch    chan readBatch
 		carry chan *pageState
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -121,7 +121,7 @@ func (r *Reader) readParts(ctx context.Context, st *readState, limit time.Time, 
 	var queue []*part
 	next := st.from // where the next part starts
 	start := func(ws *readState) {
-		w := &part{to: ws.to, ch: make(chan Batch, max(1, r.cfg.Prefetch)), carry: make(chan *pageState, 1)}
+		w := &part{to: ws.to, ch: make(chan readBatch, max(1, r.cfg.Prefetch)), carry: make(chan *pageState, 1)}
 		queue = append(queue, w)
 		next = ws.to
 		go func() {
@@ -171,7 +171,7 @@ func (r *Reader) readParts(ctx context.Context, st *readState, limit time.Time, 
 			if len(b.Positions) > 0 {
 				st.lastTime = b.Positions[len(b.Positions)-1].LastEventTime
 			}
-			if !send(ctx, out, b) {
+			if !r.send(ctx, out, b) {
 				return
 			}
 			topUp()
@@ -219,8 +219,8 @@ func await[T any](r *Reader, ch <-chan T, out chan<- Batch) (v T, ok, starved bo
 }
 
 // dropCarried removes from b the events the previous part already sent.
-func dropCarried(b Batch, carried map[string]struct{}) Batch {
-	out := Batch{After: b.After}
+func dropCarried(b readBatch, carried map[string]struct{}) readBatch {
+	out := readBatch{After: b.After}
 	for i, e := range b.Events {
 		if _, ok := carried[e.Key()]; ok {
 			continue
@@ -235,7 +235,7 @@ func dropCarried(b Batch, carried map[string]struct{}) Batch {
 // and returns the state to start the next part with (nil when ctx is
 // done). Full pages and the whole part tell the sizer how dense the log
 // is.
-func (r *Reader) readPart(ctx context.Context, st *readState, out chan<- Batch) *pageState {
+func (r *Reader) readPart(ctx context.Context, st *readState, out chan<- readBatch) *pageState {
 	resumed := st.page.startKey != ""
 	read := 0
 	var prev *pageState // the page before, whose end may be the part's end
@@ -278,7 +278,9 @@ func (r *Reader) readPart(ctx context.Context, st *readState, out chan<- Batch) 
 			b.After = carry.position(st.to, time.Time{}, st.lastTime)
 		}
 		r.log.Debugw("Read audit page", "from", st.from, "to", st.to, "new_events", len(b.Events), "excluded", excluded, "page_size", len(items), "next_page", next != "")
-		if !send(ctx, out, b) {
+		select { // to readParts, which hands it over in the parts' order
+		case out <- b:
+		case <-ctx.Done():
 			return nil
 		}
 		if carry != nil {

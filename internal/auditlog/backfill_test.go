@@ -83,7 +83,7 @@ func TestBackfillResumesInsideAPart(t *testing.T) {
 	_, collect2 := h2.run(cfg, resume)
 	rest := collect2(n - at - 1)
 	require.Equal(t, storedIDs(h.srv.Store)[at+1:], ids(rest), "exactly the events after the position")
-	first := rest[0].After
+	first := rest[0].Advance
 	if len(rest[0].Positions) > 0 {
 		first = rest[0].Positions[0]
 	}

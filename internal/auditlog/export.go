@@ -103,7 +103,7 @@ func (r *Reader) readExportDay(ctx context.Context, st *readState, out chan<- Ba
 		}
 	}
 	next := &cursor.Position{WindowStart: d.day.Add(24 * time.Hour), LastEventTime: st.lastTime}
-	if !send(ctx, out, Batch{After: next}) {
+	if !r.send(ctx, out, readBatch{After: next}) {
 		return exportCancelled
 	}
 	// A backfill over years has many empty days: only the days with events
@@ -199,7 +199,7 @@ func (d *dayExport) readChunks(ctx context.Context, todo []string, out chan<- Ba
 		if !ok {
 			continue // draining after a failed send
 		}
-		if !send(ctx, out, d.batch(cb)) {
+		if !r.send(ctx, out, d.batch(cb)) {
 			ok = false
 			cancel()
 		}
@@ -217,8 +217,8 @@ func (d *dayExport) readChunks(ctx context.Context, todo []string, out chan<- Ba
 
 // batch is a chunk's events to send, each with the position before it,
 // and the progress after them.
-func (d *dayExport) batch(cb chunkBatch) Batch {
-	b := Batch{Events: make([]*event.Event, 0, len(cb.events))}
+func (d *dayExport) batch(cb chunkBatch) readBatch {
+	b := readBatch{Events: make([]*event.Event, 0, len(cb.events))}
 	before := d.prev
 	for _, e := range cb.events {
 		if !d.r.exported(e, d.carried) {

@@ -60,9 +60,9 @@ func TestReaderExportsCompleteDays(t *testing.T) {
 	// reader ends in the open day, searching.
 	sawExport := false
 	for _, b := range got {
-		if b.After != nil && b.After.Export != nil {
+		if b.Advance != nil && b.Advance.Export != nil {
 			sawExport = true
-			require.Equal(t, b.After.WindowStart, b.After.WindowStart.Truncate(24*time.Hour))
+			require.Equal(t, b.Advance.WindowStart, b.Advance.WindowStart.Truncate(24*time.Hour))
 		}
 	}
 	require.True(t, sawExport)
@@ -92,8 +92,8 @@ func TestReaderResumesAnExportFromItsChunks(t *testing.T) {
 		for _, e := range b.Events {
 			before = append(before, e.Key())
 		}
-		if len(before) >= 2000 && b.After != nil && b.After.Export != nil {
-			resume = b.After
+		if len(before) >= 2000 && b.Advance != nil && b.Advance.Export != nil {
+			resume = b.Advance
 			break
 		}
 	}

@@ -272,7 +272,7 @@ func (s *sweeper) run(ctx context.Context, out chan<- Batch) {
 	r := s.r
 	// The first batch states the cursors, so that a first run records
 	// them with its first committed position.
-	if !send(ctx, out, Batch{Sweeps: s.snapshot()}) {
+	if !r.send(ctx, out, readBatch{Sweeps: s.snapshot()}) {
 		return
 	}
 	lastProbe := time.Now()
@@ -359,7 +359,7 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 		r.Late.Sweeps.Add(1)
 		r.Late.Read.Add(int64(len(items)))
 		found := r.cfg.Now()
-		var b Batch
+		var b readBatch
 		var lateBy time.Duration
 		for _, it := range items {
 			if it.Time.IsZero() {
@@ -391,7 +391,7 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 			b.Sweeps = s.snapshot()
 		}
 		b.Late = true
-		if (len(b.Events) > 0 || b.Sweeps != nil) && !send(ctx, out, b) {
+		if (len(b.Events) > 0 || b.Sweeps != nil) && !r.send(ctx, out, b) {
 			for _, e := range b.Events {
 				set.Forget(late.RefOf(e))
 			}
@@ -434,7 +434,7 @@ func (s *sweeper) recheckSweep(ctx context.Context, out chan<- Batch) bool {
 		}
 		r.Late.RecheckRead.Add(int64(len(items)))
 		found := r.cfg.Now()
-		var b Batch
+		var b readBatch
 		for _, it := range items {
 			if it.Time.IsZero() || !r.wanted(it) {
 				continue
@@ -470,7 +470,7 @@ func (s *sweeper) recheckSweep(ctx context.Context, out chan<- Batch) bool {
 			shipped.Forget(target)
 		}
 		b.Late = true
-		if (len(b.Events) > 0 || b.Sweeps != nil) && !send(ctx, out, b) {
+		if (len(b.Events) > 0 || b.Sweeps != nil) && !r.send(ctx, out, b) {
 			return false
 		}
 		if next == "" {

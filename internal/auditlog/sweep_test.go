@@ -37,14 +37,35 @@ func (h *harness) advance(d time.Duration) {
 	h.now = h.now.Add(d)
 }
 
+// lateTracker tells late events from the head's in the reader's output:
+// a late event is published at the last position handed over before it
+// (the head's), a head event at a position of its own.
+type lateTracker struct{ last *cursor.Position }
+
+// split returns b's head and late event keys.
+func (lt *lateTracker) split(b Batch) (head, lateKeys []string) {
+	for i, e := range b.Events {
+		if lt.last != nil && b.Positions[i] == lt.last {
+			lateKeys = append(lateKeys, e.Key())
+		} else {
+			head = append(head, e.Key())
+		}
+	}
+	if n := len(b.Positions); n > 0 {
+		lt.last = b.Positions[n-1]
+	}
+	if b.Advance != nil {
+		lt.last = b.Advance
+	}
+	return head, lateKeys
+}
+
 func lateIDs(bs []Batch) []string {
+	var lt lateTracker
 	var out []string
 	for _, b := range bs {
-		if b.Late {
-			for _, e := range b.Events {
-				out = append(out, e.Key())
-			}
-		}
+		_, l := lt.split(b)
+		out = append(out, l...)
 	}
 	return out
 }
@@ -62,6 +83,7 @@ func protoIDs(evs []*teleporttest.Event) []string {
 type batches struct {
 	t      *testing.T
 	out    <-chan Batch
+	lt     lateTracker
 	head   []string
 	late   []string
 	sweeps []time.Time
@@ -78,15 +100,11 @@ func (b *batches) until(what string, cond func() bool) {
 		select {
 		case <-tick.C:
 		case bt := <-b.out:
-			for _, e := range bt.Events {
-				if bt.Late {
-					b.late = append(b.late, e.Key())
-				} else {
-					b.head = append(b.head, e.Key())
-				}
-			}
-			if bt.Sweeps != nil {
-				b.sweeps = bt.Sweeps
+			head, lateKeys := b.lt.split(bt)
+			b.head = append(b.head, head...)
+			b.late = append(b.late, lateKeys...)
+			if b.lt.last != nil && b.lt.last.Sweeps != nil {
+				b.sweeps = b.lt.last.Sweeps
 			}
 		case <-deadline:
 			b.t.Fatalf("timed out waiting for %s (head %d, late %d, sweeps %v)", what, len(b.head), len(b.late), b.sweeps)
@@ -319,11 +337,11 @@ func TestAnEventTheSetKnowsIsNotDoneOnThePage(t *testing.T) {
 
 	st := &readState{from: first.Time, to: atBound.Time, page: newPageState("", nil)}
 	b, _ := r.batch(st, []*event.Event{first, atBound})
-	require.Equal(t, []string{first.Key()}, ids([]Batch{b}), "sent once, by the part that read it first")
+	require.Equal(t, []string{first.Key()}, ids([]Batch{{Events: b.Events}}), "sent once, by the part that read it first")
 	require.Equal(t, []string{first.Key()}, st.position().Done)
 	carried := st.page.carry(atBound.Time)
 	require.NotContains(t, carried.doneSet, atBound.Key(), "carried as sent: the next part would drop it")
-	require.Equal(t, []string{atBound.Key()}, ids([]Batch{dropCarried(Batch{Events: []*event.Event{atBound}, Positions: []*cursor.Position{{}}}, carried.doneSet)}))
+	require.Equal(t, []string{atBound.Key()}, ids([]Batch{{Events: dropCarried(readBatch{Events: []*event.Event{atBound}, Positions: []*cursor.Position{{}}}, carried.doneSet).Events}}))
 }
 
 // Before the lag is measured the sweeps have not started, but the set's

@@ -2,7 +2,7 @@ package shipper
 
 import (
 	"context"
-	"path/filepath"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +16,6 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -64,26 +63,24 @@ func decodedEvents(t *testing.T, n int, start time.Time) []*event.Event {
 	return out
 }
 
-// TestPumpPublishesWithPositionsAndCommitsOnACK sends the pump what the
-// reader sends (head batches with a position per event, the sweeps' first
-// word, late events with their new sweep cursors, a position without
-// events) and checks, ACK by ACK, the positions committed and their order,
-// and that acknowledged events become acknowledged in the late-event set.
+// TestPumpPublishesWithPositionsAndCommitsOnACK sends the pump finished
+// batches as the reader hands them over (events with their positions, a
+// position without events) and checks, ACK by ACK, the positions committed
+// and their order, that observers see each event decoded before it is
+// mapped, and that the output's acknowledgements reach the ACK hook.
 func TestPumpPublishesWithPositionsAndCommitsOnACK(t *testing.T) {
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	var commits []*cursor.Position
-	set := late.NewSet(0)
-	acks := late.NewAcks(set, nil, nil)
+	acked := 0
 	out := &fakeOutput{}
 	pub, err := cursor.NewPublisher(out.pipeline(), cursor.PublisherConfig[*cursor.Position]{
 		Commit: func(p *cursor.Position) { commits = append(commits, p) },
-		OnACK:  acks.Acked,
+		OnACK:  func(n int) { acked += n },
 	})
 	require.NoError(t, err)
 
 	var observed []string
 	batches := make(chan auditlog.Batch, 10)
-	start := &cursor.Position{WindowStart: t0.Add(-time.Hour)}
 	p := &pump{
 		batches: batches,
 		observers: []observer{func(e *event.Event) {
@@ -94,65 +91,41 @@ func TestPumpPublishesWithPositionsAndCommitsOnACK(t *testing.T) {
 		}},
 		mapper: ecs.NewAuditMapper(),
 		pub:    pub,
-		acks:   acks,
 		hold:   func(ctx context.Context) bool { return ctx.Err() == nil },
 		now:    func() time.Time { return t0 },
-		cur:    start,
 	}
-	evs := decodedEvents(t, 5, t0.Add(-10*time.Minute))
-	for _, e := range evs {
-		set.Read(late.RefOf(e)) // as the reader does
-	}
-	pos := func(key string) *cursor.Position {
-		return &cursor.Position{WindowStart: start.WindowStart, StartKey: key}
-	}
-	s0 := []time.Time{t0.Add(-20 * time.Minute)}
-	s1 := []time.Time{t0.Add(-15 * time.Minute)}
-	p1, p2, p3 := pos("p1"), pos("p2"), pos("p3")
-	after := pos("after")
+	evs := decodedEvents(t, 5+publishChunk, t0.Add(-10*time.Minute))
+	pos := func(key string) *cursor.Position { return &cursor.Position{StartKey: key} }
+	first := pos("first")
+	p.handle(auditlog.Batch{Advance: first})
+	require.Equal(t, []*cursor.Position{first}, commits, "nothing in flight: committed at once")
 
-	p.handle(auditlog.Batch{Sweeps: s0}) // the sweeper's first word
-	require.Len(t, commits, 1, "nothing in flight: committed at once")
-	require.Equal(t, s0, commits[0].Sweeps)
-	require.Equal(t, start.WindowStart, commits[0].WindowStart)
-
+	p1, p2 := pos("p1"), pos("p2")
 	p.handle(auditlog.Batch{Events: evs[:2], Positions: []*cursor.Position{p1, p2}})
-	p.handle(auditlog.Batch{Events: evs[2:3], Late: true, Sweeps: s1})
-	p.handle(auditlog.Batch{Events: evs[3:5], Positions: []*cursor.Position{p3, pos("p4")}})
-	p.handle(auditlog.Batch{After: after})
-	require.Equal(t, []string{evs[0].Key(), evs[1].Key(), evs[2].Key(), evs[3].Key(), evs[4].Key()}, out.ids())
-	require.Len(t, observed, 5)
-	require.EqualValues(t, 5, pub.Published())
+	// More than a chunk: published in chunks, positions kept in step.
+	var many []*cursor.Position
+	for i := range evs[2:] {
+		many = append(many, pos(fmt.Sprint("m", i)))
+	}
+	after := pos("after")
+	p.handle(auditlog.Batch{Events: evs[2:], Positions: many, Advance: after})
+	var keys []string
+	for _, e := range evs {
+		keys = append(keys, e.Key())
+	}
+	require.Equal(t, keys, out.ids())
+	require.Equal(t, keys, observed)
+	require.EqualValues(t, len(evs), pub.Published())
 
 	out.ack(1)
 	require.Same(t, p1, commits[len(commits)-1])
-	require.Equal(t, s0, p1.Sweeps, "head positions carry the sweep cursors of their time")
-
-	// The late event is published at p2 (the head's last position); the
-	// new sweep cursors are committed only once it is acknowledged.
-	out.ack(1)
-	require.Same(t, p2, commits[len(commits)-1])
-	out.ack(1)
-	last := commits[len(commits)-1]
-	require.Equal(t, "p2", last.StartKey)
-	require.Equal(t, s1, last.Sweeps)
-
 	out.ack(2)
-	last = commits[len(commits)-1]
-	require.Equal(t, "after", last.StartKey, "the position without events follows the last event")
-	require.Equal(t, s1, last.Sweeps)
-	require.Equal(t, s1, p3.Sweeps)
-
-	// Every acknowledged event is acknowledged in the set: it survives a
-	// restart through the state file; pending ones would not.
-	path := filepath.Join(t.TempDir(), "state")
-	require.NoError(t, late.SaveState(path, []byte("{}"), set, 0o600))
-	restored := late.NewSet(0)
-	_, err = late.LoadState(path, restored)
-	require.NoError(t, err)
-	for _, e := range evs {
-		require.True(t, restored.Has(late.RefOf(e)), e.Key())
-	}
+	require.Same(t, many[0], commits[len(commits)-1])
+	out.ack(len(evs) - 4)
+	require.Same(t, many[len(many)-2], commits[len(commits)-1])
+	out.ack(1)
+	require.Same(t, after, commits[len(commits)-1], "the position without events follows the last event")
+	require.Equal(t, len(evs), acked)
 }
 
 // TestPumpHoldsWhileThePositionCannotBePersisted: while hold says the
@@ -178,7 +151,6 @@ func TestPumpHoldsWhileThePositionCannotBePersisted(t *testing.T) {
 			}
 		},
 		now: time.Now,
-		cur: &cursor.Position{WindowStart: time.Now()},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -85,20 +85,22 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	}()
 
 	metrics := &auditMetrics{committer: committer, lateSet: lateSet}
-	acks, shipped := lateAcks(log, cfg, s, regKey, lateSet)
-	if shipped != nil {
+	var shipped *late.Shipped // the recheck's record of shipped events
+	if lateSet != nil && cfg.Audit.LateEvents.Recheck > 0 {
+		shipped = late.OpenShipped(cursor.ShippedDir(s.RegistryRoot, s.StoreName, regKey))
 		defer shipped.Close()
 	}
+	lag := &late.Lag{}
+	metrics.teleportLag = lag
+	reader := auditlog.NewReader(readerConfig(cfg, lateSet, shipped, lag, func(err error) { hl.searched(cluster, err) }),
+		func(ctx context.Context) (auditlog.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
+	metrics.reader = reader
 	pub, err := cursor.NewPublisher(s.Audit, cursor.PublisherConfig[*cursor.Position]{
 		Commit: func(p *cursor.Position) {
 			metrics.observeCommit(p)
 			committer.Commit(p)
 		},
-		OnACK: func(n int) {
-			if acks != nil {
-				acks.Acked(n)
-			}
-		},
+		OnACK: reader.Acked,
 	})
 	if err != nil {
 		return fmt.Errorf("connect to the publisher pipeline: %w", err)
@@ -108,11 +110,6 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	// Closing the client also unblocks a Publish waiting for queue space.
 	go func() { <-ctx.Done(); _ = pub.Close() }()
 
-	lag := &late.Lag{}
-	metrics.teleportLag = lag
-	reader := auditlog.NewReader(readerConfig(cfg, lateSet, shipped, lag, func(err error) { hl.searched(cluster, err) }),
-		func(ctx context.Context) (auditlog.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
-	metrics.reader = reader
 	mapper := ecs.NewAuditMapper()
 	metrics.mapper = mapper
 
@@ -159,10 +156,8 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		observers: observers,
 		mapper:    mapper,
 		pub:       pub,
-		acks:      acks,
 		hold:      func(ctx context.Context) bool { return waitWritable(ctx, log, committer, hl, cluster) },
 		now:       time.Now,
-		cur:       pos,
 	}
 	p.run(ctx)
 	return nil
@@ -183,23 +178,6 @@ func connect(ctx context.Context, log *logp.Logger, cfg config.Config, s Setting
 	// Machine ID renews identity files on disk: follow them.
 	go teleport.WatchCredentials(ctx, log.Named("teleport"), creds, cfg.Teleport.ReloadInterval, conn.Reset)
 	return conn, hl, nil
-}
-
-// lateAcks are the late-event set's acknowledgements and the record of
-// shipped events the recheck reads (nil without sweeps, or without the
-// recheck); the caller closes shipped.
-func lateAcks(log *logp.Logger, cfg config.Config, s Settings, regKey string, lateSet *late.Set) (*late.Acks, *late.Shipped) {
-	if lateSet == nil {
-		return nil, nil
-	}
-	var shipped *late.Shipped
-	if cfg.Audit.LateEvents.Recheck > 0 {
-		shipped = late.OpenShipped(cursor.ShippedDir(s.RegistryRoot, s.StoreName, regKey))
-	}
-	acks := late.NewAcks(lateSet, shipped, func(err error) {
-		log.Warnw("The record of shipped events cannot be written: the recheck may send some of them again (Elasticsearch stores each uid once)", "error", err)
-	})
-	return acks, shipped
 }
 
 // sessionDoneRetention is how long a finished session is remembered in the
