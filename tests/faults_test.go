@@ -335,7 +335,7 @@ func TestIdentityExpiresWhileRunning(t *testing.T) {
 
 // TestCorruptRegistryStartsOver is fault 6: a registry damaged while the
 // beat was down gives one clear error; the beat moves it aside and resumes
-// from the backup of its position in the late-events state file; with that
+// from the backup of its position (the backup file beside the registry); with that
 // damaged too, it reads again from start_time and Elasticsearch keeps one
 // copy of each event. A torn transaction log (a crash in the middle of a
 // write) is recovered by libbeat's registry itself, from the last complete

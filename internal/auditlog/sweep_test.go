@@ -186,7 +186,7 @@ func TestSweepsReadNothingWhileTheHeadCoversTheRange(t *testing.T) {
 }
 
 // TestHeadSkipsWhatWasAcknowledgedBeforeARestart: events the set knows as
-// acknowledged (from the state file of the previous run) are not sent
+// acknowledged (kept with the previous run's position backup) are not sent
 // again when the head re-reads them from an older position.
 func TestHeadSkipsWhatWasAcknowledgedBeforeARestart(t *testing.T) {
 	h := newHarness(t)

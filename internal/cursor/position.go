@@ -23,7 +23,7 @@ import (
 // Two stores keep it: the registry, as a record with the same field names
 // (store.go: libbeat's statestore encodes with `struct` tags, and the
 // export progress is flattened there into export, export_chunks and
-// export_done_chunks); and the late-events state file, whose backup of the
+// export_done_chunks); and the backup file (backup.go), whose copy of the
 // position is this struct as JSON (the tags below), read back when the
 // registry cannot be.
 type Position struct {

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/elastic/elastic-agent-libs/logp"
-
-	"github.com/teleportbeat/teleportbeat/internal/late"
 )
 
 // Opened is what OpenPosition found.
@@ -24,22 +22,19 @@ type Opened struct {
 	Position *Position
 	// MovedAside is where an unreadable registry was moved ("" if none).
 	MovedAside string
-	// FromBackup is set when Position comes from the backup in the
-	// late-events state file, the registry being unreadable.
+	// FromBackup is set when Position comes from the backup file, the
+	// registry being unreadable.
 	FromBackup bool
+	// Attachment is what was saved with the backup (BackupSaver's attach):
+	// from the registry's backup file, or the moved-aside one's.
+	Attachment []byte
 	// LastWrite is when the unreadable registry was last written (its
 	// newest file), zero when unknown.
 	LastWrite time.Time
 }
 
-// StatePath is the late-events state file of the registry key under root:
-// it holds the events recently shipped and a backup of the position.
-func StatePath(root, storeName, key string) string {
-	return filepath.Join(root, storeName+"-late", fileName(key)+".state")
-}
-
 // ShippedDir is the directory of the record of shipped events (late.Shipped)
-// of the registry key, beside the state file.
+// of the registry key, beside its backup file.
 func ShippedDir(root, storeName, key string) string {
 	return filepath.Join(root, storeName+"-late", fileName(key)+".shipped")
 }
@@ -56,23 +51,22 @@ func fileName(key string) string {
 }
 
 // OpenPosition opens the registry under root, reads the position stored
-// under key (nil on a first run) and loads the late-events state of that
-// key into set.
+// under key (nil on a first run) and the attachment of its backup file.
 //
 // A registry that cannot be read (truncated or corrupt files, a record that
 // does not decode or makes no sense) must not stop the beat for good: under
 // systemd that is a crash loop, and audit events pile up unread. It is moved
-// aside, kept for inspection, and the position is recovered from the backup
-// the late-events state file keeps; when that cannot be read either, the
+// aside, kept for inspection, and the position is recovered from its
+// backup file (BackupSaver); when that cannot be read either, the
 // caller starts again from a horizon (Opened.LastWrite). An I/O error (a
 // full disk, permissions) is returned as is: the registry is fine. Events
 // already shipped are then read again; their _id (the Teleport uid) makes
 // Elasticsearch keep one copy.
-func OpenPosition(logger *logp.Logger, root string, fileMode os.FileMode, storeName, key string, now time.Time, set *late.Set) (Opened, error) {
+func OpenPosition(logger *logp.Logger, root string, fileMode os.FileMode, storeName, key string, now time.Time) (Opened, error) {
 	reg, pos, err := openPosition(logger, root, fileMode, storeName, key)
 	if err == nil {
-		loadState(logger, StatePath(root, storeName, key), set, false)
-		return Opened{Registry: reg, Position: pos}, nil
+		_, attachment := loadBackup(logger, BackupPath(root, storeName, key), false)
+		return Opened{Registry: reg, Position: pos, Attachment: attachment}, nil
 	}
 	// An I/O error (permissions, a full disk, a failing device) says
 	// nothing about the content: the position is kept and the error is
@@ -86,7 +80,9 @@ func OpenPosition(logger *logp.Logger, root string, fileMode os.FileMode, storeN
 		return Opened{}, errors.Join(err, fmt.Errorf("move the unreadable registry aside: %w", rerr))
 	}
 	opened := Opened{MovedAside: aside, LastWrite: newestFile(aside)}
-	if backup := loadState(logger, StatePath(aside, storeName, key), set, true); backup != nil {
+	backup, attachment := loadBackup(logger, BackupPath(aside, storeName, key), true)
+	opened.Attachment = attachment
+	if backup != nil {
 		opened.Position, opened.FromBackup = backup, true
 		logger.Errorw("The registry cannot be read; it was moved aside and reading resumes from the backup of the last acknowledged position (events acknowledged since that backup are sent again; Elasticsearch keeps one copy of each)",
 			"registry", root, "moved_to", aside, "error", err, "window_start", backup.WindowStart, "last_event_time", backup.LastEventTime)
@@ -103,32 +99,30 @@ func OpenPosition(logger *logp.Logger, root string, fileMode os.FileMode, storeN
 	return opened, nil
 }
 
-// loadState loads the late-events state file at path into set and returns
-// the position backed up in it (nil when there is none that validates).
-// A state file that cannot be read is logged and ignored: sweeps then may
-// send a little of the recent past again.
-func loadState(logger *logp.Logger, path string, set *late.Set, wantPosition bool) *Position {
-	if set == nil {
-		set = late.NewSet(0)
-	}
-	raw, err := late.LoadState(path, set)
+// loadBackup reads the backup file at path: the position backed up in it
+// (nil when there is none that validates, or !wantPosition) and its
+// attachment. A file that cannot be read is logged and ignored: the
+// position is the registry's, and sweeps may send a little of the recent
+// past again.
+func loadBackup(logger *logp.Logger, path string, wantPosition bool) (*Position, []byte) {
+	raw, attachment, err := LoadBackup(path)
 	if err != nil {
-		logger.Warnw("The late-events state file cannot be read; sweeps of the recent past may send some events again (Elasticsearch keeps one copy of each)", "file", path, "error", err)
-		return nil
+		logger.Warnw("The position backup file cannot be read; sweeps of the recent past may send some events again (Elasticsearch keeps one copy of each)", "file", path, "error", err)
+		return nil, nil
 	}
 	if !wantPosition || len(raw) == 0 {
-		return nil
+		return nil, attachment
 	}
 	var pos Position
 	if err := json.Unmarshal(raw, &pos); err != nil {
-		logger.Warnw("The position backed up in the late-events state file does not decode", "file", path, "error", err)
-		return nil
+		logger.Warnw("The position in the backup file does not decode", "file", path, "error", err)
+		return nil, attachment
 	}
 	if err := pos.Validate(); err != nil {
-		logger.Warnw("The position backed up in the late-events state file is not valid", "file", path, "error", err)
-		return nil
+		logger.Warnw("The position in the backup file is not valid", "file", path, "error", err)
+		return nil, attachment
 	}
-	return &pos
+	return &pos, attachment
 }
 
 // newestFile is the modification time of the newest file under dir.

@@ -12,8 +12,6 @@ import (
 	"github.com/elastic/beats/v7/libbeat/statestore"
 	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
-
-	"github.com/teleportbeat/teleportbeat/internal/late"
 )
 
 // saved writes a position under root and returns the store's directory.
@@ -32,7 +30,7 @@ func TestOpenPositionReadsAHealthyRegistry(t *testing.T) {
 	want := &Position{WindowStart: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), StartKey: "k1"}
 	saved(t, log, root, want)
 
-	o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", time.Now(), nil)
+	o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", time.Now())
 	require.NoError(t, err)
 	defer o.Registry.Close()
 	require.Equal(t, want, o.Position)
@@ -81,7 +79,7 @@ func TestOpenPositionMovesAnUnreadableRegistryAside(t *testing.T) {
 			corrupt(t, log, root)
 
 			now := time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC)
-			o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", now, nil)
+			o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", now)
 			require.NoError(t, err)
 			reg := o.Registry
 			require.Nil(t, o.Position, "starts over from start_time or the recovery horizon")
@@ -94,7 +92,7 @@ func TestOpenPositionMovesAnUnreadableRegistryAside(t *testing.T) {
 			// The new registry works, and is used again on the next start.
 			require.NoError(t, reg.Save("k", pos))
 			require.NoError(t, reg.Close())
-			o, err = OpenPosition(log, root, 0o600, "teleportbeat", "k", now.Add(time.Hour), nil)
+			o, err = OpenPosition(log, root, 0o600, "teleportbeat", "k", now.Add(time.Hour))
 			require.NoError(t, err)
 			defer o.Registry.Close()
 			require.Equal(t, pos, o.Position)
@@ -109,15 +107,15 @@ func TestOpenPositionKeepsTheRegistryOnIOErrors(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "data")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
-	_, err := OpenPosition(log, filepath.Join(file, "registry"), 0o600, "teleportbeat", "k", time.Now(), nil)
+	_, err := OpenPosition(log, filepath.Join(file, "registry"), 0o600, "teleportbeat", "k", time.Now())
 	require.ErrorContains(t, err, "create registry directory")
 	matches, _ := filepath.Glob(filepath.Join(dir, "*corrupt*"))
 	require.Empty(t, matches)
 }
 
 // TestOpenPositionRecoversFromTheBackup: with the registry unreadable, the
-// position backed up in the late-events state file is used, and the set of
-// recently shipped events is loaded from it.
+// position in its backup file is used, and the attachment saved with it
+// (the reader's record of recently shipped events) comes back.
 func TestOpenPositionRecoversFromTheBackup(t *testing.T) {
 	log, logs := logp.NewInMemoryLocal("", logp.ConsoleEncoderConfig())
 	root := filepath.Join(t.TempDir(), "registry")
@@ -127,17 +125,12 @@ func TestOpenPositionRecoversFromTheBackup(t *testing.T) {
 		Sweeps:        []time.Time{time.Date(2025, 1, 2, 3, 3, 0, 0, time.UTC), time.Date(2025, 1, 2, 2, 50, 0, 0, time.UTC)},
 	}
 	dir := saved(t, log, root, want)
-	set := late.NewSet(0)
-	shipped := late.RefOfKey("uid-1", want.LastEventTime, 7)
-	set.Read(shipped)
-	set.Acked(shipped)
 	raw, err := json.Marshal(want)
 	require.NoError(t, err)
-	require.NoError(t, late.SaveState(StatePath(root, "teleportbeat", "k"), raw, set, 0o600))
+	require.NoError(t, SaveBackup(BackupPath(root, "teleportbeat", "k"), raw, []byte("the reader's attachment"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), []byte("\x00garbage"), 0o600))
 
-	got := late.NewSet(0)
-	o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", time.Now(), got)
+	o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", time.Now())
 	require.NoError(t, err)
 	defer o.Registry.Close()
 	require.True(t, o.FromBackup)
@@ -146,7 +139,7 @@ func TestOpenPositionRecoversFromTheBackup(t *testing.T) {
 	require.Equal(t, want.StartKey, o.Position.StartKey)
 	require.Equal(t, want.Done, o.Position.Done)
 	require.Len(t, o.Position.Sweeps, 2)
-	require.True(t, got.Has(shipped), "the shipped set comes back with the position")
+	require.Equal(t, "the reader's attachment", string(o.Attachment), "the attachment comes back with the position")
 	require.Contains(t, logs.String(), "reading resumes from the backup of the last acknowledged position")
 }
 
@@ -171,7 +164,7 @@ func TestRegistryRemovedWhileRunningIsWrittenAgain(t *testing.T) {
 	require.Contains(t, logs.String(), "The registry was removed while teleportbeat runs")
 	require.NoError(t, reg.Close())
 
-	o, err := OpenPosition(log, root, 0o600, "teleportbeat", "audit", time.Now(), nil)
+	o, err := OpenPosition(log, root, 0o600, "teleportbeat", "audit", time.Now())
 	require.NoError(t, err)
 	defer o.Registry.Close()
 	require.Equal(t, "p2", o.Position.StartKey, "the newest position is on disk again")
@@ -189,7 +182,7 @@ func TestRegistryBrokenTwiceInASecondIsMovedAsideTwice(t *testing.T) {
 	for i := range 3 {
 		dir := saved(t, log, root, &Position{WindowStart: now.Add(-time.Hour)})
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), []byte("\x00{{"), 0o600))
-		o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", now, nil)
+		o, err := OpenPosition(log, root, 0o600, "teleportbeat", "k", now)
 		require.NoError(t, err, "break %d", i+1)
 		require.NoError(t, o.Registry.Close())
 		require.NoError(t, os.RemoveAll(root))

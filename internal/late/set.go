@@ -301,7 +301,7 @@ func (s *Set) snapshot() (map[int64][]uint64, int64) {
 	return out, s.floor
 }
 
-// restore loads acked events (from a state file) into an empty set.
+// restore loads acked events (decoded by UnmarshalBinary) into an empty set.
 func (s *Set) restore(buckets map[int64][]uint64, floor int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,12 +2,13 @@ package late
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/teleportbeat/teleportbeat/internal/cursor"
 )
 
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -87,51 +88,34 @@ func TestSetDropsTheOldestMinutesWhenFull(t *testing.T) {
 	require.True(t, s.Has(refOf("m2-3", t0.Add(2*time.Minute))))
 }
 
-func TestStateKeepsOnlyAckedEventsAndThePosition(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "state")
+func TestTheEncodedSetKeepsOnlyAckedEvents(t *testing.T) {
 	s := NewSet(0)
 	acked, pending := refOf("acked", t0), refOf("pending", t0.Add(time.Minute))
 	s.Read(acked)
 	s.Acked(acked)
 	s.Read(pending)
 	s.Prune(t0.Add(-time.Hour))
-	require.NoError(t, SaveState(path, []byte(`{"window_start":"x"}`), s, 0o600))
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 
 	r := NewSet(0)
-	pos, err := LoadState(path, r)
-	require.NoError(t, err)
-	require.JSONEq(t, `{"window_start":"x"}`, string(pos))
+	require.NoError(t, r.UnmarshalBinary(s.Encoded()))
 	require.True(t, r.Has(acked))
-	require.False(t, r.Has(pending), "an event not acknowledged is not persisted: a restart must send it")
+	require.False(t, r.Has(pending), "an event not acknowledged is not kept: a restart must send it")
 	require.Equal(t, s.Floor(), r.Floor())
-
-	missing, err := LoadState(filepath.Join(dir, "none"), NewSet(0))
-	require.NoError(t, err)
-	require.Nil(t, missing)
 }
 
-func TestStateRefusesACorruptFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "state")
+func TestAnEncodedSetThatDoesNotDecodeIsRefused(t *testing.T) {
 	s := NewSet(0)
 	s.Read(refOf("a", t0))
 	s.Acked(refOf("a", t0))
-	require.NoError(t, SaveState(path, []byte(`{}`), s, 0o600))
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
+	data := s.Encoded()
 	for name, bad := range map[string][]byte{
-		"flipped byte": func() []byte { b := append([]byte(nil), data...); b[len(magic)+6] ^= 0xff; return b }(),
-		"truncated":    data[:len(data)-9],
-		"not ours":     []byte("{\"registry\": true}\n"),
+		"truncated":     data[:len(data)-9],
+		"trailing data": append(append([]byte(nil), data...), 0),
+		"not ours":      []byte("{\"registry\": true}\n"),
+		"empty":         nil,
 	} {
-		require.NoError(t, os.WriteFile(path, bad, 0o600))
 		r := NewSet(0)
-		_, err := LoadState(path, r)
-		require.ErrorIs(t, err, ErrCorrupt, name)
+		require.ErrorIs(t, r.UnmarshalBinary(bad), ErrCorrupt, name)
 		require.Equal(t, 0, r.Len(), name)
 	}
 }
@@ -159,4 +143,21 @@ func TestLagEstimateExpiresWithoutSamples(t *testing.T) {
 	l.Observe(t0, t0.Add(-5*time.Minute))
 	require.Equal(t, 5*time.Minute, l.Behind(t0.Add(59*time.Minute)))
 	require.Zero(t, l.Behind(t0.Add(61*time.Minute)))
+}
+
+// TestAStateFileOfEarlierReleasesStillLoads: the file the set and the
+// position were kept in before the cursor owned it (written by that code,
+// testdata/state-before-backup-split.state) is a backup file whose
+// attachment is the encoded set: an upgrade keeps both.
+func TestAStateFileOfEarlierReleasesStillLoads(t *testing.T) {
+	pos, attachment, err := cursor.LoadBackup(filepath.Join("testdata", "state-before-backup-split.state"))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"window_start":"2026-11-30T09:00:00Z","start_key":"k-1","last_event_time":"2026-11-30T10:01:00Z"}`, string(pos))
+	s := NewSet(0)
+	require.NoError(t, s.UnmarshalBinary(attachment))
+	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	require.True(t, s.Has(RefOfKey("3f1b2c4d-uid-a", at, 7)))
+	require.True(t, s.Has(RefOfKey("3f1b2c4d-uid-b", at.Add(time.Minute), 8)))
+	require.False(t, s.Has(RefOfKey("3f1b2c4d-uid-pending", at, 9)), "it was not acknowledged")
+	require.Equal(t, 2, s.Len())
 }

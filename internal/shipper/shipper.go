@@ -7,9 +7,7 @@ package shipper
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -67,15 +65,24 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	if len(cfg.Audit.LateEvents.Ages()) > 0 {
 		lateSet = late.NewSet(cfg.Audit.LateEvents.MaxTracked)
 	}
-	opened, err := cursor.OpenPosition(log, s.RegistryRoot, cfg.Registry.FilePermissions, s.StoreName, regKey, time.Now(), lateSet)
+	opened, err := cursor.OpenPosition(log, s.RegistryRoot, cfg.Registry.FilePermissions, s.StoreName, regKey, time.Now())
 	if err != nil {
 		return err
+	}
+	var attach func() []byte // the late-event set, kept with the position's backup
+	if lateSet != nil {
+		attach = lateSet.Encoded
+		if len(opened.Attachment) > 0 {
+			if err := lateSet.UnmarshalBinary(opened.Attachment); err != nil {
+				log.Warnw("The events shipped recently, kept with the position's backup, cannot be read; sweeps of the recent past may send some of them again (Elasticsearch keeps one copy of each)", "file", cursor.BackupPath(s.RegistryRoot, s.StoreName, regKey), "error", err)
+			}
+		}
 	}
 	reg := opened.Registry
 	defer reg.Close()
 	pos := startPosition(log, cfg, opened, time.Now())
 	committer := cursor.NewCommitter(log, reg, regKey, cfg.Registry.Flush,
-		stateSaver(log, cursor.StatePath(s.RegistryRoot, s.StoreName, regKey), lateSet, cfg.Registry.FilePermissions))
+		cursor.BackupSaver(log, cursor.BackupPath(s.RegistryRoot, s.StoreName, regKey), cfg.Registry.FilePermissions, backupEvery, attach))
 	defer func() {
 		if err := committer.Close(); err != nil {
 			log.Errorw("Could not persist the final audit position", "error", err)
@@ -184,39 +191,10 @@ func connect(ctx context.Context, log *logp.Logger, cfg config.Config, s Setting
 // registry (so that a late second upload event of it is not shipped again).
 const sessionDoneRetention = 7 * 24 * time.Hour
 
-// stateSaveEvery is how often the late-events state file (the set of
-// events shipped recently, and the backup of the position) is written;
-// what a crash loses of it is only sent again.
-const stateSaveEvery = 5 * time.Second
-
-// stateSaver returns the committer's hook that writes the late-events
-// state file with each saved position, at most every stateSaveEvery and
-// once more at the end.
-func stateSaver(log *logp.Logger, path string, set *late.Set, perm os.FileMode) func(*cursor.Position, bool) {
-	var last time.Time
-	failing := false
-	return func(pos *cursor.Position, final bool) {
-		if !final && time.Since(last) < stateSaveEvery {
-			return
-		}
-		last = time.Now()
-		raw, err := json.Marshal(pos)
-		if err == nil {
-			if set == nil {
-				set = late.NewSet(0)
-			}
-			err = late.SaveState(path, raw, set, perm)
-		}
-		switch {
-		case err != nil && !failing:
-			failing = true
-			log.Warnw("Cannot write the late-events state file (the backup of the position and the events shipped recently); retrying with the next position", "file", path, "error", err)
-		case err == nil && failing:
-			failing = false
-			log.Infow("The late-events state file is written again", "file", path)
-		}
-	}
-}
+// backupEvery is how often the position's backup file (with the set of
+// events shipped recently) is written; what a crash loses of it is only
+// sent again.
+const backupEvery = 5 * time.Second
 
 // readerConfig is the audit reader's configuration from teleportbeat.yml.
 func readerConfig(cfg config.Config, set *late.Set, shipped *late.Shipped, lag *late.Lag, observe func(error)) auditlog.Config {
