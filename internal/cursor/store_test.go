@@ -76,6 +76,33 @@ func TestCommitterWritesNewestAndFlushesOnClose(t *testing.T) {
 	require.Equal(t, "5", got.StartKey, "close writes the newest position")
 }
 
+// TestSessionCommitterWritesTheNewestProgress: a session recording's
+// progress goes through the same Committer as the audit position: the
+// first at once, later ones at most once per flush interval, the newest on
+// Close, under the session's key.
+func TestSessionCommitterWritesTheNewestProgress(t *testing.T) {
+	log := logptest.NewTestingLogger(t, "")
+	reg, err := OpenRegistry(log, filepath.Join(t.TempDir(), "registry"), 0o600, "teleportbeat")
+	require.NoError(t, err)
+	defer reg.Close()
+	const prefix = "teleport::session::c::"
+	c := NewSessionCommitter(log, reg, prefix, "s-1", time.Hour)
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	c.Commit(SessionState{ID: "s-1", NextIndex: 10, State: SessionPending, Updated: at})
+	require.Eventually(t, func() bool { return c.Saved().NextIndex == 10 }, 5*time.Second, 10*time.Millisecond)
+	c.Commit(SessionState{ID: "s-1", NextIndex: 20, State: SessionPending, Updated: at})
+	c.Commit(SessionState{ID: "s-1", NextIndex: 31, State: SessionDone, Updated: at})
+	got, ok, err := reg.LoadSession(prefix, "s-1")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 10, got.NextIndex, "later progress waits for the flush interval")
+	require.NoError(t, c.Close())
+	got, _, err = reg.LoadSession(prefix, "s-1")
+	require.NoError(t, err)
+	require.EqualValues(t, 31, got.NextIndex)
+	require.Equal(t, SessionDone, got.State)
+}
+
 func TestRegistryRoundTripsExportProgress(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "registry")
 	log := logptest.NewTestingLogger(t, "")
@@ -128,7 +155,7 @@ type flakySaver struct {
 	saved []string
 }
 
-func (f *flakySaver) Save(_ string, pos *Position) error {
+func (f *flakySaver) saveK(pos *Position) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.full {
@@ -161,7 +188,7 @@ func isClosed(ch <-chan struct{}) bool {
 
 func TestCommitterRetriesAFailedWriteAndHoldsReadingMeanwhile(t *testing.T) {
 	disk := &flakySaver{}
-	c := newCommitter(logptest.NewTestingLogger(t, ""), disk, "k", 0, 10*time.Millisecond, 40*time.Millisecond, nil)
+	c := newCommitter(logptest.NewTestingLogger(t, ""), disk.saveK, "the audit position", 0, 10*time.Millisecond, 40*time.Millisecond, nil)
 	require.True(t, isClosed(c.Writable()), "writable from the start")
 
 	disk.setFull(true)
@@ -185,7 +212,7 @@ func TestCommitterRetriesAFailedWriteAndHoldsReadingMeanwhile(t *testing.T) {
 
 func TestCommitterCloseReportsAWriteThatStillFails(t *testing.T) {
 	disk := &flakySaver{full: true}
-	c := newCommitter(logptest.NewTestingLogger(t, ""), disk, "k", 0, time.Hour, time.Hour, nil)
+	c := newCommitter(logptest.NewTestingLogger(t, ""), disk.saveK, "the audit position", 0, time.Hour, time.Hour, nil)
 	c.Commit(&Position{StartKey: "1"})
 	require.Eventually(t, func() bool { return c.Err() != nil }, 5*time.Second, 5*time.Millisecond)
 	require.ErrorIs(t, c.Close(), syscall.ENOSPC, "the final position could not be saved, and Close says so")

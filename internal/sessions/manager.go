@@ -44,6 +44,9 @@ type Config struct {
 	BackoffMax   time.Duration
 	// RegistryPrefix prefixes the registry keys of the sessions.
 	RegistryPrefix string
+	// Flush is how often a session's progress is written at most while
+	// it streams (teleportbeat.registry.flush; 0: on every ACK).
+	Flush time.Duration
 	// DoneRetention is how long finished sessions are remembered, so that
 	// a replayed upload event does not ship a recording twice.
 	DoneRetention time.Duration
@@ -259,15 +262,6 @@ func (m *Manager) noteNotFound(now time.Time) (say bool, since int) {
 	return true, since
 }
 
-func (m *Manager) setState(st cursor.SessionState) {
-	m.mu.Lock()
-	m.known[st.ID] = st
-	m.mu.Unlock()
-	if err := m.reg.SaveSession(m.cfg.RegistryPrefix, st); err != nil {
-		m.log.Errorw("Cannot persist session progress; a restart will send its events again", "session_id", st.ID, "error", err)
-	}
-}
-
 func (m *Manager) work(ctx context.Context) {
 	for {
 		st, ok := m.next(ctx)
@@ -297,6 +291,22 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 	log := m.log.With("session_id", st.ID)
 	finished := make(chan struct{})
 	var once sync.Once
+	// The session's progress is written by its own Committer, as the audit
+	// position is: off libbeat's ACK goroutine, retried while the registry
+	// cannot take it, and once more when the session ends (closed after
+	// the publisher, deferred first).
+	committer := cursor.NewSessionCommitter(m.log, m.reg, m.cfg.RegistryPrefix, st.ID, m.cfg.Flush)
+	defer func() {
+		if err := committer.Close(); err != nil {
+			log.Errorw("Cannot persist the session recording's progress; a restart sends its events acknowledged since the last write again", "error", err)
+		}
+	}()
+	progress := func(cur cursor.SessionState) {
+		m.mu.Lock()
+		m.known[cur.ID] = cur
+		m.mu.Unlock()
+		committer.Commit(cur)
+	}
 	// Each session has its own publisher: its positions (the next event
 	// index) are committed to the session's registry entry on ACK.
 	pub, err := cursor.NewPublisher(m.pipeline, cursor.PublisherConfig[*position]{
@@ -308,7 +318,7 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 				cur.State = cursor.SessionDone
 			}
 			cur.Updated = time.Now()
-			m.setState(cur)
+			progress(cur)
 			if p.done {
 				once.Do(func() { close(finished) })
 			}
@@ -345,7 +355,7 @@ func (m *Manager) ship(ctx context.Context, st cursor.SessionState) {
 				m.doneWaiting(st.ID)
 				missing := st
 				missing.State, missing.Updated = cursor.SessionMissing, time.Now()
-				m.setState(missing)
+				progress(missing)
 				return
 			}
 			n := m.retryLater(st.ID, time.Now().Add(m.cfg.MissingRetry))

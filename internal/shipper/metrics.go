@@ -22,7 +22,7 @@ import (
 type auditMetrics struct {
 	reader      *auditlog.Reader
 	progress    progress
-	committer   *cursor.Committer
+	committer   *cursor.Committer[*cursor.Position]
 	lateSet     *late.Set         // nil without late-event sweeps
 	teleportLag *late.Lag         // nil without late-event sweeps
 	sessions    *sessions.Manager // nil when session recordings are not shipped

@@ -221,7 +221,7 @@ func readerConfig(cfg config.Config, set *late.Set, shipped *late.Shipped, lag *
 // (path.data full or read-only): events keep their place in Teleport
 // instead of being delivered without a record of it, so a crash meanwhile
 // replays only what was in flight. It reports false when ctx ends first.
-func waitWritable(ctx context.Context, log *logp.Logger, c *cursor.Committer, hl *health, cluster string) bool {
+func waitWritable(ctx context.Context, log *logp.Logger, c *cursor.Committer[*cursor.Position], hl *health, cluster string) bool {
 	select {
 	case <-c.Writable():
 		return true
@@ -323,6 +323,7 @@ func startSessions(ctx context.Context, log *logp.Logger, cfg config.Config, clu
 		BackoffInit:       cfg.Teleport.Backoff.Init,
 		BackoffMax:        cfg.Teleport.Backoff.Max,
 		RegistryPrefix:    "teleport::session::" + cluster + "::",
+		Flush:             cfg.Registry.Flush,
 		DoneRetention:     sessionDoneRetention,
 	}, log.Named("sessions"), reg, pipeline, func(ctx context.Context) (sessions.Streamer, error) { return conn.AuditLog(ctx) })
 	if err := sess.Start(ctx); err != nil {
