@@ -38,6 +38,7 @@ type Committer[T any] struct {
 	onSaved func(pos T, final bool)
 
 	mu       sync.Mutex
+	latest   *T            // newest position committed
 	pending  *T            // newest position not yet written
 	saved    *T            // newest position written
 	failing  error         // the last write error, until a write succeeds
@@ -96,12 +97,24 @@ func newCommitter[T any](logger *logp.Logger, save func(T) error, what string, f
 // Commit records pos as acknowledged. It never blocks on disk.
 func (c *Committer[T]) Commit(pos T) {
 	c.mu.Lock()
-	c.pending = &pos
+	c.pending, c.latest = &pos, &pos
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Latest returns the newest position committed, written or not (the zero
+// T before any).
+func (c *Committer[T]) Latest() T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.latest == nil {
+		var zero T
+		return zero
+	}
+	return *c.latest
 }
 
 // Saved returns the newest position written (the zero T before any).

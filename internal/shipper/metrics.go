@@ -2,7 +2,6 @@ package shipper
 
 import (
 	"math"
-	"sync/atomic"
 	"time"
 
 	"github.com/elastic/elastic-agent-libs/logp"
@@ -28,8 +27,6 @@ type auditMetrics struct {
 	sessions    *sessions.Manager // nil when session recordings are not shipped
 	locker      *lock.Detector    // nil when locking is off
 	mapper      *ecs.Mapper
-
-	lastEventTime atomic.Int64 // unix nanoseconds of the newest acknowledged event
 }
 
 // progress is what the publisher counts.
@@ -39,22 +36,23 @@ type progress interface {
 	InFlight() uint64
 }
 
-// observeCommit takes in an acknowledged position on its way to the
-// registry.
-func (m *auditMetrics) observeCommit(p *cursor.Position) {
-	if !p.LastEventTime.IsZero() {
-		m.lastEventTime.Store(p.LastEventTime.UnixNano())
+// lastEventTime is the time of the newest acknowledged event (zero before
+// the first): the newest position committed carries it.
+func (m *auditMetrics) lastEventTime() time.Time {
+	if p := m.committer.Latest(); p != nil {
+		return p.LastEventTime
 	}
+	return time.Time{}
 }
 
 // lag is how far behind now the newest acknowledged event is (0 before the
 // first one).
 func (m *auditMetrics) lag(now time.Time) time.Duration {
-	t := m.lastEventTime.Load()
-	if t == 0 {
+	t := m.lastEventTime()
+	if t.IsZero() {
 		return 0
 	}
-	return now.Sub(time.Unix(0, t))
+	return now.Sub(t)
 }
 
 func (m *auditMetrics) register(stats *monitoring.Registry) func() {
@@ -163,8 +161,8 @@ func (m *auditMetrics) logProgress(log *logp.Logger, interval time.Duration, don
 				}
 				lastCaught = c
 			}
-			if t := m.lastEventTime.Load(); t != 0 {
-				fields = append(fields, "lag", m.lag(now).Round(time.Second).String(), "last_event_time", time.Unix(0, t).UTC().Format(time.RFC3339))
+			if t := m.lastEventTime(); !t.IsZero() {
+				fields = append(fields, "lag", m.lag(now).Round(time.Second).String(), "last_event_time", t.UTC().Format(time.RFC3339))
 			}
 			log.Infow("Audit progress", fields...)
 		}

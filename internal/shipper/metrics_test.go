@@ -3,6 +3,7 @@ package shipper
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -44,6 +45,14 @@ func TestAuditMetricsReportTheReadersCounters(t *testing.T) {
 	require.Equal(t, int64(9), audit["events_published"])
 	require.Equal(t, int64(8), audit["events_acked"])
 	require.Equal(t, int64(1), audit["events_in_flight"])
+	require.Zero(t, audit["lag_seconds"], "no event acknowledged yet")
+
+	// The lag is that of the newest position committed (acknowledged),
+	// before the registry has it.
+	m.committer.Commit(&cursor.Position{WindowStart: time.Now().Add(-time.Hour), LastEventTime: time.Now().Add(-10 * time.Minute)})
+	snap = monitoring.CollectStructSnapshot(stats, monitoring.Full, false)
+	lag := snap["teleportbeat"].(map[string]any)["audit"].(map[string]any)["lag_seconds"].(float64)
+	require.GreaterOrEqual(t, lag, 600.0, "ten minutes behind, or more by now")
 }
 
 type fixedProgress struct {

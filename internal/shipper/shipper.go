@@ -103,11 +103,8 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		func(ctx context.Context) (auditlog.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
 	metrics.reader = reader
 	pub, err := cursor.NewPublisher(s.Audit, cursor.PublisherConfig[*cursor.Position]{
-		Commit: func(p *cursor.Position) {
-			metrics.observeCommit(p)
-			committer.Commit(p)
-		},
-		OnACK: reader.Acked,
+		Commit: committer.Commit,
+		OnACK:  reader.Acked,
 	})
 	if err != nil {
 		return fmt.Errorf("connect to the publisher pipeline: %w", err)
