@@ -225,7 +225,7 @@ func (r *Reader) Run(ctx context.Context, pos cursor.Position, out chan<- Batch)
 	for ctx.Err() == nil {
 		now := r.cfg.Now().UTC()
 		// Windows close on Teleport's clock as its events show it, not on
-		// this host's alone (late.Lag).
+		// this host's alone (Lag).
 		limit := r.reference(now).Add(-r.cfg.SafetyMargin)
 		select {
 		case <-measured:

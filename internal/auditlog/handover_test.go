@@ -24,7 +24,7 @@ import (
 func TestHandoverGivesEveryEventItsCompletePosition(t *testing.T) {
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	set := late.NewSet(0)
-	r := NewReader(Config{Late: LateConfig{Ages: []time.Duration{time.Minute}, Set: set, Lag: &late.Lag{}}}, nil, logptest.NewTestingLogger(t, ""))
+	r := NewReader(Config{Late: LateConfig{Ages: []time.Duration{time.Minute}, Set: set, Lag: &Lag{}}}, nil, logptest.NewTestingLogger(t, ""))
 	start := cursor.Position{WindowStart: t0.Add(-time.Hour)}
 	r.handover.cur = &start
 	out := make(chan Batch, 10)
@@ -91,7 +91,7 @@ func TestHandoverGivesEveryEventItsCompletePosition(t *testing.T) {
 // queues acknowledgements.
 func TestHandoverThatIsCancelledLeavesNoTrace(t *testing.T) {
 	set := late.NewSet(0)
-	r := NewReader(Config{Late: LateConfig{Ages: []time.Duration{time.Minute}, Set: set, Lag: &late.Lag{}}}, nil, logptest.NewTestingLogger(t, ""))
+	r := NewReader(Config{Late: LateConfig{Ages: []time.Duration{time.Minute}, Set: set, Lag: &Lag{}}}, nil, logptest.NewTestingLogger(t, ""))
 	start := cursor.Position{WindowStart: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)}
 	r.handover.cur = &start
 	ctx, cancel := context.WithCancel(context.Background())

@@ -47,7 +47,7 @@ type LateConfig struct {
 	Set *late.Set
 	// Lag measures how far behind Teleport's event times run (required
 	// with Ages): windows close and sweeps run on the local clock minus it.
-	Lag *late.Lag
+	Lag *Lag
 	// Recheck, when positive (with Shipped), is the age of the recheck:
 	// a last sweep that reads every event once more, this long after its
 	// time, and sends those Shipped does not know (events that became
@@ -97,7 +97,7 @@ const lagProbeEvery = 30 * time.Second
 
 // probeLag looks at the newest event in Teleport (a descending search of
 // one event): when it differs from the newest seen at the last look, it
-// was written since, and its age is a sample of the lag (late.Lag). This
+// was written since, and its age is a sample of the lag (Lag). This
 // measures a Teleport clock behind this host's even while the reader is
 // ahead of its events. An event timed ahead of this host's clock by more
 // than the noise is said once per change: the reader reads it when its

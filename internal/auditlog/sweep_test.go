@@ -27,7 +27,7 @@ func (h *harness) midday() time.Time {
 func (h *harness) lateConfig(set *late.Set, ages ...time.Duration) Config {
 	cfg := h.config()
 	cfg.SafetyMargin = 0
-	cfg.Late = LateConfig{Ages: ages, Set: set, Lag: &late.Lag{}}
+	cfg.Late = LateConfig{Ages: ages, Set: set, Lag: &Lag{}}
 	return cfg
 }
 

@@ -120,35 +120,6 @@ func TestAnEncodedSetThatDoesNotDecodeIsRefused(t *testing.T) {
 	}
 }
 
-func TestLagIsTheSmallestRecentSample(t *testing.T) {
-	l := &Lag{Window: 10 * time.Minute, Noise: 30 * time.Second, Keep: time.Hour}
-	require.Zero(t, l.Behind(t0))
-	// Teleport's clock 10 minutes behind: fresh events look 10m..10m5s old;
-	// one event that was also late by 3 minutes does not raise the minimum.
-	l.Observe(t0, t0.Add(-10*time.Minute-4*time.Second))
-	l.Observe(t0.Add(5*time.Second), t0.Add(-13*time.Minute))
-	l.Observe(t0.Add(10*time.Second), t0.Add(-10*time.Minute+9*time.Second))
-	require.Equal(t, 10*time.Minute+1*time.Second, l.Behind(t0.Add(10*time.Second)))
-	// Samples age out: after the window, a fresh sample of 2 s is the estimate,
-	// which is noise.
-	l.Observe(t0.Add(11*time.Minute), t0.Add(11*time.Minute-2*time.Second))
-	require.Zero(t, l.Behind(t0.Add(11*time.Minute)))
-	m, ok := l.Measured()
-	require.True(t, ok)
-	require.Equal(t, 2*time.Second, m)
-}
-
-func TestLagEstimateExpiresWithoutSamples(t *testing.T) {
-	l := &Lag{Keep: time.Hour}
-	l.Observe(t0, t0.Add(-5*time.Minute))
-	require.Equal(t, 5*time.Minute, l.Behind(t0.Add(59*time.Minute)))
-	require.Zero(t, l.Behind(t0.Add(61*time.Minute)))
-}
-
-// TestAStateFileOfEarlierReleasesStillLoads: the file the set and the
-// position were kept in before the cursor owned it (written by that code,
-// testdata/state-before-backup-split.state) is a backup file whose
-// attachment is the encoded set: an upgrade keeps both.
 func TestAStateFileOfEarlierReleasesStillLoads(t *testing.T) {
 	pos, attachment, err := cursor.LoadBackup(filepath.Join("testdata", "state-before-backup-split.state"))
 	require.NoError(t, err)

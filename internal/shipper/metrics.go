@@ -23,7 +23,7 @@ type auditMetrics struct {
 	progress    progress
 	committer   *cursor.Committer[*cursor.Position]
 	lateSet     *late.Set         // nil without late-event sweeps
-	teleportLag *late.Lag         // nil without late-event sweeps
+	teleportLag *auditlog.Lag         // nil without late-event sweeps
 	sessions    *sessions.Manager // nil when session recordings are not shipped
 	locker      *lock.Detector    // nil when locking is off
 	mapper      *ecs.Mapper

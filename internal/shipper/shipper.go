@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		shipped = late.OpenShipped(cursor.ShippedDir(s.RegistryRoot, s.StoreName, regKey))
 		defer shipped.Close()
 	}
-	lag := &late.Lag{}
+	lag := &auditlog.Lag{}
 	metrics.teleportLag = lag
 	reader := auditlog.NewReader(readerConfig(cfg, lateSet, shipped, lag, func(err error) { hl.searched(cluster, err) }),
 		func(ctx context.Context) (auditlog.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
@@ -194,7 +194,7 @@ const sessionDoneRetention = 7 * 24 * time.Hour
 const backupEvery = 5 * time.Second
 
 // readerConfig is the audit reader's configuration from teleportbeat.yml.
-func readerConfig(cfg config.Config, set *late.Set, shipped *late.Shipped, lag *late.Lag, observe func(error)) auditlog.Config {
+func readerConfig(cfg config.Config, set *late.Set, shipped *late.Shipped, lag *auditlog.Lag, observe func(error)) auditlog.Config {
 	a := cfg.Audit
 	return auditlog.Config{
 		EventTypes:          a.EventTypes,
