@@ -18,7 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/teleportbeat/teleportbeat/config"
-	"github.com/teleportbeat/teleportbeat/internal/auditlog"
+	"github.com/teleportbeat/teleportbeat/internal/audit"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
 
@@ -135,7 +135,7 @@ func checkTeleport(ctx context.Context, w io.Writer, cfg config.Config, log *log
 		switch {
 		case err == nil:
 			ck.ok("export API (past days)", "available: complete past days are read in bulk")
-		case auditlog.Unsupported(err):
+		case audit.Unsupported(err):
 			ck.warn("export API (past days)", "not on this cluster (Teleport 16+ with the Athena backend has it): past days are read with searches")
 		default:
 			ck.fail("export API (past days)", explainDenied(err, "list and read on the event resource"))

@@ -33,7 +33,7 @@ type Opened struct {
 	LastWrite time.Time
 }
 
-// ShippedDir is the directory of the record of shipped events (late.Shipped)
+// ShippedDir is the directory of the record of shipped events (shipped.Record)
 // of the registry key, beside its backup file.
 func ShippedDir(root, storeName, key string) string {
 	return filepath.Join(root, storeName+"-late", fileName(key)+".shipped")

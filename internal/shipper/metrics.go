@@ -7,10 +7,10 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp"
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
-	"github.com/teleportbeat/teleportbeat/internal/auditlog"
+	"github.com/teleportbeat/teleportbeat/internal/audit"
+	"github.com/teleportbeat/teleportbeat/internal/audit/shipped"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
-	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/lock"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
 )
@@ -19,11 +19,11 @@ import (
 // teleportbeat.audit in libbeat's stats registry (the /stats endpoint of
 // http.enabled, and Stack Monitoring) and logged periodically.
 type auditMetrics struct {
-	reader      *auditlog.Reader
+	reader      *audit.Reader
 	progress    progress
 	committer   *cursor.Committer[*cursor.Position]
-	lateSet     *late.Set         // nil without late-event sweeps
-	teleportLag *auditlog.Lag         // nil without late-event sweeps
+	lateSet     *shipped.Set      // nil without late-event sweeps
+	teleportLag *audit.Lag        // nil without late-event sweeps
 	sessions    *sessions.Manager // nil when session recordings are not shipped
 	locker      *lock.Detector    // nil when locking is off
 	mapper      *ecs.Mapper

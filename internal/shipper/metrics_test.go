@@ -10,7 +10,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
-	"github.com/teleportbeat/teleportbeat/internal/auditlog"
+	"github.com/teleportbeat/teleportbeat/internal/audit"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 )
 
@@ -22,7 +22,7 @@ func TestAuditMetricsReportTheReadersCounters(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = reg.Close() })
 	m := &auditMetrics{
-		reader:    auditlog.NewReader(auditlog.Config{}, nil, log),
+		reader:    audit.NewReader(audit.Config{}, nil, log),
 		progress:  fixedProgress{published: 9, acked: 8, inFlight: 1},
 		committer: cursor.NewCommitter(log, reg, "k", 0, nil),
 	}

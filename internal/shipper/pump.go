@@ -6,7 +6,7 @@ import (
 
 	"github.com/elastic/beats/v7/libbeat/beat"
 
-	"github.com/teleportbeat/teleportbeat/internal/auditlog"
+	"github.com/teleportbeat/teleportbeat/internal/audit"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/event"
@@ -18,11 +18,11 @@ import (
 type observer func(e *event.Event)
 
 // pump is the audit path's loop: observe, map, publish. The reader's
-// batches come with complete positions (auditlog.Batch); the output's
+// batches come with complete positions (audit.Batch); the output's
 // acknowledgements go from the publisher to the reader (Reader.Acked),
 // not through here.
 type pump struct {
-	batches   <-chan auditlog.Batch
+	batches   <-chan audit.Batch
 	observers []observer
 	mapper    *ecs.Mapper
 	pub       *cursor.Publisher[*cursor.Position]
@@ -52,7 +52,7 @@ func (p *pump) run(ctx context.Context) {
 const publishChunk = 64
 
 // handle publishes one batch.
-func (p *pump) handle(b auditlog.Batch) {
+func (p *pump) handle(b audit.Batch) {
 	if n := len(b.Events); n > 0 {
 		now := p.now()
 		// Published in chunks: only a chunk of mapped events is alive at

@@ -12,7 +12,7 @@ import (
 	"github.com/elastic/beats/v7/libbeat/beat"
 	pubtest "github.com/elastic/beats/v7/libbeat/publisher/testing"
 
-	"github.com/teleportbeat/teleportbeat/internal/auditlog"
+	"github.com/teleportbeat/teleportbeat/internal/audit"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/event"
@@ -80,7 +80,7 @@ func TestPumpPublishesWithPositionsAndCommitsOnACK(t *testing.T) {
 	require.NoError(t, err)
 
 	var observed []string
-	batches := make(chan auditlog.Batch, 10)
+	batches := make(chan audit.Batch, 10)
 	p := &pump{
 		batches: batches,
 		observers: []observer{func(e *event.Event) {
@@ -97,18 +97,18 @@ func TestPumpPublishesWithPositionsAndCommitsOnACK(t *testing.T) {
 	evs := decodedEvents(t, 5+publishChunk, t0.Add(-10*time.Minute))
 	pos := func(key string) *cursor.Position { return &cursor.Position{StartKey: key} }
 	first := pos("first")
-	p.handle(auditlog.Batch{Advance: first})
+	p.handle(audit.Batch{Advance: first})
 	require.Equal(t, []*cursor.Position{first}, commits, "nothing in flight: committed at once")
 
 	p1, p2 := pos("p1"), pos("p2")
-	p.handle(auditlog.Batch{Events: evs[:2], Positions: []*cursor.Position{p1, p2}})
+	p.handle(audit.Batch{Events: evs[:2], Positions: []*cursor.Position{p1, p2}})
 	// More than a chunk: published in chunks, positions kept in step.
 	var many []*cursor.Position
 	for i := range evs[2:] {
 		many = append(many, pos(fmt.Sprint("m", i)))
 	}
 	after := pos("after")
-	p.handle(auditlog.Batch{Events: evs[2:], Positions: many, Advance: after})
+	p.handle(audit.Batch{Events: evs[2:], Positions: many, Advance: after})
 	var keys []string
 	for _, e := range evs {
 		keys = append(keys, e.Key())
@@ -134,7 +134,7 @@ func TestPumpHoldsWhileThePositionCannotBePersisted(t *testing.T) {
 	out := &fakeOutput{}
 	pub, err := cursor.NewPublisher(out.pipeline(), cursor.PublisherConfig[*cursor.Position]{Commit: func(*cursor.Position) {}})
 	require.NoError(t, err)
-	batches := make(chan auditlog.Batch, 1)
+	batches := make(chan audit.Batch, 1)
 	writable := make(chan struct{})
 	held := make(chan struct{}, 10)
 	p := &pump{
@@ -156,7 +156,7 @@ func TestPumpHoldsWhileThePositionCannotBePersisted(t *testing.T) {
 	done := make(chan struct{})
 	go func() { p.run(ctx); close(done) }()
 	evs := decodedEvents(t, 1, time.Now().Add(-time.Minute))
-	batches <- auditlog.Batch{Events: evs, Positions: []*cursor.Position{{WindowStart: time.Now()}}}
+	batches <- audit.Batch{Events: evs, Positions: []*cursor.Position{{WindowStart: time.Now()}}}
 	<-held
 	require.Len(t, batches, 1, "the batch waits while the registry is not writable")
 	require.Empty(t, out.ids())

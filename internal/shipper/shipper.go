@@ -17,11 +17,11 @@ import (
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
 	"github.com/teleportbeat/teleportbeat/config"
-	"github.com/teleportbeat/teleportbeat/internal/auditlog"
+	"github.com/teleportbeat/teleportbeat/internal/audit"
+	"github.com/teleportbeat/teleportbeat/internal/audit/shipped"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/lock"
 	"github.com/teleportbeat/teleportbeat/internal/retry"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
@@ -61,9 +61,9 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	}
 
 	regKey := "teleport::audit::" + cluster
-	var lateSet *late.Set
+	var lateSet *shipped.Set
 	if len(cfg.Audit.LateEvents.Ages()) > 0 {
-		lateSet = late.NewSet(cfg.Audit.LateEvents.MaxTracked)
+		lateSet = shipped.NewSet(cfg.Audit.LateEvents.MaxTracked)
 	}
 	opened, err := cursor.OpenPosition(log, s.RegistryRoot, cfg.Registry.FilePermissions, s.StoreName, regKey, time.Now())
 	if err != nil {
@@ -92,15 +92,15 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	}()
 
 	metrics := &auditMetrics{committer: committer, lateSet: lateSet}
-	var shipped *late.Shipped // the recheck's record of shipped events
+	var record *shipped.Record // the recheck's record of shipped events
 	if lateSet != nil && cfg.Audit.LateEvents.Recheck > 0 {
-		shipped = late.OpenShipped(cursor.ShippedDir(s.RegistryRoot, s.StoreName, regKey))
-		defer shipped.Close()
+		record = shipped.OpenRecord(cursor.ShippedDir(s.RegistryRoot, s.StoreName, regKey))
+		defer record.Close()
 	}
-	lag := &auditlog.Lag{}
+	lag := &audit.Lag{}
 	metrics.teleportLag = lag
-	reader := auditlog.NewReader(readerConfig(cfg, lateSet, shipped, lag, func(err error) { hl.searched(cluster, err) }),
-		func(ctx context.Context) (auditlog.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
+	reader := audit.NewReader(readerConfig(cfg, lateSet, record, lag, func(err error) { hl.searched(cluster, err) }),
+		func(ctx context.Context) (audit.Searcher, error) { return conn.AuditLog(ctx) }, log.Named("audit"))
 	metrics.reader = reader
 	pub, err := cursor.NewPublisher(s.Audit, cursor.PublisherConfig[*cursor.Position]{
 		Commit: committer.Commit,
@@ -144,7 +144,7 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	}
 	go metrics.logProgress(log.Named("audit"), cfg.ProgressInterval, ctx.Done())
 
-	batches := make(chan auditlog.Batch, cfg.Audit.Prefetch)
+	batches := make(chan audit.Batch, cfg.Audit.Prefetch)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -194,9 +194,9 @@ const sessionDoneRetention = 7 * 24 * time.Hour
 const backupEvery = 5 * time.Second
 
 // readerConfig is the audit reader's configuration from teleportbeat.yml.
-func readerConfig(cfg config.Config, set *late.Set, shipped *late.Shipped, lag *auditlog.Lag, observe func(error)) auditlog.Config {
+func readerConfig(cfg config.Config, set *shipped.Set, record *shipped.Record, lag *audit.Lag, observe func(error)) audit.Config {
 	a := cfg.Audit
-	return auditlog.Config{
+	return audit.Config{
 		EventTypes:          a.EventTypes,
 		ExcludeEventTypes:   a.ExcludeEventTypes,
 		BatchSize:           a.BatchSize,
@@ -209,7 +209,7 @@ func readerConfig(cfg config.Config, set *late.Set, shipped *late.Shipped, lag *
 		BackfillConcurrency: a.BackfillConcurrency,
 		Prefetch:            a.Prefetch,
 		Export:              a.UseExportAPI,
-		Late:                auditlog.LateConfig{Ages: a.LateEvents.Ages(), Set: set, Lag: lag, Recheck: a.LateEvents.Recheck, Shipped: shipped},
+		Late:                audit.LateConfig{Ages: a.LateEvents.Ages(), Set: set, Lag: lag, Recheck: a.LateEvents.Recheck, Record: record},
 		Observe:             observe,
 	}
 }

@@ -3,7 +3,7 @@
 // set of events shipped recently (so that a sweep of the recent past sends
 // only what is new), its persistence, and the measure of how far Teleport's
 // event times lag behind the local clock.
-package late
+package shipped
 
 import (
 	"encoding/binary"
@@ -324,19 +324,19 @@ func (s *Set) restore(buckets map[int64][]uint64, floor int64) {
 // them: the output acknowledges in publish order, so a queue of the
 // published events' references is enough.
 type Acks struct {
-	set     *Set
-	shipped *Shipped // nil without the recheck
-	onErr   func(error)
-	mu      sync.Mutex
-	refs    []Ref
-	head    int
+	set    *Set
+	record *Record // nil without the recheck
+	onErr  func(error)
+	mu     sync.Mutex
+	refs   []Ref
+	head   int
 }
 
 // NewAcks returns the acknowledgement queue of set; shipped (nil: none)
 // records every acknowledged event for the recheck, and onErr hears of the
 // first failure to record.
-func NewAcks(set *Set, shipped *Shipped, onErr func(error)) *Acks {
-	return &Acks{set: set, shipped: shipped, onErr: onErr}
+func NewAcks(set *Set, record *Record, onErr func(error)) *Acks {
+	return &Acks{set: set, record: record, onErr: onErr}
 }
 
 // Published queues the reference of an event about to be published (the
@@ -357,8 +357,8 @@ func (a *Acks) Acked(n int) {
 			a.set.Acked(r)
 		}
 	}
-	if a.shipped != nil {
-		if err := a.shipped.Add(a.refs[a.head:end]); err != nil && a.onErr != nil {
+	if a.record != nil {
+		if err := a.record.Add(a.refs[a.head:end]); err != nil && a.onErr != nil {
 			a.onErr(err)
 		}
 	}

@@ -1,13 +1,13 @@
-package auditlog
+package audit
 
 import (
 	"context"
 	"sync"
 	"time"
 
+	"github.com/teleportbeat/teleportbeat/internal/audit/shipped"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/late"
 )
 
 // Batch is what the reader hands to the publisher: events, each with the
@@ -53,7 +53,7 @@ type readBatch struct {
 type handover struct {
 	mu   sync.Mutex // held while a batch is handed over: the head and the sweeps hand over concurrently
 	cur  *cursor.Position
-	acks *late.Acks // nil without sweeps
+	acks *shipped.Acks // nil without sweeps
 }
 
 // send finishes b and hands it to out; false when ctx ends first (what
@@ -71,9 +71,9 @@ func (r *Reader) send(ctx context.Context, out chan<- Batch, b readBatch) bool {
 	case out <- fin:
 		if h.acks != nil {
 			for _, e := range fin.Events {
-				var ref late.Ref
+				var ref shipped.Ref
 				if !e.Time.IsZero() {
-					ref = late.RefOf(e)
+					ref = shipped.RefOf(e)
 				}
 				h.acks.Published(ref)
 			}

@@ -1,4 +1,4 @@
-package auditlog
+package audit
 
 import (
 	"context"
@@ -17,9 +17,9 @@ import (
 
 	"github.com/gravitational/teleport/api/types"
 
+	"github.com/teleportbeat/teleportbeat/internal/audit/shipped"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
@@ -167,7 +167,7 @@ func NewReader(cfg Config, search func(ctx context.Context) (Searcher, error), l
 		sizer: newPartSizer(max(1, cfg.Prefetch)*max(1, cfg.BatchSize), cfg.Window),
 	}
 	if cfg.Late.Set != nil {
-		r.handover.acks = late.NewAcks(cfg.Late.Set, cfg.Late.Shipped, func(err error) {
+		r.handover.acks = shipped.NewAcks(cfg.Late.Set, cfg.Late.Record, func(err error) {
 			log.Warnw("The record of shipped events cannot be written: the recheck may send some of them again (Elasticsearch stores each uid once)", "error", err)
 		})
 	}
@@ -645,19 +645,19 @@ func (r *Reader) track(it *event.Event, done bool) bool {
 	if done {
 		set.Acked(ref)
 	}
-	return seen == late.New
+	return seen == shipped.New
 }
 
 // readLate records in the late-event set that it was read. An event whose
 // uid the set knows for another event is marked (event.ShareUID: known and
 // stored by its uid and a hash of its content) and recorded under that key.
-func (r *Reader) readLate(it *event.Event) (late.Ref, late.Seen) {
+func (r *Reader) readLate(it *event.Event) (shipped.Ref, shipped.Seen) {
 	set := r.cfg.Late.Set
-	ref := late.RefOf(it)
+	ref := shipped.RefOf(it)
 	seen := set.Read(ref)
-	if seen == late.OtherContent {
+	if seen == shipped.OtherContent {
 		it.ShareUID(it.Key() + "#" + contentHash(it))
-		ref = late.RefOf(it)
+		ref = shipped.RefOf(it)
 		seen = set.Read(ref)
 	}
 	return ref, seen

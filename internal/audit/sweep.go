@@ -1,4 +1,4 @@
-package auditlog
+package audit
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 
 	"github.com/gravitational/teleport/api/types"
 
+	"github.com/teleportbeat/teleportbeat/internal/audit/shipped"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/retry"
 )
 
@@ -44,16 +44,16 @@ type LateConfig struct {
 	// may become visible and still be shipped. None: no sweeps.
 	Ages []time.Duration
 	// Set knows the events shipped recently (required with Ages).
-	Set *late.Set
+	Set *shipped.Set
 	// Lag measures how far behind Teleport's event times run (required
 	// with Ages): windows close and sweeps run on the local clock minus it.
 	Lag *Lag
-	// Recheck, when positive (with Shipped), is the age of the recheck:
+	// Recheck, when positive (with Record), is the age of the recheck:
 	// a last sweep that reads every event once more, this long after its
-	// time, and sends those Shipped does not know (events that became
+	// time, and sends those Record does not know (events that became
 	// visible later than the last of Ages).
 	Recheck time.Duration
-	Shipped *late.Shipped
+	Record  *shipped.Record
 }
 
 // LateStats are the sweeps' counters.
@@ -188,7 +188,7 @@ func (r *Reader) newSweeper(cursors []time.Time, from time.Time) *sweeper {
 		return nil
 	}
 	s := &sweeper{r: r, ages: slices.Clone(ages), recheck: -1}
-	if r.cfg.Late.Recheck > 0 && r.cfg.Late.Shipped != nil {
+	if r.cfg.Late.Recheck > 0 && r.cfg.Late.Record != nil {
 		s.recheck = len(s.ages)
 		s.ages = append(s.ages, r.cfg.Late.Recheck)
 	}
@@ -249,7 +249,7 @@ func (r *Reader) pruneBeforeSweeps(cursors []time.Time, from time.Time) {
 }
 
 // minCursor is the earliest cursor of the sweeps the set serves (the
-// recheck asks Shipped, not the set).
+// recheck asks Record, not the set).
 func (s *sweeper) minCursor() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -366,7 +366,7 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 				continue
 			}
 			ref, seen := r.readLate(it)
-			if seen != late.New {
+			if seen != shipped.New {
 				continue
 			}
 			if !r.wanted(it) {
@@ -393,7 +393,7 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 		b.Late = true
 		if (len(b.Events) > 0 || b.Sweeps != nil) && !r.send(ctx, out, b) {
 			for _, e := range b.Events {
-				set.Forget(late.RefOf(e))
+				set.Forget(shipped.RefOf(e))
 			}
 			return false
 		}
@@ -405,12 +405,12 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 }
 
 // recheckSweep reads the events between the recheck's cursor and its age
-// ago once more and sends those Shipped does not know: events that became
+// ago once more and sends those Record does not know: events that became
 // visible after every sweep had passed their time. Each is said, with its
 // uid, and counted. It reports false when ctx is done.
 func (s *sweeper) recheckSweep(ctx context.Context, out chan<- Batch) bool {
 	r := s.r
-	shipped := r.cfg.Late.Shipped
+	record := r.cfg.Late.Record
 	i := s.recheck
 	target := r.reference(r.cfg.Now().UTC()).Add(-s.ages[i]).Truncate(time.Second)
 	if floor := r.floor.get(); floor.Before(target) {
@@ -439,7 +439,7 @@ func (s *sweeper) recheckSweep(ctx context.Context, out chan<- Batch) bool {
 			if it.Time.IsZero() || !r.wanted(it) {
 				continue
 			}
-			has, err := shipped.Has(late.RefOf(it))
+			has, err := record.Has(shipped.RefOf(it))
 			if err != nil {
 				r.log.Warnw("The recheck cannot read its record of shipped events; it sends this event again (Elasticsearch stores each uid once)", "error", err, "event_id", it.Key())
 			}
@@ -467,7 +467,7 @@ func (s *sweeper) recheckSweep(ctx context.Context, out chan<- Batch) bool {
 			s.mu.Unlock()
 			b.Sweeps = s.snapshot()
 			// The days the recheck has passed are not asked about again.
-			shipped.Forget(target)
+			record.Forget(target)
 		}
 		b.Late = true
 		if (len(b.Events) > 0 || b.Sweeps != nil) && !r.send(ctx, out, b) {

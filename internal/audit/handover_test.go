@@ -1,4 +1,4 @@
-package auditlog
+package audit
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 	"github.com/stretchr/testify/require"
 
+	"github.com/teleportbeat/teleportbeat/internal/audit/shipped"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -23,7 +23,7 @@ import (
 // late-event set, in the order handed over.
 func TestHandoverGivesEveryEventItsCompletePosition(t *testing.T) {
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	set := late.NewSet(0)
+	set := shipped.NewSet(0)
 	r := NewReader(Config{Late: LateConfig{Ages: []time.Duration{time.Minute}, Set: set, Lag: &Lag{}}}, nil, logptest.NewTestingLogger(t, ""))
 	start := cursor.Position{WindowStart: t0.Add(-time.Hour)}
 	r.handover.cur = &start
@@ -35,7 +35,7 @@ func TestHandoverGivesEveryEventItsCompletePosition(t *testing.T) {
 		d, err := e.Decoded()
 		require.NoError(t, err)
 		evs = append(evs, d)
-		set.Read(late.RefOf(d)) // as the reader does
+		set.Read(shipped.RefOf(d)) // as the reader does
 	}
 	pos := func(key string) *cursor.Position {
 		return &cursor.Position{WindowStart: start.WindowStart, StartKey: key}
@@ -79,10 +79,10 @@ func TestHandoverGivesEveryEventItsCompletePosition(t *testing.T) {
 
 	// Acknowledged in the order handed over: the first three only.
 	r.Acked(3)
-	restored := late.NewSet(0)
+	restored := shipped.NewSet(0)
 	require.NoError(t, restored.UnmarshalBinary(set.Encoded()))
 	for i, e := range evs {
-		require.Equal(t, i < 3, restored.Has(late.RefOf(e)), "%d %s: acknowledged events survive a restart, pending ones do not", i, e.Key())
+		require.Equal(t, i < 3, restored.Has(shipped.RefOf(e)), "%d %s: acknowledged events survive a restart, pending ones do not", i, e.Key())
 	}
 }
 
@@ -90,7 +90,7 @@ func TestHandoverGivesEveryEventItsCompletePosition(t *testing.T) {
 // (ctx ended) neither moves the position the next one builds on nor
 // queues acknowledgements.
 func TestHandoverThatIsCancelledLeavesNoTrace(t *testing.T) {
-	set := late.NewSet(0)
+	set := shipped.NewSet(0)
 	r := NewReader(Config{Late: LateConfig{Ages: []time.Duration{time.Minute}, Set: set, Lag: &Lag{}}}, nil, logptest.NewTestingLogger(t, ""))
 	start := cursor.Position{WindowStart: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)}
 	r.handover.cur = &start

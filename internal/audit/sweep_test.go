@@ -1,4 +1,4 @@
-package auditlog
+package audit
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 	"github.com/gravitational/teleport/api/types"
 
+	"github.com/teleportbeat/teleportbeat/internal/audit/shipped"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/eventid"
-	"github.com/teleportbeat/teleportbeat/internal/late"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -24,7 +24,7 @@ func (h *harness) midday() time.Time {
 	return h.clock()
 }
 
-func (h *harness) lateConfig(set *late.Set, ages ...time.Duration) Config {
+func (h *harness) lateConfig(set *shipped.Set, ages ...time.Duration) Config {
 	cfg := h.config()
 	cfg.SafetyMargin = 0
 	cfg.Late = LateConfig{Ages: ages, Set: set, Lag: &Lag{}}
@@ -125,7 +125,7 @@ func TestSweepsCatchEventsThatAppearBehindTheHead(t *testing.T) {
 	g := teleporttest.NewGenerator(7)
 	// 300 events over the last ten minutes: three full pages of 100.
 	h.srv.Store.Add(g.Events(300, now.Add(-10*time.Minute), 2*time.Second)...)
-	set := late.NewSet(0)
+	set := shipped.NewSet(0)
 	r := h.reader(h.lateConfig(set, time.Minute, 8*time.Minute))
 	out, _ := h.runReader(r, cursor.Position{WindowStart: now.Add(-15 * time.Minute)})
 	b := &batches{t: t, out: out}
@@ -171,7 +171,7 @@ func TestSweepsReadNothingWhileTheHeadCoversTheRange(t *testing.T) {
 	now := h.midday()
 	g := teleporttest.NewGenerator(8)
 	h.srv.Store.Add(g.Events(20, now.Add(-5*time.Minute), 10*time.Second)...)
-	set := late.NewSet(0)
+	set := shipped.NewSet(0)
 	r, collect := h.run(h.lateConfig(set, time.Minute, 8*time.Minute), cursor.Position{WindowStart: now.Add(-6 * time.Minute)})
 	collect(20)
 	lateOne := g.Events(1, now.Add(-3*time.Minute), 0)
@@ -193,11 +193,11 @@ func TestHeadSkipsWhatWasAcknowledgedBeforeARestart(t *testing.T) {
 	now := h.midday()
 	evs := teleporttest.NewGenerator(9).Events(50, now.Add(-5*time.Minute), time.Second)
 	h.srv.Store.Add(evs...)
-	set := late.NewSet(0)
+	set := shipped.NewSet(0)
 	for _, e := range evs[:30] {
 		d, err := e.Decoded()
 		require.NoError(t, err)
-		ref := late.RefOf(d)
+		ref := shipped.RefOf(d)
 		set.Read(ref)
 		set.Acked(ref)
 	}
@@ -253,7 +253,7 @@ func TestBackfillStartsBeforeTheLagIsMeasured(t *testing.T) {
 	now := h.midday()
 	start := now.Add(-72 * time.Hour)
 	h.srv.Store.Add(teleporttest.NewGenerator(1).Events(500, start, 5*time.Minute)...) // up to ~31 h ago
-	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	cfg := h.lateConfig(shipped.NewSet(0), time.Minute)
 	cfg.PollInterval = time.Hour // the second look would come an hour later
 	r, held := h.heldProbeReader(cfg)
 	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
@@ -272,7 +272,7 @@ func TestTheOpenWindowIsReadBeforeTheLagIsKnown(t *testing.T) {
 	now := h.midday()
 	start := now.Add(-30 * time.Minute)
 	h.srv.Store.Add(teleporttest.NewGenerator(2).Events(50, start, 10*time.Second)...)
-	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	cfg := h.lateConfig(shipped.NewSet(0), time.Minute)
 	r, held := h.heldProbeReader(cfg)
 	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
 	b := &batches{t: t, out: out}
@@ -291,7 +291,7 @@ func TestARecentWindowWaitsForTheLagToClose(t *testing.T) {
 	h.setNow(now)
 	start := now.Add(-40 * time.Minute)
 	h.srv.Store.Add(teleporttest.NewGenerator(2).Events(50, start, 10*time.Second)...)
-	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	cfg := h.lateConfig(shipped.NewSet(0), time.Minute)
 	r, held := h.heldProbeReader(cfg)
 	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
 	b := &batches{t: t, out: out}
@@ -309,7 +309,7 @@ func TestBackfillAcrossTheUnmeasuredBound(t *testing.T) {
 	h.setNow(time.Date(2025, 6, 3, 6, 5, 0, 0, time.UTC))
 	start := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	h.srv.Store.Add(teleporttest.NewGenerator(1).Events(5000, start.Add(time.Second), 48*time.Hour/5000)...)
-	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	cfg := h.lateConfig(shipped.NewSet(0), time.Minute)
 	cfg.BatchSize, cfg.Prefetch, cfg.BackfillConcurrency = 500, 2, 8
 	r, held := h.heldProbeReader(cfg)
 	out, _ := h.runReader(r, cursor.Position{WindowStart: start})
@@ -326,14 +326,14 @@ func TestBackfillAcrossTheUnmeasuredBound(t *testing.T) {
 // which would then drop it as already sent: the event would be lost.
 func TestAnEventTheSetKnowsIsNotDoneOnThePage(t *testing.T) {
 	h := newHarness(t)
-	set := late.NewSet(0)
+	set := shipped.NewSet(0)
 	r := h.reader(h.lateConfig(set, time.Minute))
 	evs := teleporttest.NewGenerator(3).Events(2, time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC), time.Second)
 	first, err := evs[0].Decoded()
 	require.NoError(t, err)
 	atBound, err := evs[1].Decoded()
 	require.NoError(t, err)
-	set.Read(late.RefOf(atBound)) // the next part read it first
+	set.Read(shipped.RefOf(atBound)) // the next part read it first
 
 	st := &readState{from: first.Time, to: atBound.Time, page: newPageState("", nil)}
 	b, _ := r.batch(st, []*event.Event{first, atBound})
@@ -361,7 +361,7 @@ func TestBackfillBeforeTheLagIsMeasuredTracksNoOldEvent(t *testing.T) {
 		evs = append(evs, e)
 	}
 	h.srv.Store.Add(evs...)
-	set := late.NewSet(0)
+	set := shipped.NewSet(0)
 	cfg := h.lateConfig(set, time.Minute, 15*time.Minute)
 	cfg.Export = true
 	r, held := h.heldProbeReader(cfg)
@@ -383,7 +383,7 @@ func TestBackfillBeforeTheLagIsMeasuredTracksNoOldEvent(t *testing.T) {
 func TestTheLagIsMeasuredWhenEventsComeAfterTheFirstLook(t *testing.T) {
 	h := newHarness(t)
 	now := h.midday()
-	set := late.NewSet(0)
+	set := shipped.NewSet(0)
 	cfg := h.lateConfig(set, time.Minute, 15*time.Minute)
 	cfg.Window = time.Minute // windows close all the time
 	r, held := h.heldProbeReader(cfg)
@@ -413,7 +413,7 @@ func TestTheFirstReadOfTheLogIsNoLagSample(t *testing.T) {
 	h := newHarness(t)
 	now := h.midday()
 	h.srv.Store.Add(teleporttest.NewGenerator(32).Events(10, now.Add(-5*time.Minute-10*time.Second), time.Second)...)
-	cfg := h.lateConfig(late.NewSet(0), time.Minute)
+	cfg := h.lateConfig(shipped.NewSet(0), time.Minute)
 	r, held := h.heldProbeReader(cfg)
 	close(held.release)
 	out, _ := h.runReader(r, cursor.Position{WindowStart: now.Add(-10 * time.Minute)})
@@ -433,10 +433,10 @@ func TestTheFirstReadOfTheLogIsNoLagSample(t *testing.T) {
 func TestTheRecheckFindsEventsLaterThanEverySweep(t *testing.T) {
 	h := newHarness(t)
 	now := h.midday()
-	set := late.NewSet(0)
-	shipped := late.OpenShipped(t.TempDir())
+	set := shipped.NewSet(0)
+	record := shipped.OpenRecord(t.TempDir())
 	cfg := h.lateConfig(set, time.Minute, 8*time.Minute)
-	cfg.Late.Recheck, cfg.Late.Shipped = 30*time.Minute, shipped
+	cfg.Late.Recheck, cfg.Late.Record = 30*time.Minute, record
 	r := h.reader(cfg)
 	out, _ := h.runReader(r, cursor.Position{WindowStart: now.Add(-time.Minute)})
 	b := &batches{t: t, out: out}
@@ -449,13 +449,13 @@ func TestTheRecheckFindsEventsLaterThanEverySweep(t *testing.T) {
 	h.srv.Store.Add(evs...)
 	h.advance(6 * time.Minute)
 	b.until("the head reads them", func() bool { return len(b.head) == 300 })
-	var refs []late.Ref
+	var refs []shipped.Ref
 	for _, e := range evs {
 		d, err := e.Decoded()
 		require.NoError(t, err)
-		refs = append(refs, late.RefOf(d))
+		refs = append(refs, shipped.RefOf(d))
 	}
-	require.NoError(t, shipped.Add(refs))
+	require.NoError(t, record.Add(refs))
 
 	// 20 minutes on, every sweep has passed the time of an event that
 	// only now becomes visible.

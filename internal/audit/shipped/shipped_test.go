@@ -1,4 +1,4 @@
-package late
+package shipped
 
 import (
 	"os"
@@ -17,7 +17,7 @@ func TestShippedRemembersAcrossRestartsAndForgetsPassedDays(t *testing.T) {
 	b := RefOfKey("uid-b", day2, 2)
 	other := RefOfKey("uid-c", day2, 3)
 
-	s := OpenShipped(dir)
+	s := OpenRecord(dir)
 	require.NoError(t, s.Add([]Ref{a, {}, b}))
 	has, err := s.Has(b)
 	require.NoError(t, err)
@@ -25,7 +25,7 @@ func TestShippedRemembersAcrossRestartsAndForgetsPassedDays(t *testing.T) {
 	require.NoError(t, s.Close())
 
 	// A restarted beat reads the files.
-	s = OpenShipped(dir)
+	s = OpenRecord(dir)
 	for _, tc := range []struct {
 		r    Ref
 		want bool

@@ -1,4 +1,4 @@
-package late
+package shipped
 
 import (
 	"encoding/binary"
@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Shipped remembers, on disk, every audit event acknowledged by the
+// Record remembers, on disk, every audit event acknowledged by the
 // output: the 64-bit hash of its key (Hash), in one file per UTC day of
 // the event's time (8 bytes an event: 8 MB a day for a million events). The
 // recheck, the last sweep, reads each event again hours after its time and
@@ -23,7 +23,7 @@ import (
 //
 // A hash collision (two keys, one hash: about one in 10^7 among a million
 // events) would make the recheck take a late event for a shipped one.
-type Shipped struct {
+type Record struct {
 	dir string
 
 	mu    sync.Mutex
@@ -32,9 +32,9 @@ type Shipped struct {
 	files map[int64]*os.File
 }
 
-// OpenShipped returns the log in dir (created, 0700, on the first write).
-func OpenShipped(dir string) *Shipped {
-	return &Shipped{dir: dir, days: map[int64]map[uint64]struct{}{}, files: map[int64]*os.File{}}
+// OpenRecord returns the log in dir (created, 0700, on the first write).
+func OpenRecord(dir string) *Record {
+	return &Record{dir: dir, days: map[int64]map[uint64]struct{}{}, files: map[int64]*os.File{}}
 }
 
 func dayOf(minute int64) int64 {
@@ -45,14 +45,14 @@ func dayOf(minute int64) int64 {
 	return m / 86400
 }
 
-func (s *Shipped) path(day int64) string {
+func (s *Record) path(day int64) string {
 	return filepath.Join(s.dir, time.Unix(day*86400, 0).UTC().Format("2006-01-02")+".hashes")
 }
 
 // Add records acknowledged events. A write error is returned once (the
 // recheck may then send some of those events again: duplicates, not
 // losses).
-func (s *Shipped) Add(refs []Ref) error {
+func (s *Record) Add(refs []Ref) error {
 	if len(refs) == 0 {
 		return nil
 	}
@@ -84,7 +84,7 @@ func (s *Shipped) Add(refs []Ref) error {
 	return nil
 }
 
-func (s *Shipped) file(day int64) (*os.File, error) {
+func (s *Record) file(day int64) (*os.File, error) {
 	if f, ok := s.files[day]; ok {
 		return f, nil
 	}
@@ -113,7 +113,7 @@ func (s *Shipped) file(day int64) (*os.File, error) {
 
 // Has reports whether an event was acknowledged (its day's file is read
 // on the first question about that day).
-func (s *Shipped) Has(r Ref) (bool, error) {
+func (s *Record) Has(r Ref) (bool, error) {
 	d := dayOf(r.Minute)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -135,7 +135,7 @@ func (s *Shipped) Has(r Ref) (bool, error) {
 	return has, nil
 }
 
-func (s *Shipped) load(day int64) (map[uint64]struct{}, error) {
+func (s *Record) load(day int64) (map[uint64]struct{}, error) {
 	set := map[uint64]struct{}{}
 	f, err := os.Open(s.path(day))
 	if errors.Is(err, os.ErrNotExist) {
@@ -156,7 +156,7 @@ func (s *Shipped) load(day int64) (map[uint64]struct{}, error) {
 }
 
 // Forget removes the files (and loaded sets) of the days before t's.
-func (s *Shipped) Forget(t time.Time) {
+func (s *Record) Forget(t time.Time) {
 	cut := t.UTC().Unix() / 86400
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,7 +188,7 @@ func (s *Shipped) Forget(t time.Time) {
 }
 
 // Close closes the open files.
-func (s *Shipped) Close() error {
+func (s *Record) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
