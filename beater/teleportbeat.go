@@ -1,5 +1,5 @@
 // Package beater is teleportbeat's libbeat Beater. Standalone it runs one
-// shipper (internal/shipper) from teleportbeat.yml; under Elastic Agent
+// input (internal/input) from teleportbeat.yml; under Elastic Agent
 // (management.enabled) it runs one per input unit the agent sends, and
 // reloads them when the policy changes.
 package beater
@@ -19,7 +19,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/paths"
 
 	"github.com/teleportbeat/teleportbeat/config"
-	"github.com/teleportbeat/teleportbeat/internal/shipper"
+	"github.com/teleportbeat/teleportbeat/internal/input"
 )
 
 // Teleportbeat is the Beater.
@@ -99,7 +99,7 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 	if err != nil {
 		return err
 	}
-	return shipper.Run(tb.ctx, tb.cfg, shipper.Settings{
+	return input.Run(tb.ctx, tb.cfg, input.Settings{
 		Log:          tb.log,
 		RegistryRoot: tb.paths.Resolve(paths.Data, tb.cfg.Registry.Path),
 		StoreName:    b.Info.Beat,
@@ -114,7 +114,7 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 // and Metricbeat do: the manager reloads it on every policy change without
 // restarting the process.
 func (tb *Teleportbeat) runManaged(b *beat.Beat) error {
-	factory := &shipper.Factory{
+	factory := &input.Factory{
 		Log:     tb.log,
 		Info:    b.Info,
 		Resolve: func(p string) string { return tb.paths.Resolve(paths.Data, p) },

@@ -23,7 +23,7 @@ import (
 	_ "github.com/teleportbeat/teleportbeat/include"
 	// Registers the http output (Fluentd, Logstash's http input).
 	_ "github.com/teleportbeat/teleportbeat/internal/httpout"
-	"github.com/teleportbeat/teleportbeat/internal/outguard"
+	"github.com/teleportbeat/teleportbeat/internal/oversize"
 )
 
 // Name is the beat's name: its config file, index prefix and registry.
@@ -54,8 +54,8 @@ func RootCmd() *cmd.BeatsRootCmd {
 	// management.enabled: true runs under Elastic Agent (V2 protocol).
 	agent.Register()
 	// An event Elasticsearch (or a proxy before it) refuses alone as too
-	// large is kept and truncated, not dropped (internal/outguard).
-	outguard.Install()
+	// large is kept and truncated, not dropped (internal/oversize).
+	oversize.Install()
 	root := cmd.GenRootCmdWithSettings(beater.New, settings)
 	root.TestCmd.AddCommand(testTeleportCmd(settings))
 	// `test config` prints the configuration's warnings (a misspelt event

@@ -27,8 +27,8 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/fleetpkg"
 	"github.com/teleportbeat/teleportbeat/internal/generate"
+	"github.com/teleportbeat/teleportbeat/internal/input"
 	"github.com/teleportbeat/teleportbeat/internal/rules"
-	"github.com/teleportbeat/teleportbeat/internal/shipper"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -334,7 +334,7 @@ func TestRenderedPolicyConfiguresTheBeat(t *testing.T) {
 	cfgs, err := agent.Transform(unit, nil)
 	require.NoError(t, err)
 	require.Len(t, cfgs, 1)
-	f := &shipper.Factory{Log: logptest.NewTestingLogger(t, ""), Info: beat.Info{Beat: "teleportbeat", Version: "9.3.0"}}
+	f := &input.Factory{Log: logptest.NewTestingLogger(t, ""), Info: beat.Info{Beat: "teleportbeat", Version: "9.3.0"}}
 	require.NoError(t, f.CheckConfig(cfgs[0].Config))
 
 	var got struct {

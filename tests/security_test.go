@@ -168,7 +168,7 @@ func TestNoSecretsInLogsOrExportedConfig(t *testing.T) {
 	dump := q.logs.String()
 	require.Contains(t, dump, "SIGQUIT: quit")
 	require.Contains(t, dump, "goroutine ")
-	require.Contains(t, dump, "github.com/teleportbeat/teleportbeat/internal/shipper.Run(", "the dump shows teleportbeat's own stacks")
+	require.Contains(t, dump, "github.com/teleportbeat/teleportbeat/internal/input.Run(", "the dump shows teleportbeat's own stacks")
 	for _, s := range secrets {
 		require.NotContains(t, dump, s, "a secret in the crash dump")
 	}

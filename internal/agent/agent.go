@@ -2,7 +2,7 @@
 // libbeat's V2 control-protocol manager (x-pack/libbeat/management, under
 // the Elastic License 2.0; see NOTICE), which `management.enabled: true`
 // then uses, and Register turns the agent's teleport input units into
-// shipper configurations (internal/shipper.UnitConfig).
+// input configurations (internal/input.UnitConfig).
 package agent
 
 import (
@@ -36,7 +36,7 @@ func Register() {
 	management.ConfigTransform.SetTransform(Transform)
 }
 
-// Transform turns one input unit into one shipper configuration. A unit
+// Transform turns one input unit into one input configuration. A unit
 // is one Teleport integration policy: its teleport.audit stream carries
 // the connection and the audit settings; its teleport.session stream, when
 // enabled, turns on session recordings (which are found through the audit

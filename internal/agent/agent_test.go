@@ -12,7 +12,7 @@ import (
 	"github.com/elastic/elastic-agent-client/v7/pkg/proto"
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 
-	"github.com/teleportbeat/teleportbeat/internal/shipper"
+	"github.com/teleportbeat/teleportbeat/internal/input"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -49,7 +49,7 @@ func TestTransformOneUnitIsOneShipper(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, cfgs, 1)
 
-	var got shipper.UnitConfig
+	var got input.UnitConfig
 	require.NoError(t, cfgs[0].Config.Unpack(&got))
 	require.Equal(t, "teleport-unit-1", got.ID)
 	for want, idx := range map[string]*fmtstr.EventFormatString{"logs-teleportbeat.audit-prod": &got.AuditStream.Index, "logs-teleportbeat.session-prod": &got.SessionStream.Index} {
@@ -82,8 +82,8 @@ func TestTransformOneUnitIsOneShipper(t *testing.T) {
 		require.False(t, has, "routing key %s does not reach the teleportbeat section", k)
 	}
 
-	// The shipper factory accepts what the transform makes.
-	f := &shipper.Factory{Log: logptest.NewTestingLogger(t, ""), Info: beat.Info{Beat: "teleportbeat", Version: "9.3.0"}}
+	// The input factory accepts what the transform makes.
+	f := &input.Factory{Log: logptest.NewTestingLogger(t, ""), Info: beat.Info{Beat: "teleportbeat", Version: "9.3.0"}}
 	require.NoError(t, f.CheckConfig(cfgs[0].Config))
 }
 
@@ -115,6 +115,6 @@ func TestTransformErrorsNameTheProblem(t *testing.T) {
 	// A bad value is reported by key, by the factory, before anything runs.
 	cfgs, err := Transform(unit(stream(t, "audit-1", AuditDataset, map[string]any{"teleport": conn, "audit": map[string]any{"batch_size": -1.0}})), nil)
 	require.NoError(t, err)
-	f := &shipper.Factory{Log: logptest.NewTestingLogger(t, ""), Info: beat.Info{Beat: "teleportbeat"}}
+	f := &input.Factory{Log: logptest.NewTestingLogger(t, ""), Info: beat.Info{Beat: "teleportbeat"}}
 	require.ErrorContains(t, f.CheckConfig(cfgs[0].Config), "teleportbeat.audit.batch_size")
 }

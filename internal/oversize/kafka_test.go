@@ -1,4 +1,4 @@
-package outguard
+package oversize
 
 import (
 	"context"

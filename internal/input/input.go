@@ -1,9 +1,9 @@
-// Package shipper is teleportbeat's main job: it reads the Teleport audit
+// Package input is teleportbeat's main job: it reads the Teleport audit
 // log (and, when configured, session recordings), maps the events to ECS,
 // publishes them, and records the position the output acknowledged. The
-// beater runs one shipper from teleportbeat.yml; under Elastic Agent every
+// beater runs one input from teleportbeat.yml; under Elastic Agent every
 // input unit runs one (runner.go).
-package shipper
+package input
 
 import (
 	"context"
@@ -22,13 +22,13 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/lock"
+	"github.com/teleportbeat/teleportbeat/internal/lockout"
 	"github.com/teleportbeat/teleportbeat/internal/retry"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
 )
 
-// Settings are what one shipper needs besides its configuration.
+// Settings are what one input needs besides its configuration.
 type Settings struct {
 	Log *logp.Logger
 	// RegistryRoot is the directory of the registry (path.data resolved).
@@ -339,9 +339,9 @@ func startSessions(ctx context.Context, log *logp.Logger, cfg config.Config, clu
 
 // startLocker starts the failed-login locker and returns it with the
 // observer that counts failed logins.
-func startLocker(ctx context.Context, log *logp.Logger, cfg config.Config, conn *teleport.Conn) (*lock.Detector, observer) {
+func startLocker(ctx context.Context, log *logp.Logger, cfg config.Config, conn *teleport.Conn) (*lockout.Detector, observer) {
 	lc := cfg.Lock
-	locker := lock.New(ctx, lock.Config{
+	locker := lockout.New(ctx, lockout.Config{
 		FailedAttempts: lc.FailedAttempts,
 		Period:         lc.Period,
 		LockFor:        lc.LockFor,
@@ -350,7 +350,7 @@ func startLocker(ctx context.Context, log *logp.Logger, cfg config.Config, conn 
 		MaxEventAge: lc.Period + cfg.Audit.SafetyMargin + cfg.Audit.PollInterval + time.Minute,
 		BackoffInit: cfg.Teleport.Backoff.Init,
 		BackoffMax:  cfg.Teleport.Backoff.Max,
-	}, log.Named("lock"), func(ctx context.Context) (lock.Locker, error) { return conn.Client(ctx) })
+	}, log.Named("lock"), func(ctx context.Context) (lockout.Locker, error) { return conn.Client(ctx) })
 	return locker, func(e *event.Event) {
 		if e.Type != "user.login" {
 			return

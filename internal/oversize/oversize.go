@@ -1,4 +1,4 @@
-// Package outguard keeps libbeat's Elasticsearch and Kafka outputs from
+// Package oversize keeps libbeat's Elasticsearch and Kafka outputs from
 // dropping an event silently when it is too large for the receiver (the
 // Kafka side is in kafka.go).
 //
@@ -9,7 +9,7 @@
 // uid, and the acknowledgement moves teleportbeat's position past it. That
 // drop is the only use of publisher.Batch.Drop in libbeat's outputs.
 //
-// outguard wraps the output's clients: their batches are handed over
+// oversize wraps the output's clients: their batches are handed over
 // wrapped, and a Drop of an event refused alone is turned into a retry of
 // the event truncated to half its size (internal/shrink, tagged
 // teleport_truncated), up to maxCuts times, while the whole event is kept
@@ -20,7 +20,7 @@
 // encoded event's fields (unexported) by reflection. Both are pinned to the
 // beats version in go.mod, and TestReadsTheEncodedEvent fails when
 // either changes.
-package outguard
+package oversize
 
 import (
 	"context"
@@ -69,13 +69,13 @@ func Install() {
 	install.Do(func() {
 		f := outputReg["elasticsearch"]
 		if f == nil {
-			panic("outguard: the elasticsearch output is not registered")
+			panic("oversize: the elasticsearch output is not registered")
 		}
 		deadDir := func() string { return paths.Resolve(paths.Data, deadletter.Dir) }
 		outputReg["elasticsearch"] = wrap("elasticsearch", f, deadDir)
 		k := outputReg["kafka"]
 		if k == nil {
-			panic("outguard: the kafka output is not registered")
+			panic("oversize: the kafka output is not registered")
 		}
 		outputReg["kafka"] = wrapKafka(k, deadDir)
 	})
@@ -100,7 +100,7 @@ func wrap(name string, f outputs.Factory, deadDir func() string) outputs.Factory
 			if g.EncoderFactory != nil {
 				enc = g.EncoderFactory()
 			}
-			g.Clients[i] = &client{inner: c, name: name, enc: enc, dead: dead, observer: observer, log: log.Named("outguard"), quiet: q}
+			g.Clients[i] = &client{inner: c, name: name, enc: enc, dead: dead, observer: observer, log: log.Named("oversize"), quiet: q}
 		}
 		return g, nil
 	}
@@ -163,7 +163,7 @@ func (b *batch) Drop() {
 	}
 	if len(retry) > 0 {
 		// libbeat logs "The batch has been dropped" right after this Drop;
-		// it is not: the event is sent again, as outguard's lines say.
+		// it is not: the event is sent again, as oversize's lines say.
 		b.c.quiet.expect()
 		b.Batch.RetryEvents(retry)
 		return
@@ -211,7 +211,7 @@ func (c *client) refused(e publisher.Event) (publisher.Event, bool) {
 	return out, true
 }
 
-// encoded is what outguard reads of the Elasticsearch output's encoded
+// encoded is what oversize reads of the Elasticsearch output's encoded
 // event (its unexported type elasticsearch.encodedEvent).
 type encoded struct {
 	encoding  []byte
@@ -270,9 +270,9 @@ func readEncoded(e publisher.Event) (encoded, error) {
 }
 
 // quiet holds back libbeat's "The batch has been dropped" error once for
-// each Drop that outguard turned into a retry: that line would tell the
-// reader an event was lost when it is being sent again. A Drop outguard
-// could not turn into a retry keeps libbeat's line (and outguard's own,
+// each Drop that oversize turned into a retry: that line would tell the
+// reader an event was lost when it is being sent again. A Drop oversize
+// could not turn into a retry keeps libbeat's line (and oversize's own,
 // with the uid). The output's workers share the logger, so it is a count.
 type quiet struct{ pending atomic.Int64 }
 

@@ -1,4 +1,4 @@
-package shipper
+package input
 
 import (
 	"context"
@@ -39,7 +39,7 @@ type Stream struct {
 	Processors processors.PluginConfig  `config:"processors"`
 }
 
-// Factory creates a shipper per Elastic Agent input unit; it is the
+// Factory creates a input per Elastic Agent input unit; it is the
 // cfgfile.RunnerFactory of the beat's reloadable input list.
 type Factory struct {
 	Log  *logp.Logger
@@ -49,7 +49,7 @@ type Factory struct {
 	Stats   *monitoring.Registry
 
 	mu     sync.Mutex
-	active string // the unit whose shipper runs ("" when none)
+	active string // the unit whose input runs ("" when none)
 }
 
 var _ cfgfile.RunnerFactoryWithStatusReporter = (*Factory)(nil)
@@ -77,7 +77,7 @@ func (f *Factory) Create(p beat.PipelineConnector, c *conf.C) (cfgfile.Runner, e
 	return f.CreateWithReporter(p, c, nil)
 }
 
-// CreateWithReporter returns the shipper of one unit, not yet started.
+// CreateWithReporter returns the input of one unit, not yet started.
 func (f *Factory) CreateWithReporter(p beat.PipelineConnector, c *conf.C, rep status.StatusReporter) (cfgfile.Runner, error) {
 	u, cfg, err := f.load(c)
 	if err != nil {
@@ -125,7 +125,7 @@ func (f *Factory) release(id string) {
 }
 
 // pipeline routes the events of a stream: the index first, then the
-// stream's processors, after the shipper's own.
+// stream's processors, after the input's own.
 func (s Stream) pipeline(p beat.PipelineConnector, info beat.Info) (beat.PipelineConnector, error) {
 	procs := processors.NewList(info.Logger)
 	if !s.Index.IsEmpty() {
@@ -154,7 +154,7 @@ func (s Stream) pipeline(p beat.PipelineConnector, info beat.Info) (beat.Pipelin
 	}), nil
 }
 
-// Runner runs one unit's shipper (cfgfile.Runner).
+// Runner runs one unit's input (cfgfile.Runner).
 type Runner struct {
 	factory  *Factory
 	id       string
@@ -165,7 +165,7 @@ type Runner struct {
 	done   chan struct{}
 }
 
-// Start runs the shipper in the background.
+// Start runs the input in the background.
 func (r *Runner) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
@@ -181,7 +181,7 @@ func (r *Runner) Start() {
 	}()
 }
 
-// Stop stops the shipper and waits until its position is saved.
+// Stop stops the input and waits until its position is saved.
 func (r *Runner) Stop() {
 	if r.cancel == nil {
 		r.factory.release(r.id)

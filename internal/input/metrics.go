@@ -1,4 +1,4 @@
-package shipper
+package input
 
 import (
 	"math"
@@ -11,7 +11,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/audit/shipped"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
-	"github.com/teleportbeat/teleportbeat/internal/lock"
+	"github.com/teleportbeat/teleportbeat/internal/lockout"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
 )
 
@@ -25,7 +25,7 @@ type auditMetrics struct {
 	lateSet     *shipped.Set      // nil without late-event sweeps
 	teleportLag *audit.Lag        // nil without late-event sweeps
 	sessions    *sessions.Manager // nil when session recordings are not shipped
-	locker      *lock.Detector    // nil when locking is off
+	locker      *lockout.Detector // nil when locking is off
 	mapper      *ecs.Mapper
 }
 

@@ -1,4 +1,4 @@
-package outguard
+package oversize
 
 import (
 	"context"
@@ -65,7 +65,7 @@ func wrapKafka(f outputs.Factory, deadDir func() string) outputs.Factory {
 		}
 		dead := deadletter.New(deadDir())
 		for i, c := range g.Clients {
-			g.Clients[i] = &kafkaClient{inner: c, limit: int(limit), enc: enc, index: info.IndexPrefix, dead: dead, observer: observer, log: log.Named("outguard")}
+			g.Clients[i] = &kafkaClient{inner: c, limit: int(limit), enc: enc, index: info.IndexPrefix, dead: dead, observer: observer, log: log.Named("oversize")}
 		}
 		return g, nil
 	}

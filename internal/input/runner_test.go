@@ -1,4 +1,4 @@
-package shipper
+package input
 
 import (
 	"path/filepath"
@@ -14,7 +14,7 @@ import (
 )
 
 // TestFactoryRunsOneUnitAtATime: units replace each other (the runner list
-// stops the old shipper first); two at once would share the registry, so
+// stops the old input first); two at once would share the registry, so
 // the second is refused with the reason.
 func TestFactoryRunsOneUnitAtATime(t *testing.T) {
 	tp, idFile := teleporttest.StartWithIdentity(t, t.TempDir())

@@ -1,7 +1,7 @@
-// Package lock locks Teleport users after repeated failed logins, as
+// Package lockout locks Teleport users after repeated failed logins, as
 // Teleport's event handler does: N failed user.login events for one user
 // within a period create a Teleport lock for that user, once.
-package lock
+package lockout
 
 import (
 	"context"

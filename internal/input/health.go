@@ -1,4 +1,4 @@
-package shipper
+package input
 
 import (
 	"fmt"
@@ -13,15 +13,15 @@ type expiring interface {
 	Expiry() (time.Time, bool)
 }
 
-// health turns what the shipper sees of Teleport into a status with a
+// health turns what the input sees of Teleport into a status with a
 // reason, for Elastic Agent (the unit's state in Fleet) or, standalone,
 // libbeat's status log:
 //   - healthy while searches succeed;
 //   - degraded while Teleport cannot be reached or a search fails (the
-//     shipper retries by itself; nothing is lost, events are late);
+//     input retries by itself; nothing is lost, events are late);
 //   - degraded while the registry cannot be written (reading is held);
 //   - failed when the credentials have expired: retrying cannot help until
-//     someone renews them (the shipper keeps retrying and turns healthy
+//     someone renews them (the input keeps retrying and turns healthy
 //     again once a renewed identity works).
 type health struct {
 	rep   status.StatusReporter

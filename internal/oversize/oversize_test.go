@@ -1,4 +1,4 @@
-package outguard
+package oversize
 
 import (
 	"context"
@@ -159,7 +159,7 @@ func TestAnEventThatCannotBeMadeSmallEnoughIsKept(t *testing.T) {
 	require.Len(t, recs, 1)
 	require.Equal(t, "uid-x", recs[0].EventID)
 	require.Zero(t, es.Count())
-	// The last drop is one: libbeat's line stays, beside outguard's with the uid.
+	// The last drop is one: libbeat's line stays, beside oversize's with the uid.
 	require.Equal(t, 1, droppedLines(logs))
 	require.Equal(t, 1, logs.FilterMessageSnippet("even truncated; it is only in the dead-letter file").FilterField(zap.String("event_id", "uid-x")).Len())
 }
