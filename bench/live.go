@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -247,7 +247,7 @@ func produce(ctx context.Context, srv *teleporttest.Server, rate int, d time.Dur
 func (env *liveEnv) awaitStored(all []*teleporttest.Event, timeout time.Duration) error {
 	want := map[string]bool{}
 	for _, e := range all {
-		want[eventid.Of(e.Proto())] = true
+		want[event.IDOf(e.Proto())] = true
 	}
 	deadline := time.Now().Add(timeout)
 	for env.es.Count() < len(want) && time.Now().Before(deadline) {
@@ -268,11 +268,11 @@ func (env *liveEnv) awaitStored(all []*teleporttest.Event, timeout time.Duration
 func latencies(es *estest.Recorder, live, late []*teleporttest.Event) (fresh, age quantiles, lateMax time.Duration) {
 	byID := map[string]*teleporttest.Event{}
 	for _, e := range live {
-		byID[eventid.Of(e.Proto())] = e
+		byID[event.IDOf(e.Proto())] = e
 	}
 	lateIDs := map[string]*teleporttest.Event{}
 	for _, e := range late {
-		lateIDs[eventid.Of(e.Proto())] = e
+		lateIDs[event.IDOf(e.Proto())] = e
 	}
 	var f, a []time.Duration
 	for _, d := range es.Docs() {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -290,7 +290,7 @@ func (p *proc) waitLogCount(timeout time.Duration, substr string, n int) {
 func expectedIDs(evs []*teleporttest.Event) map[string][]*teleporttest.Event {
 	out := map[string][]*teleporttest.Event{}
 	for _, e := range evs {
-		id := eventid.Of(e.Proto())
+		id := event.IDOf(e.Proto())
 		out[id] = append(out[id], e)
 	}
 	return out

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/fieldsyml"
 	"github.com/teleportbeat/teleportbeat/internal/kql"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
@@ -39,7 +39,7 @@ func TestWhoDidWhat(t *testing.T) {
 		ev, err := teleporttest.NewEvent(fields)
 		require.NoError(t, err, p.Pattern)
 		served = append(served, ev)
-		byUID[eventid.Of(ev.Proto())] = p
+		byUID[event.IDOf(ev.Proto())] = p
 	}
 	e.tp.Store.Add(served...)
 	es, out := esSetup(t)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/config"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
@@ -135,7 +135,7 @@ func ids(bs []Batch) []string {
 func storedIDs(s *teleporttest.Store) []string {
 	var out []string
 	for _, e := range s.All() {
-		out = append(out, eventid.Of(e.Proto()))
+		out = append(out, event.IDOf(e.Proto()))
 	}
 	return out
 }
@@ -196,7 +196,7 @@ func TestReaderPicksUpLateEventsInsideTheOpenPage(t *testing.T) {
 	h.srv.Store.Add(late...)
 	h.srv.Store.Add(newer...)
 	got := ids(collect(2))
-	require.ElementsMatch(t, []string{eventid.Of(late[0].Proto()), eventid.Of(newer[0].Proto())}, got)
+	require.ElementsMatch(t, []string{event.IDOf(late[0].Proto()), event.IDOf(newer[0].Proto())}, got)
 }
 
 func TestReaderFiltersAndKeepsTheSafetyMargin(t *testing.T) {
@@ -214,7 +214,7 @@ func TestReaderFiltersAndKeepsTheSafetyMargin(t *testing.T) {
 		if e.Time.After(start.Add(50*time.Second)) || e.Type == "kube.request" {
 			continue
 		}
-		want = append(want, eventid.Of(e.Proto()))
+		want = append(want, event.IDOf(e.Proto()))
 	}
 	got := collect(len(want))
 	require.Equal(t, want, ids(got))
@@ -225,7 +225,7 @@ func TestReaderFiltersAndKeepsTheSafetyMargin(t *testing.T) {
 	var rest []string
 	for _, e := range evs {
 		if e.Time.After(start.Add(50*time.Second)) && e.Type != "kube.request" {
-			rest = append(rest, eventid.Of(e.Proto()))
+			rest = append(rest, event.IDOf(e.Proto()))
 		}
 	}
 	h.setNow(start.Add(time.Hour))
@@ -242,7 +242,7 @@ func TestReaderServerSideTypeFilter(t *testing.T) {
 	var want []string
 	for _, e := range evs {
 		if e.Type == "user.login" || e.Type == "session.start" {
-			want = append(want, eventid.Of(e.Proto()))
+			want = append(want, event.IDOf(e.Proto()))
 		}
 	}
 	_, collect := h.run(cfg, cursor.Position{WindowStart: start})

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
+	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -177,7 +177,7 @@ func TestReaderFiltersExportedEvents(t *testing.T) {
 	var want []string
 	for _, e := range evs {
 		if e.Type == "user.login" || e.Type == "session.start" {
-			want = append(want, eventid.Of(e.Proto()))
+			want = append(want, event.IDOf(e.Proto()))
 		}
 	}
 	r, collect := h.run(cfg, cursor.Position{WindowStart: day})

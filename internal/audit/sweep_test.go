@@ -14,7 +14,6 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/audit/shipped"
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -73,7 +72,7 @@ func lateIDs(bs []Batch) []string {
 func protoIDs(evs []*teleporttest.Event) []string {
 	var out []string
 	for _, e := range evs {
-		out = append(out, eventid.Of(e.Proto()))
+		out = append(out, event.IDOf(e.Proto()))
 	}
 	return out
 }

@@ -13,7 +13,6 @@ import (
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -26,7 +25,7 @@ func TestEveryCorpusEventMaps(t *testing.T) {
 	for _, e := range evs {
 		out := m.Map(decoded(t, e), now)
 		require.Equal(t, e.Time, out.Timestamp.UTC(), e.ID)
-		id := eventid.Of(e.Proto())
+		id := event.IDOf(e.Proto())
 		require.Equal(t, mapstr.M{"_id": id}, out.Meta)
 		v, err := out.Fields.GetValue("event.action")
 		require.NoError(t, err)

@@ -11,8 +11,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/elastic/elastic-agent-libs/mapstr"
-
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
 )
 
 // Field numbers of the messages decoded here (teleport/auditlog/v1 and
@@ -163,7 +161,7 @@ func decodeEvent(b []byte, s string) (*Event, error) {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
 	if e.key == "" {
-		e.key = eventid.PayloadHash(pb)
+		e.key = PayloadHash(pb)
 	}
 	return e, nil
 }

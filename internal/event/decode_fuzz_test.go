@@ -8,7 +8,6 @@ import (
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -52,8 +51,8 @@ func FuzzDecodeWire(f *testing.F) {
 		if ts := ev.GetTime(); ts != nil && (ts.GetSeconds() != 0 || ts.GetNanos() != 0) && !d.Time.Equal(ts.AsTime()) {
 			t.Fatalf("decoded time %v, protobuf: %v", d.Time, ts.AsTime())
 		}
-		if d.Key() != eventid.Of(&ev) {
-			t.Fatalf("key %q, eventid.Of %q", d.Key(), eventid.Of(&ev))
+		if d.Key() != event.IDOf(&ev) {
+			t.Fatalf("key %q, IDOf %q", d.Key(), event.IDOf(&ev))
 		}
 	})
 }

@@ -15,7 +15,6 @@ import (
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -93,7 +92,7 @@ func TestDecodeGivesWhatProtobufGives(t *testing.T) {
 		}
 		require.Equal(t, want, d.Time, e.ID)
 		require.Equal(t, referenceFields(pb.GetUnstructured()), loaded(t, d), e.ID)
-		require.Equal(t, eventid.Of(pb), d.Key(), e.ID)
+		require.Equal(t, event.IDOf(pb), d.Key(), e.ID)
 	}
 }
 
@@ -113,7 +112,7 @@ func TestDecodePageAndExported(t *testing.T) {
 	require.Equal(t, "next-page", key)
 	require.Len(t, got, len(evs))
 	for i, e := range evs {
-		require.Equal(t, eventid.Of(e.Proto()), got[i].Key())
+		require.Equal(t, event.IDOf(e.Proto()), got[i].Key())
 	}
 
 	wire, err = proto.Marshal(&auditlogpb.ExportEventUnstructured{Event: evs[5].Proto(), Cursor: "a1:6"})
@@ -121,7 +120,7 @@ func TestDecodePageAndExported(t *testing.T) {
 	ex, cur, err := event.DecodeExported(wire)
 	require.NoError(t, err)
 	require.Equal(t, "a1:6", cur)
-	require.Equal(t, eventid.Of(evs[5].Proto()), ex.Key())
+	require.Equal(t, event.IDOf(evs[5].Proto()), ex.Key())
 	require.Equal(t, evs[5].Proto().GetType(), ex.Type)
 }
 
@@ -134,7 +133,7 @@ func TestDecodeEdgeCases(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, d.Time.IsZero())
 		require.Equal(t, mapstr.M{}, loaded(t, d))
-		require.Equal(t, eventid.Of(&auditlogpb.EventUnstructured{}), d.Key())
+		require.Equal(t, event.IDOf(&auditlogpb.EventUnstructured{}), d.Key())
 	})
 	t.Run("nulls and empty values are left out, also in lists", func(t *testing.T) {
 		s := &structpb.Struct{Fields: map[string]*structpb.Value{

@@ -13,8 +13,6 @@ import (
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
-
-	"github.com/teleportbeat/teleportbeat/internal/eventid"
 )
 
 // Event is one Teleport event.
@@ -58,7 +56,7 @@ func (e *Event) SharedUID() string { return e.sharedUID }
 
 // Key is what tells the event apart and the id Elasticsearch stores it
 // under: its uid, or for the rare event without one a hash of its content
-// (see eventid.Of).
+// (see IDOf).
 func (e *Event) Key() string { return e.key }
 
 // String is the payload's top-level string field key ("" if it is not a
@@ -78,13 +76,13 @@ func (e *Event) Bool(key string) (v, ok bool) {
 }
 
 // ContentHash is the SHA-256 of the event's payload, the same for every
-// read of the event (see eventid.ContentHash).
-func (e *Event) ContentHash() string { return eventid.PayloadHash([]byte(e.payload)) }
+// read of the event (see ContentHash).
+func (e *Event) ContentHash() string { return PayloadHash([]byte(e.payload)) }
 
 // Same reports whether a and b are reads of the same event: the same
 // payload (the API's id is ignored, see Key).
 func Same(a, b *Event) bool {
-	return a == b || a.payload == b.payload || eventid.SamePayload([]byte(a.payload), []byte(b.payload))
+	return a == b || a.payload == b.payload || SamePayload([]byte(a.payload), []byte(b.payload))
 }
 
 // FromProto converts an event decoded by teleport/api's generated code, as

@@ -1,4 +1,4 @@
-package eventid
+package event
 
 import (
 	"testing"
@@ -17,17 +17,17 @@ func ev(t *testing.T, id string, fields map[string]any) *auditlogpb.EventUnstruc
 }
 
 func TestIDIsTheUidOrAContentHash(t *testing.T) {
-	require.Equal(t, "u-1", Of(ev(t, "whatever", map[string]any{"uid": "u-1", "event": "x"})))
+	require.Equal(t, "u-1", IDOf(ev(t, "whatever", map[string]any{"uid": "u-1", "event": "x"})))
 
 	// Newer Auth Services give an event without a uid a random id on each
 	// read: the id must not depend on it.
 	a := ev(t, "random-1", map[string]any{"event": "x", "time": "2025-01-01T00:00:00Z"})
 	b := ev(t, "random-2", map[string]any{"event": "x", "time": "2025-01-01T00:00:00Z"})
-	require.Equal(t, Of(a), Of(b))
-	require.Len(t, Of(a), 64)
-	require.True(t, SameEvent(a, b))
+	require.Equal(t, IDOf(a), IDOf(b))
+	require.Len(t, IDOf(a), 64)
+	require.True(t, SameProto(a, b))
 
 	other := ev(t, "random-1", map[string]any{"event": "x", "time": "2025-01-01T00:00:01Z"})
-	require.NotEqual(t, Of(a), Of(other))
-	require.False(t, SameEvent(a, other))
+	require.NotEqual(t, IDOf(a), IDOf(other))
+	require.False(t, SameProto(a, other))
 }

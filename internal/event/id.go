@@ -1,7 +1,6 @@
-// Package eventid identifies Teleport audit events: the id Elasticsearch
-// stores an event under (so that a replay is dropped as a duplicate) and
-// the key the reader tells events apart by.
-package eventid
+// An event's id: the id Elasticsearch stores it under (so that a replay
+// is dropped as a duplicate) and the key the reader tells events apart by.
+package event
 
 import (
 	"crypto/sha256"
@@ -13,11 +12,11 @@ import (
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 )
 
-// Of returns the event's id: its uid, or for the rare event without one a
+// IDOf returns the event's id: its uid, or for the rare event without one a
 // hash of its content. (The API's own id for such events is a hash of the
 // payload in the pinned Teleport, but a fresh random UUID on every read in
 // newer Auth Services, so it cannot serve to recognise a replay.)
-func Of(ev *auditlogpb.EventUnstructured) string {
+func IDOf(ev *auditlogpb.EventUnstructured) string {
 	if uid := ev.GetUnstructured().GetFields()["uid"].GetStringValue(); uid != "" {
 		return uid
 	}
@@ -32,9 +31,9 @@ func ContentHash(ev *auditlogpb.EventUnstructured) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// SameEvent reports whether two reads are the same event: the same
-// payload (the API's id is ignored, see Of).
-func SameEvent(a, b *auditlogpb.EventUnstructured) bool {
+// SameProto reports whether two reads are the same event: the same
+// payload (the API's id is ignored, see IDOf).
+func SameProto(a, b *auditlogpb.EventUnstructured) bool {
 	return a == b || proto.Equal(a.GetUnstructured(), b.GetUnstructured())
 }
 
@@ -55,7 +54,7 @@ func PayloadHash(payload []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// SamePayload is SameEvent for payloads in their wire form.
+// SamePayload is SameProto for payloads in their wire form.
 func SamePayload(a, b []byte) bool {
 	var sa, sb structpb.Struct
 	if proto.Unmarshal(a, &sa) != nil || proto.Unmarshal(b, &sb) != nil {
