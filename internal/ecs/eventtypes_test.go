@@ -7,9 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gravitational/teleport/api/types/events"
+	"github.com/teleportbeat/teleportbeat/internal/samples"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/gravitational/teleport/api/types/events"
 )
 
 // oneOfStructs returns the names of every event struct of the pinned
@@ -68,7 +68,7 @@ func TestEveryAPIEventTypeIsCategorised(t *testing.T) {
 // are not in the pinned API (names of Teleport's web UI fixtures); they are
 // categorised by their family.
 func TestCorpusEventTypesAreKnown(t *testing.T) {
-	fields, err := teleporttest.CorpusFields()
+	fields, err := samples.CorpusFields()
 	require.NoError(t, err)
 	var unknown []string
 	seen := map[string]bool{}

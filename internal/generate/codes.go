@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/samples"
 )
 
 // CodeCategoriesGo is internal/ecs/codes_gen.go: for each family of
@@ -18,7 +18,7 @@ import (
 // thirds of them), learnt from the sample events. Event types newer than the pinned API get their category
 // from it when their name's family is unknown.
 func CodeCategoriesGo() ([]byte, error) {
-	fields, err := teleporttest.CorpusFields()
+	fields, err := samples.CorpusFields()
 	if err != nil {
 		return nil, err
 	}

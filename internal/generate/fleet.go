@@ -18,7 +18,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/geoip"
 	"github.com/teleportbeat/teleportbeat/internal/kibana"
 	"github.com/teleportbeat/teleportbeat/internal/rules"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/samples"
 	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 
@@ -207,24 +207,24 @@ func sliceOf(v any) []yaml.MapSlice {
 // stream's mapper does, and returns the documents as JSON would carry
 // them, by data stream.
 func SampleDocuments() (map[string][]map[string]any, error) {
-	evs, err := teleporttest.CorpusEvents()
+	evs, err := samples.CorpusFields()
 	if err != nil {
 		return nil, err
 	}
-	g := teleporttest.NewGenerator(42)
+	g := samples.NewGenerator(42)
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	evs = append(evs, g.Events(2000, start, time.Second)...)
+	evs = append(evs, g.Fields(2000, start, time.Second)...)
 	_, rec, up := g.Session(start, 40)
 	out := map[string][]map[string]any{}
 	for ds, pair := range map[string]struct {
 		m   *ecs.Mapper
-		evs []*teleporttest.Event
+		evs []map[string]any
 	}{
 		"audit":   {ecs.NewAuditMapper(), append(evs, up)},
 		"session": {ecs.NewSessionMapper(), rec},
 	} {
-		for _, e := range pair.evs {
-			d, err := e.Decoded()
+		for _, f := range pair.evs {
+			d, err := samples.Decode(f)
 			if err != nil {
 				return nil, err
 			}
@@ -233,7 +233,7 @@ func SampleDocuments() (map[string][]map[string]any, error) {
 			fields["@timestamp"] = ev.Timestamp.UTC().Format(time.RFC3339Nano)
 			b, err := json.Marshal(fields)
 			if err != nil {
-				return nil, fmt.Errorf("event %s: %w", e.ID, err)
+				return nil, fmt.Errorf("event %s: %w", d.Key(), err)
 			}
 			var doc map[string]any
 			if err := json.Unmarshal(b, &doc); err != nil {

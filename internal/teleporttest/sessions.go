@@ -2,7 +2,6 @@ package teleporttest
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -80,15 +79,6 @@ func (s *Server) streamSession(ctx context.Context, sessionID string, startIndex
 	return nil
 }
 
-// Session generates the recording of an interactive SSH session of n
-// events (start, prints, a resize, end) and the session.upload audit event
-// Teleport emits once the recording is stored.
-func (g *Generator) Session(start time.Time, n int) (sessionID string, recording []*Event, upload *Event) {
-	sid := g.uuid()
-	recording, upload = g.recording(sid, start, n)
-	return sid, recording, upload
-}
-
 // RecordUploads gives every session.upload event the store holds a
 // recording of n events (when it has none yet), ending just before the
 // upload, so that a client shipping session recordings finds them: the
@@ -115,52 +105,4 @@ func (s *Server) RecordUploads(g *Generator, n int) int {
 		added++
 	}
 	return added
-}
-
-// recording generates the events of session sid and its upload event.
-func (g *Generator) recording(sid string, start time.Time, n int) (recording []*Event, upload *Event) {
-	base := map[string]any{}
-	g.sessionCommon(base)
-	user, login, host := base["user"], base["login"], base["server_hostname"]
-	mk := func(i int, fields map[string]any) *Event {
-		fields["sid"] = sid
-		fields["ei"] = i
-		fields["uid"] = g.uuid()
-		fields["time"] = start.Add(time.Duration(i) * 50 * time.Millisecond).UTC().Format(time.RFC3339Nano)
-		fields["user"] = user
-		fields["login"] = login
-		fields["server_hostname"] = host
-		fields["cluster_name"] = g.ClusterName
-		e, err := NewEvent(fields)
-		if err != nil {
-			panic(fmt.Sprintf("teleporttest: generated session event does not encode: %v", err))
-		}
-		return e
-	}
-	for i := 0; i < n; i++ {
-		var f map[string]any
-		switch {
-		case i == 0:
-			f = map[string]any{"event": "session.start", "code": "T2000I", "size": "80:25", "session_recording": "node"}
-		case i == n-1:
-			f = map[string]any{"event": "session.end", "code": "T2004I", "interactive": true,
-				"session_start": start.UTC().Format(time.RFC3339Nano),
-				"session_stop":  start.Add(time.Duration(i) * 50 * time.Millisecond).UTC().Format(time.RFC3339Nano)}
-		case i%17 == 0:
-			f = map[string]any{"event": "resize", "code": "T2002I", "size": "120:40"}
-		default:
-			f = map[string]any{"event": "print", "bytes": 24, "ms": i * 50, "offset": i * 24, "data": "$ ls -la /var/log\r\n"}
-		}
-		recording = append(recording, mk(i, f))
-	}
-	up, err := NewEvent(map[string]any{
-		"event": "session.upload", "code": "T2005I", "sid": sid, "uid": g.uuid(), "ei": 0,
-		"url":          "s3://teleport-recordings/" + sid,
-		"time":         start.Add(time.Duration(n) * 50 * time.Millisecond).Add(time.Second).UTC().Format(time.RFC3339Nano),
-		"cluster_name": g.ClusterName,
-	})
-	if err != nil {
-		panic(fmt.Sprintf("teleporttest: generated upload event does not encode: %v", err))
-	}
-	return recording, up
 }

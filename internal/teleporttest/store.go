@@ -1,9 +1,7 @@
 package teleporttest
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,12 +11,11 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
 	"github.com/teleportbeat/teleportbeat/internal/event"
+	"github.com/teleportbeat/teleportbeat/internal/samples"
 )
 
 // Paging limits of a Teleport Auth Service (lib/defaults): a request
@@ -63,54 +60,17 @@ func (e *Event) Decoded() (*event.Event, error) {
 }
 
 // NewEvent builds a stored event from the JSON fields of a Teleport audit
-// event ("event", "uid", "time", "ei", ... as in Teleport's JSON log). The
-// API's id is the uid, or the SHA-256 of the JSON payload when the event
-// has none, which is what Teleport's ToUnstructured does.
+// event (samples.Proto).
 func NewEvent(fields map[string]any) (*Event, error) {
-	payload, err := json.Marshal(fields)
+	pb, err := samples.Proto(fields)
 	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	st := &structpb.Struct{}
-	if err := st.UnmarshalJSON(payload); err != nil {
-		return nil, fmt.Errorf("convert event to a protobuf Struct: %w", err)
-	}
-	typ, _ := fields["event"].(string)
-	id, _ := fields["uid"].(string)
-	if id == "" {
-		sum := sha256.Sum256(payload)
-		id = hex.EncodeToString(sum[:])
-	}
-	var t time.Time
-	if ts, ok := fields["time"].(string); ok {
-		t, err = time.Parse(time.RFC3339Nano, ts)
-		if err != nil {
-			return nil, fmt.Errorf("event %s: bad time %q: %w", id, ts, err)
-		}
-	}
-	var index int64
-	switch v := fields["ei"].(type) {
-	case float64:
-		index = int64(v)
-	case int:
-		index = int64(v)
-	case int64:
-		index = v
-	case json.Number:
-		index, _ = v.Int64()
-	}
-	pb := &auditlogpb.EventUnstructured{
-		Type:         typ,
-		Id:           id,
-		Time:         timestamppb.New(t),
-		Index:        index,
-		Unstructured: st,
+		return nil, err
 	}
 	wire, err := proto.Marshal(pb)
 	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", id, err)
+		return nil, fmt.Errorf("encode event %s: %w", pb.Id, err)
 	}
-	return &Event{Time: t.UTC(), Type: typ, ID: id, Index: index, size: len(wire), pb: pb, wire: wire}, nil
+	return &Event{Time: pb.Time.AsTime().UTC(), Type: pb.Type, ID: pb.Id, Index: pb.Index, size: len(wire), pb: pb, wire: wire}, nil
 }
 
 // Store holds the cluster's audit log, ordered by time (and, among events

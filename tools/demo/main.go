@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/teleportbeat/teleportbeat/internal/samples"
 	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
 )
 
@@ -198,7 +199,7 @@ func startDouble(dir string, nSess int) (*teleporttest.Server, int, string, erro
 	if err := id.WriteIdentityFile(idFile); err != nil {
 		return fail(err)
 	}
-	fmt.Printf("   cluster %q at %s, serving %d sample audit events (%s)\n", srv.ClusterName(), srv.Addr(), len(evs), strings.Join(teleporttest.CorpusFiles(), ", "))
+	fmt.Printf("   cluster %q at %s, serving %d sample audit events (%s)\n", srv.ClusterName(), srv.Addr(), len(evs), strings.Join(samples.CorpusFiles(), ", "))
 	if nSess > 0 {
 		fmt.Printf("   and %d generated SSH sessions: %d session.upload audit events, %d recorded session events to ship\n", nSess, nSess, sessionEvents)
 	}
