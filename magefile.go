@@ -15,8 +15,8 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/teleportbeat/teleportbeat/internal/generate"
-	"github.com/teleportbeat/teleportbeat/internal/packaging"
+	"github.com/teleportbeat/teleportbeat/internal/build/generate"
+	"github.com/teleportbeat/teleportbeat/internal/build/packaging"
 	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 

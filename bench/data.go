@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // dataset is the generated event set, served by the Teleport double and

@@ -73,7 +73,7 @@ func build(o *options, root string, log io.Writer) error {
 }
 
 // releaseBuild are the settings teleportbeat's release binaries are built
-// with (magefile.go, internal/packaging): no cgo, so one static binary runs
+// with (magefile.go, internal/build/packaging): no cgo, so one static binary runs
 // on every Linux; stripped. (Releases also use -trimpath, which changes
 // nothing at run time; without it the build shares the tests' compile
 // cache.) Filebeat is built with Go's defaults: cgo where a C compiler is

@@ -13,9 +13,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // The live phase measures what a cluster in use sees: how soon an event
@@ -35,7 +35,7 @@ import (
 // ones the sweeps are for): one in 200, and at least 5 a second (at 20
 // events/s they are a fifth of what is served). teleportbeat runs with the shipped
 // teleportbeat.yml and its default start, into the recording
-// Elasticsearch (internal/estest), which notes when each document
+// Elasticsearch (internal/testkit/estest), which notes when each document
 // arrives. Latencies are over the punctual events; the late ones are
 // reported apart. The sweeps' cost is steady only once the oldest sweep
 // (max_delay, 15 min by default) has swept a while: so the live run sweeps

@@ -10,7 +10,7 @@ import (
 
 	conf "github.com/elastic/elastic-agent-libs/config"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 type creds struct {

@@ -24,12 +24,12 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 
 	"github.com/teleportbeat/teleportbeat/internal/agent"
-	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/fleetpkg"
-	"github.com/teleportbeat/teleportbeat/internal/generate"
+	"github.com/teleportbeat/teleportbeat/internal/build/fleetpkg"
+	"github.com/teleportbeat/teleportbeat/internal/build/generate"
 	"github.com/teleportbeat/teleportbeat/internal/input"
 	"github.com/teleportbeat/teleportbeat/internal/rules"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 const pkgDir = "teleportbeat"

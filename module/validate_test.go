@@ -11,8 +11,8 @@ import (
 
 	"github.com/elastic/package-spec/v3/code/go/pkg/validator"
 
-	"github.com/teleportbeat/teleportbeat/internal/fleetpkg"
-	"github.com/teleportbeat/teleportbeat/internal/packaging"
+	"github.com/teleportbeat/teleportbeat/internal/build/fleetpkg"
+	"github.com/teleportbeat/teleportbeat/internal/build/packaging"
 )
 
 // TestPackageSpecValidatesThePackage runs Elastic's own package validator

@@ -25,11 +25,11 @@ import (
 	"github.com/elastic/elastic-agent-client/v7/pkg/proto"
 
 	"github.com/teleportbeat/teleportbeat/internal/agent"
+	"github.com/teleportbeat/teleportbeat/internal/build/fleetpkg"
+	"github.com/teleportbeat/teleportbeat/internal/build/generate"
 	"github.com/teleportbeat/teleportbeat/internal/certs"
-	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/fleetpkg"
-	"github.com/teleportbeat/teleportbeat/internal/generate"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 const agentID = "agent-e2e-1"

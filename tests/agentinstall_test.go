@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/teleportbeat/teleportbeat/internal/agentcomponent"
-	"github.com/teleportbeat/teleportbeat/internal/agentcomponent/agenttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/agenttest"
 )
 
 // agentCmd runs teleportbeat's agent commands against the install at top.
@@ -42,7 +42,7 @@ type pathUnit struct {
 
 func startPathUnit(t *testing.T, top string) *pathUnit {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "internal", "packaging", "files", "teleportbeat-agent-component.service"))
+	b, err := os.ReadFile(filepath.Join(repoRoot, "internal", "build", "packaging", "files", "teleportbeat-agent-component.service"))
 	require.NoError(t, err)
 	var args []string
 	for _, line := range strings.Split(string(b), "\n") {

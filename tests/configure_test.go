@@ -16,7 +16,7 @@ import (
 
 	lumber "github.com/elastic/go-lumber/server/v2"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // TestConfigureWritesAWorkingSetup runs `teleportbeat configure`, then the

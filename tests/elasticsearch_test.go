@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
-	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 const e2eEvents = 20000

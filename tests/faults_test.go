@@ -23,8 +23,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // peakRSS returns the process's peak resident set size in MiB (VmHWM).

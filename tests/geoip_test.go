@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/geoip"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
 	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 

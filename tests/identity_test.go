@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/fieldsyml"
-	"github.com/teleportbeat/teleportbeat/internal/kql"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/fieldsyml"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/kql"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // TestWhoDidWhat is the identity model end to end: the double serves one

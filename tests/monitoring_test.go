@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
 )
 
 func freePort(t *testing.T) int {

@@ -25,7 +25,7 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/internal/deadletter"
 	"github.com/teleportbeat/teleportbeat/internal/shrink"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // statusReceiver answers what status() says; with 200, it takes the batch.

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleportbeat/teleportbeat/internal/certs"
-	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // TestTLSIsVerifiedByDefault: towards Teleport, Elasticsearch and Logstash

@@ -11,10 +11,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/estest"
+	"github.com/teleportbeat/teleportbeat/internal/build/kibana"
 	"github.com/teleportbeat/teleportbeat/internal/geoip"
-	"github.com/teleportbeat/teleportbeat/internal/kibana"
 	"github.com/teleportbeat/teleportbeat/internal/rules"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
 	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest/typed"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/typedevents"
 )
 
 // testTeleport runs `teleportbeat test teleport` with extra settings.
@@ -93,7 +93,7 @@ func TestTestTeleportCommand(t *testing.T) {
 func TestTestTeleportOnOlderVersions(t *testing.T) {
 	withSessions := "teleportbeat.sessions.enabled: true\n"
 
-	e13 := newEnvWith(t, teleporttest.Config{Version: "13.1.3", Typed: typed.OneOf})
+	e13 := newEnvWith(t, teleporttest.Config{Version: "13.1.3", Typed: typedevents.OneOf})
 	out, err := e13.testTeleport(withSessions)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "Teleport 13.1.3")
@@ -101,7 +101,7 @@ func TestTestTeleportOnOlderVersions(t *testing.T) {
 	require.Contains(t, out, "export API (past days)...      WARN not on this cluster")
 	require.Contains(t, out, "read session recordings...     OK with StreamSessionEvents, since this Teleport has no StreamUnstructuredSessionEvents")
 
-	e12 := newEnvWith(t, teleporttest.Config{Version: "12.4.32", Typed: typed.OneOf})
+	e12 := newEnvWith(t, teleporttest.Config{Version: "12.4.32", Typed: typedevents.OneOf})
 	out, err = e12.testTeleport(withSessions)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "with SearchEvents, since this Teleport has no GetUnstructuredEvents")

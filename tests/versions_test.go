@@ -12,8 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest/typed"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/typedevents"
 )
 
 // TestMainPathsOnEveryVersion: past days, today's events, and session
@@ -32,7 +32,7 @@ func TestMainPathsOnEveryVersion(t *testing.T) {
 	} {
 		t.Run(v.version, func(t *testing.T) {
 			t.Parallel()
-			e := newEnvWith(t, teleporttest.Config{Version: v.version, Typed: typed.OneOf})
+			e := newEnvWith(t, teleporttest.Config{Version: v.version, Typed: typedevents.OneOf})
 			audit := append(e.addPastDays(2, 1500), e.addGenerated(1000)...)
 			recs := e.addSessions(3, 40)
 			uploads := e.tp.Store.Len() - len(audit)

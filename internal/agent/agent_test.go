@@ -13,7 +13,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp/logptest"
 
 	"github.com/teleportbeat/teleportbeat/internal/input"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 func stream(t *testing.T, id, dataset string, src map[string]any) *proto.Stream {

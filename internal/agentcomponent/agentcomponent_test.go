@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/teleportbeat/teleportbeat/internal/agentcomponent/agenttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/agenttest"
 )
 
 // teleportSpec is a minimal valid spec declaring the teleport input.

@@ -17,7 +17,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/event"
 	"github.com/teleportbeat/teleportbeat/internal/teleport"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // harness runs a Reader against the Teleport test double, through

@@ -10,8 +10,8 @@ import (
 	"github.com/elastic/elastic-agent-libs/logp"
 
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest/typed"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/typedevents"
 )
 
 // TestReaderReadsATeleportWithoutUnstructuredSearch: Teleport 12 has no
@@ -19,7 +19,7 @@ import (
 // the typed SearchEvents, as the same events.
 func TestReaderReadsATeleportWithoutUnstructuredSearch(t *testing.T) {
 	log, logs := logp.NewInMemoryLocal("", logp.ConsoleEncoderConfig())
-	h := newHarnessLogged(t, teleporttest.Config{Version: "12.4.32", Typed: typed.OneOf}, log)
+	h := newHarnessLogged(t, teleporttest.Config{Version: "12.4.32", Typed: typedevents.OneOf}, log)
 	start := time.Date(2025, 5, 31, 0, 0, 0, 0, time.UTC)
 	h.srv.Store.Add(teleporttest.NewGenerator(31).Events(250, start, time.Second)...)
 	_, collect := h.run(h.config(), cursor.Position{WindowStart: start})

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/samples"
+	"github.com/teleportbeat/teleportbeat/internal/build/samples"
 
 	"github.com/gravitational/teleport/api/types/events"
 )

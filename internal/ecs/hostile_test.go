@@ -18,7 +18,7 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/internal/event"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // Shapes Elasticsearch refuses or that overwrite each other, as Teleport

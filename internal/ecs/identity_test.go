@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // The identity model (docs/identity.md) over the shapes real clusters

@@ -19,8 +19,8 @@ import (
 
 	"github.com/gravitational/teleport/api/types/events"
 
-	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // esIndex is the recording Elasticsearch with teleportbeat's index template

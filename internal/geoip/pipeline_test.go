@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teleportbeat/teleportbeat/internal/fieldsyml"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/fieldsyml"
 )
 
 // Every field the pipeline writes is in the index template, with the type

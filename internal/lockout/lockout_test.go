@@ -12,7 +12,7 @@ import (
 
 	"github.com/gravitational/teleport/api/client"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 func setup(t *testing.T, cfg Config) (*teleporttest.Server, *Detector) {

@@ -20,8 +20,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/teleportbeat/teleportbeat/internal/deadletter"
-	"github.com/teleportbeat/teleportbeat/internal/estest"
 	"github.com/teleportbeat/teleportbeat/internal/shrink"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
 )
 
 // recordingBatch is a publisher.Batch that remembers what the output did

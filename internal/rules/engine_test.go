@@ -9,8 +9,8 @@ import (
 
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
-	"github.com/teleportbeat/teleportbeat/internal/eql"
-	"github.com/teleportbeat/teleportbeat/internal/kql"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/eql"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/kql"
 )
 
 // The detection engine, as Kibana runs a rule: every interval, over the

@@ -13,8 +13,8 @@ import (
 
 	"github.com/elastic/elastic-agent-libs/kibana"
 
-	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/ruleschema"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/ruleschema"
 )
 
 func kibanaConn(t *testing.T, kb *estest.Kibana) *kibana.Client {

@@ -16,13 +16,13 @@ import (
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
-	"github.com/teleportbeat/teleportbeat/internal/eql"
-	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/fieldsyml"
 	"github.com/teleportbeat/teleportbeat/internal/geoip"
-	"github.com/teleportbeat/teleportbeat/internal/kql"
-	"github.com/teleportbeat/teleportbeat/internal/ruleschema"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/eql"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/fieldsyml"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/kql"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/ruleschema"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 

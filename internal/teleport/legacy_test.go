@@ -12,8 +12,8 @@ import (
 
 	"github.com/teleportbeat/teleportbeat/config"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest/typed"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/typedevents"
 )
 
 // newConn starts a double configured by tc and connects to it, logging to
@@ -37,7 +37,7 @@ func newConn(t *testing.T, tc teleporttest.Config, log *logp.Logger) (*teleportt
 // StreamSessionEvents, the same events in the same order, from any index.
 func TestSessionsOfATeleportWithoutUnstructuredStream(t *testing.T) {
 	log, logs := logp.NewInMemoryLocal("", logp.ConsoleEncoderConfig())
-	srv, conn := newConn(t, teleporttest.Config{Version: "13.1.3", Typed: typed.OneOf}, log)
+	srv, conn := newConn(t, teleporttest.Config{Version: "13.1.3", Typed: typedevents.OneOf}, log)
 	sid, rec, _ := teleporttest.NewGenerator(32).Session(time.Date(2025, 5, 31, 0, 0, 0, 0, time.UTC), 30)
 	srv.AddSession(sid, rec)
 	read := func(from int64) []*event.Event {

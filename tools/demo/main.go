@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/teleportbeat/teleportbeat/internal/samples"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/build/samples"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 func main() {

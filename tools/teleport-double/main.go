@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 func main() {

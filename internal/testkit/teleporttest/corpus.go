@@ -3,7 +3,7 @@ package teleporttest
 import (
 	"fmt"
 
-	"github.com/teleportbeat/teleportbeat/internal/samples"
+	"github.com/teleportbeat/teleportbeat/internal/build/samples"
 )
 
 // CorpusEvents returns the sample events ready to be stored.

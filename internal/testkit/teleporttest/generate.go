@@ -8,7 +8,7 @@ import (
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
-	"github.com/teleportbeat/teleportbeat/internal/samples"
+	"github.com/teleportbeat/teleportbeat/internal/build/samples"
 )
 
 // Generator is samples.Generator with its events ready to be stored.

@@ -14,8 +14,8 @@ import (
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 
+	"github.com/teleportbeat/teleportbeat/internal/build/samples"
 	"github.com/teleportbeat/teleportbeat/internal/event"
-	"github.com/teleportbeat/teleportbeat/internal/samples"
 )
 
 // Paging limits of a Teleport Auth Service (lib/defaults): a request

@@ -12,7 +12,7 @@ import (
 // TestEmbeddedCorpusMatchesSharedTestdata checks that the embedded copy of
 // the sample events is the workplace's, when that is present.
 func TestEmbeddedCorpusMatchesSharedTestdata(t *testing.T) {
-	shared := filepath.Join("..", "..", "..", "shared", "testdata", "teleport-events")
+	shared := filepath.Join("..", "..", "..", "..", "shared", "testdata", "teleport-events")
 	if _, err := os.Stat(shared); err != nil {
 		t.Skip("no shared testdata beside the repository")
 	}

@@ -14,11 +14,11 @@ import (
 
 	"github.com/elastic/elastic-agent-libs/mapstr"
 
+	"github.com/teleportbeat/teleportbeat/internal/build/kibana"
+	"github.com/teleportbeat/teleportbeat/internal/build/samples"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/geoip"
-	"github.com/teleportbeat/teleportbeat/internal/kibana"
 	"github.com/teleportbeat/teleportbeat/internal/rules"
-	"github.com/teleportbeat/teleportbeat/internal/samples"
 	"github.com/teleportbeat/teleportbeat/internal/version"
 )
 

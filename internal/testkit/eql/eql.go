@@ -29,7 +29,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/teleportbeat/teleportbeat/internal/kql"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/kql"
 )
 
 // Types maps field paths to their Elasticsearch type.

@@ -3,7 +3,7 @@
 // testdata with their source in SOURCE.md), one per Kibana minor version:
 // the check Elastic makes before it ships a rule to a Kibana version.
 //
-// It is test support: the Kibana stand-in (internal/estest) refuses what
+// It is test support: the Kibana stand-in (internal/testkit/estest) refuses what
 // these schemas refuse, and the rule tests validate every rule for every
 // Kibana version the Fleet package claims. teleportbeat's binary does not
 // import it (the schemas are Elastic License 2.0 and stay test data).

@@ -1,8 +1,8 @@
 // Package samples holds teleportbeat's sample Teleport audit events: the
 // corpus of real events collected from Teleport's own fixtures, and a
 // generator of realistic events in volume. They are field maps, as
-// Teleport's JSON has them: the Teleport double (internal/teleporttest)
-// serves them, the build (internal/generate) maps them into the Fleet
+// Teleport's JSON has them: the Teleport double (internal/testkit/teleporttest)
+// serves them, the build (internal/build/generate) maps them into the Fleet
 // package's sample documents, the tests and the benchmark read them.
 package samples
 

@@ -3,7 +3,7 @@
 // typed methods (SearchEvents, StreamSessionEvents). It is apart from
 // package teleporttest because it needs the event-type table of package
 // ecs, whose tests import teleporttest.
-package typed
+package typedevents
 
 import (
 	"encoding/json"
@@ -16,7 +16,7 @@ import (
 	apievents "github.com/gravitational/teleport/api/types/events"
 
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 var (

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/teleportbeat/teleportbeat/internal/ruleschema"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/ruleschema"
 )
 
 // Kibana's detection rule APIs, as far as teleportbeat uses them, with
@@ -19,7 +19,7 @@ import (
 //   - POST /api/detection_engine/rules/_import: 200 with per-rule errors
 //     in the body; a rule that exists is refused with 409 unless
 //     overwrite=true; every rule is checked against Elastic's rule schema
-//     of the stand-in's Kibana version (internal/ruleschema) and refused
+//     of the stand-in's Kibana version (internal/testkit/ruleschema) and refused
 //     with 400 as Kibana refuses it.
 //   - GET /api/detection_engine/rules?rule_id=: the rule as Kibana keeps
 //     it (with the fields Kibana fills in: id, revision, version,

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v2"
 
-	"github.com/teleportbeat/teleportbeat/internal/fieldsyml"
-	"github.com/teleportbeat/teleportbeat/internal/kql"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/fieldsyml"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/kql"
 )
 
 type yamlField struct {
@@ -25,7 +25,7 @@ type yamlField struct {
 // definedFields reads every field path of fields.yml, with its type.
 func definedFields(t *testing.T) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile("../../fields.yml")
+	b, err := os.ReadFile("../../../fields.yml")
 	require.NoError(t, err)
 	var top []struct {
 		Fields []yamlField `yaml:"fields"`
@@ -63,7 +63,7 @@ type savedObject struct {
 func loadObjects(t *testing.T) map[string]savedObject {
 	t.Helper()
 	out := map[string]savedObject{}
-	root := filepath.Join("..", "..", "kibana", "7")
+	root := filepath.Join("..", "..", "..", "kibana", "7")
 	err := filepath.Walk(root, func(path string, info os.FileInfo, err error) error {
 		require.NoError(t, err)
 		if info.IsDir() {
@@ -292,7 +292,7 @@ func TestGeneratedObjectsMatchCommittedFiles(t *testing.T) {
 	files, err := Files()
 	require.NoError(t, err)
 	for path, want := range files {
-		got, err := os.ReadFile(filepath.Join("..", "..", path))
+		got, err := os.ReadFile(filepath.Join("..", "..", "..", path))
 		require.NoError(t, err)
 		require.Equal(t, string(want), string(got), path)
 	}
@@ -332,7 +332,7 @@ func TestDashboardsShowWhatTheyPromise(t *testing.T) {
 // each field exists with a type its values fit (a quoted "true" on a
 // boolean, or a word on an ip field, fails).
 func TestQueriesParseWithTheTemplatesTypes(t *testing.T) {
-	types, err := fieldsyml.Types("../../fields.yml")
+	types, err := fieldsyml.Types("../../../fields.yml")
 	require.NoError(t, err)
 	n := 0
 	var walk func(v any, alerts bool)

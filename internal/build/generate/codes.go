@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/teleportbeat/teleportbeat/internal/build/samples"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
-	"github.com/teleportbeat/teleportbeat/internal/samples"
 )
 
 // CodeCategoriesGo is internal/ecs/codes_gen.go: for each family of

@@ -24,7 +24,7 @@ import (
 	assetgen "github.com/elastic/beats/v7/libbeat/asset/gen"
 	"github.com/elastic/beats/v7/libbeat/generator/fields"
 
-	"github.com/teleportbeat/teleportbeat/internal/kibana"
+	"github.com/teleportbeat/teleportbeat/internal/build/kibana"
 	"github.com/teleportbeat/teleportbeat/internal/rules"
 )
 

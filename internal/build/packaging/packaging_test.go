@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleportbeat/teleportbeat/internal/agentcomponent"
-	"github.com/teleportbeat/teleportbeat/internal/estest"
-	"github.com/teleportbeat/teleportbeat/internal/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
 // TestPackages builds the linux/amd64 archive, deb and rpm (the mage
@@ -30,7 +30,7 @@ func TestPackages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("../../..")
 	require.NoError(t, err)
 	out := t.TempDir()
 	arts, err := Build(Options{
@@ -231,7 +231,7 @@ func sortLines(s string) string {
 
 // TestFleetPackage zips the Fleet package as Kibana's upload API takes it.
 func TestFleetPackage(t *testing.T) {
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("../../..")
 	require.NoError(t, err)
 	p, err := FleetPackage(root, t.TempDir(), "0.1.0", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	require.NoError(t, err)

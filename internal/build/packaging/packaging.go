@@ -24,7 +24,7 @@ import (
 	"github.com/goreleaser/nfpm/v2/files"
 	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
 
-	"github.com/teleportbeat/teleportbeat/internal/generate"
+	"github.com/teleportbeat/teleportbeat/internal/build/generate"
 )
 
 //go:embed files
