@@ -20,6 +20,27 @@
 // encoded event's fields (unexported) by reflection. Both are pinned to the
 // beats version in go.mod, and TestReadsTheEncodedEvent fails when
 // either changes.
+//
+// Why not size events before publishing, and never hand libbeat one it
+// would drop: the limit that refuses them is, in the field, a reverse
+// proxy's body limit in front of Elasticsearch (nginx's 1 MiB default,
+// a cloud load balancer's), which the beat cannot read or ask for; only
+// the 413 says it. A limit configured in teleportbeat would be one more
+// setting to keep in step with a proxy, and a wrong one still loses the
+// event. And the early encoding that makes the reflection necessary is
+// what keeps the queue small (each event held as its encoded bytes, not
+// as maps); turning it off for this would cost every event to save the
+// rare one (not measured here).
+//
+// Upgrading libbeat (the beats version in go.mod) therefore requires:
+// `go test ./internal/oversize` (TestReadsTheEncodedEvent: the
+// Elasticsearch output's encoded event still has err, encoding, meta and
+// timestamp of these types; the registry still holds the output's factory
+// under "elasticsearch" and "kafka", or the package panics at start with
+// the output's name), and `go test ./tests -run TestTooLargeEventsAreTruncatedAndKept`
+// (refusals_test.go: a 413 for one event still reaches Batch.Drop, which
+// must still be the output's only drop). Should a check fail, read the
+// output's client.go and encoding of the new version before adapting.
 package oversize
 
 import (
