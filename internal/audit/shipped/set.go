@@ -1,8 +1,10 @@
-// Package late keeps what teleportbeat needs to catch audit events that
-// become visible in Teleport after the reader has passed their time: the
-// set of events shipped recently (so that a sweep of the recent past sends
-// only what is new), its persistence, and the measure of how far Teleport's
-// event times lag behind the local clock.
+// Package shipped is what the audit reader remembers of the events it
+// shipped, to catch events that become visible in Teleport after it has
+// passed their time without sending the rest again: the set of events
+// shipped recently (so that a sweep of the recent past sends only what is
+// new; kept across restarts as the attachment of the position's backup
+// file, state.go) and the recheck's record of every event shipped, by day
+// (Record).
 package shipped
 
 import (
