@@ -344,18 +344,7 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 		return true
 	}
 	r.log.Debugw("Sweeping the recent past for late events", "sweep_age", s.ages[i].String(), "from", from, "to", target)
-	key := ""
-	for {
-		items, next, res := r.fetch(ctx, from, target, key)
-		switch res {
-		case fetchCancelled:
-			return false
-		case keyRefused:
-			// The sweep reads its range again from its start: the set
-			// tells what was sent.
-			key = ""
-			continue
-		}
+	return r.eachPage(ctx, from, target, func(items []*event.Event, last bool) bool {
 		r.Late.Sweeps.Add(1)
 		r.Late.Read.Add(int64(len(items)))
 		found := r.cfg.Now()
@@ -384,17 +373,44 @@ func (s *sweeper) sweep(ctx context.Context, i int, out chan<- Batch) bool {
 			}
 			r.log.Infow("Late audit events caught by a sweep of the recent past", "events", len(b.Events), "sweep_age", s.ages[i].String(), "late_by_max", lateBy.Round(time.Second).String(), "event_ids", ids)
 		}
-		if next == "" {
-			s.mu.Lock()
-			s.cursors[i] = target
-			s.mu.Unlock()
-			b.Sweeps = s.snapshot()
+		if last {
+			b.Sweeps = s.reached(i, target)
 		}
 		b.Late = true
 		if (len(b.Events) > 0 || b.Sweeps != nil) && !r.send(ctx, out, b) {
 			for _, e := range b.Events {
 				set.Forget(shipped.RefOf(e))
 			}
+			return false
+		}
+		return true
+	})
+}
+
+// reached moves sweep i's cursor to target and returns every cursor.
+func (s *sweeper) reached(i int, target time.Time) []time.Time {
+	s.mu.Lock()
+	s.cursors[i] = target
+	s.mu.Unlock()
+	return s.snapshot()
+}
+
+// eachPage hands page every page of the events between from and to, last
+// set on the last one; a start key Teleport refuses starts the range
+// again (what was sent is known: the late-event set, the recheck's
+// record). It reports false when ctx is done or page says so.
+func (r *Reader) eachPage(ctx context.Context, from, to time.Time, page func(items []*event.Event, last bool) bool) bool {
+	key := ""
+	for {
+		items, next, res := r.fetch(ctx, from, to, key)
+		switch res {
+		case fetchCancelled:
+			return false
+		case keyRefused:
+			key = ""
+			continue
+		}
+		if !page(items, next == "") {
 			return false
 		}
 		if next == "" {
@@ -422,16 +438,7 @@ func (s *sweeper) recheckSweep(ctx context.Context, out chan<- Batch) bool {
 	if !target.After(from) {
 		return true
 	}
-	key := ""
-	for {
-		items, next, res := r.fetch(ctx, from, target, key)
-		switch res {
-		case fetchCancelled:
-			return false
-		case keyRefused:
-			key = ""
-			continue
-		}
+	return r.eachPage(ctx, from, target, func(items []*event.Event, last bool) bool {
 		r.Late.RecheckRead.Add(int64(len(items)))
 		found := r.cfg.Now()
 		var b readBatch
@@ -461,23 +468,14 @@ func (s *sweeper) recheckSweep(ctx context.Context, out chan<- Batch) bool {
 			r.log.Warnw("Audit events found by the recheck: they became visible in Teleport later than late_events.max_delay after their time (a node or an audit backend that held them back), after the sweeps had passed; they are sent now",
 				"events", len(b.Events), "recheck_after", s.ages[i].String(), "found_after_max", lateBy.Round(time.Second).String(), "event_ids", ids)
 		}
-		if next == "" {
-			s.mu.Lock()
-			s.cursors[i] = target
-			s.mu.Unlock()
-			b.Sweeps = s.snapshot()
+		if last {
+			b.Sweeps = s.reached(i, target)
 			// The days the recheck has passed are not asked about again.
 			record.Forget(target)
 		}
 		b.Late = true
-		if (len(b.Events) > 0 || b.Sweeps != nil) && !r.send(ctx, out, b) {
-			return false
-		}
-		if next == "" {
-			return true
-		}
-		key = next
-	}
+		return (len(b.Events) == 0 && b.Sweeps == nil) || r.send(ctx, out, b)
+	})
 }
 
 // caught counts a late event and returns how late it was found.
