@@ -134,7 +134,9 @@ func (a *AuditLog) ExportUnstructuredEvents(ctx context.Context, req *auditlogpb
 // an error comes on the second.
 func (a *AuditLog) StreamUnstructuredSessionEvents(ctx context.Context, sessionID string, startIndex int64) (chan *event.Event, chan error) {
 	if a.caps.LegacySessions() {
-		return a.streamTyped(ctx, sessionID, startIndex)
+		ch, errc := make(chan *event.Event), make(chan error, 1)
+		go a.streamTyped(ctx, sessionID, startIndex, ch, errc)
+		return ch, errc
 	}
 	ch := make(chan *event.Event)
 	errc := make(chan error, 1)
@@ -154,8 +156,7 @@ func (a *AuditLog) StreamUnstructuredSessionEvents(ctx context.Context, sessionI
 				} else if first && unimplemented(err) {
 					// An older cluster: the typed stream, fed into ch.
 					a.caps.useLegacySessions(err)
-					tch, terrc := a.streamTyped(ctx, sessionID, startIndex)
-					forward(ctx, tch, terrc, ch, errc)
+					a.streamTyped(ctx, sessionID, startIndex, ch, errc)
 				} else {
 					errc <- trace.Wrap(err)
 				}
@@ -174,49 +175,23 @@ func (a *AuditLog) StreamUnstructuredSessionEvents(ctx context.Context, sessionI
 }
 
 // streamTyped is the session stream of clusters before
-// StreamUnstructuredSessionEvents.
-func (a *AuditLog) streamTyped(ctx context.Context, sessionID string, startIndex int64) (chan *event.Event, chan error) {
-	ch := make(chan *event.Event)
-	errc := make(chan error, 1)
+// StreamUnstructuredSessionEvents: it feeds ch and errc, as the
+// unstructured stream does, until the stream ends.
+func (a *AuditLog) streamTyped(ctx context.Context, sessionID string, startIndex int64, ch chan *event.Event, errc chan error) {
 	tch, terrc := a.clt.StreamSessionEvents(ctx, sessionID, startIndex)
-	go func() {
-		for {
-			select {
-			case err := <-terrc:
-				errc <- trace.Wrap(err)
-				return
-			case t, ok := <-tch:
-				if !ok {
-					close(ch)
-					return
-				}
-				e, err := fromTyped(t)
-				if err != nil {
-					errc <- err
-					return
-				}
-				select {
-				case ch <- e:
-				case <-ctx.Done():
-					errc <- trace.Wrap(ctx.Err())
-					return
-				}
-			}
-		}
-	}()
-	return ch, errc
-}
-
-// forward copies a stream's events and its end into ch and errc.
-func forward(ctx context.Context, from chan *event.Event, ferr chan error, ch chan *event.Event, errc chan error) {
 	for {
 		select {
-		case err := <-ferr:
-			errc <- err
+		case err := <-terrc:
+			errc <- trace.Wrap(err)
 			return
-		case e, ok := <-from:
+		case t, ok := <-tch:
 			if !ok {
 				close(ch)
+				return
+			}
+			e, err := fromTyped(t)
+			if err != nil {
+				errc <- err
 				return
 			}
 			select {

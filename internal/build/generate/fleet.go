@@ -42,7 +42,7 @@ var baseFields = map[string]bool{
 // `external: ecs` references); and the Kibana assets, as Fleet installs
 // them.
 func FleetFiles(teleportYML []byte) ([]File, error) {
-	groups, err := teleportGroups(teleportYML)
+	groups, order, err := teleportGroups(teleportYML)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func FleetFiles(teleportYML []byte) ([]File, error) {
 		// The data stream's own raw group, and the groups shared by both
 		// (misfits, resource, truncated).
 		fields := []any{g}
-		for _, name := range groupOrder(teleportYML) {
+		for _, name := range order {
 			if !slices.Contains(DataStreams, name) {
 				fields = append(fields, groups[name])
 			}
@@ -128,28 +128,6 @@ const fleetPackageVersion = version.FleetPackage
 // one teleportbeat's documents state in ecs.version.
 const ECSVersion = ecs.ECSVersion
 
-// groupOrder lists the names of the groups under teleport, in order.
-func groupOrder(teleportYML []byte) []string {
-	var keys []yaml.MapSlice
-	if err := yaml.Unmarshal(teleportYML, &keys); err != nil {
-		return nil
-	}
-	var out []string
-	for _, k := range keys {
-		for _, f := range sliceOf(get(k, "fields")) {
-			if get(f, "name") != "teleport" {
-				continue
-			}
-			for _, g := range sliceOf(get(f, "fields")) {
-				if name, ok := get(g, "name").(string); ok {
-					out = append(out, name)
-				}
-			}
-		}
-	}
-	return out
-}
-
 // sortedFiles turns rendered files (path to content) into Files, by path.
 func sortedFiles(m map[string][]byte) []File {
 	files := make([]File, 0, len(m))
@@ -160,13 +138,15 @@ func sortedFiles(m map[string][]byte) []File {
 }
 
 // teleportGroups returns the groups under the teleport field of
-// _meta/fields.yml (audit, session), in their original order.
-func teleportGroups(teleportYML []byte) (map[string]yaml.MapSlice, error) {
+// _meta/fields.yml (audit, session, ...) by name, and their names in their
+// original order.
+func teleportGroups(teleportYML []byte) (map[string]yaml.MapSlice, []string, error) {
 	var keys []yaml.MapSlice
 	if err := yaml.Unmarshal(teleportYML, &keys); err != nil {
-		return nil, fmt.Errorf("parse _meta/fields.yml: %w", err)
+		return nil, nil, fmt.Errorf("parse _meta/fields.yml: %w", err)
 	}
 	out := map[string]yaml.MapSlice{}
+	var order []string
 	for _, k := range keys {
 		for _, f := range sliceOf(get(k, "fields")) {
 			if get(f, "name") != "teleport" {
@@ -175,11 +155,12 @@ func teleportGroups(teleportYML []byte) (map[string]yaml.MapSlice, error) {
 			for _, g := range sliceOf(get(f, "fields")) {
 				if name, ok := get(g, "name").(string); ok {
 					out[name] = g
+					order = append(order, name)
 				}
 			}
 		}
 	}
-	return out, nil
+	return out, order, nil
 }
 
 func get(m yaml.MapSlice, key string) any {
