@@ -183,15 +183,7 @@ func jsonBound(v any) (int, bool) {
 	case map[string]any:
 		return jsonBoundMap(x)
 	case []any:
-		n := 2
-		for _, e := range x {
-			m, ok := jsonBound(e)
-			if !ok {
-				return 0, false
-			}
-			n += m + 1
-		}
-		return n, true
+		return jsonBoundSlice(x, jsonBound)
 	case []string:
 		n := 2
 		for _, e := range x {
@@ -199,17 +191,22 @@ func jsonBound(v any) (int, bool) {
 		}
 		return n, true
 	case []mapstr.M:
-		n := 2
-		for _, e := range x {
-			m, ok := jsonBoundMap(e)
-			if !ok {
-				return 0, false
-			}
-			n += m + 1
-		}
-		return n, true
+		return jsonBoundSlice(x, func(m mapstr.M) (int, bool) { return jsonBoundMap(m) })
 	}
 	return 0, false
+}
+
+// jsonBoundSlice is jsonBound of a JSON array of xs.
+func jsonBoundSlice[T any](xs []T, bound func(T) (int, bool)) (int, bool) {
+	n := 2
+	for _, e := range xs {
+		m, ok := bound(e)
+		if !ok {
+			return 0, false
+		}
+		n += m + 1
+	}
+	return n, true
 }
 
 func jsonBoundMap(m map[string]any) (int, bool) {

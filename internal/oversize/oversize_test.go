@@ -93,14 +93,7 @@ func TestReadsTheEncodedEvent(t *testing.T) {
 // dead-letter file and retried, halved each time, until it is indexed,
 // tagged, under its uid.
 func TestAnEventRefusedAsTooLargeIsTruncatedAndKept(t *testing.T) {
-	es := estest.New()
-	es.SetMaxBodyBytes(64 << 10)
-	srv := es.Server()
-	defer srv.Close()
-	dead := filepath.Join(t.TempDir(), "dead-letter")
-	g, logs := esGroup(t, srv.URL, dead)
-	c := g.Clients[0].(*client)
-	require.NoError(t, c.Connect(context.Background()))
+	es, c, g, logs, dead := connectedBehindLimit(t, 64<<10)
 	big := strings.Repeat("0123456789abcdef", 200_000/16)
 	b := &recordingBatch{events: []publisher.Event{encode(t, g, beat.Event{
 		Timestamp: time.Now(), Meta: mapstr.M{"_id": "uid-big"},
@@ -137,14 +130,7 @@ func TestAnEventRefusedAsTooLargeIsTruncatedAndKept(t *testing.T) {
 // event does not pass, it ends in the dead-letter file only, and the
 // batch is dropped (acknowledged) after that, not retried forever.
 func TestAnEventThatCannotBeMadeSmallEnoughIsKept(t *testing.T) {
-	es := estest.New()
-	es.SetMaxBodyBytes(100) // nothing passes
-	srv := es.Server()
-	defer srv.Close()
-	dead := filepath.Join(t.TempDir(), "dead-letter")
-	g, logs := esGroup(t, srv.URL, dead)
-	c := g.Clients[0].(*client)
-	require.NoError(t, c.Connect(context.Background()))
+	es, c, g, logs, dead := connectedBehindLimit(t, 100) // nothing passes
 	b := &recordingBatch{events: []publisher.Event{encode(t, g, beat.Event{Timestamp: time.Now(), Meta: mapstr.M{"_id": "uid-x"}, Fields: mapstr.M{"message": strings.Repeat("x", 10_000)}})}}
 	for attempt := 0; !b.dropped; attempt++ {
 		require.LessOrEqual(t, attempt, maxCuts+1)
@@ -162,4 +148,20 @@ func TestAnEventThatCannotBeMadeSmallEnoughIsKept(t *testing.T) {
 	// The last drop is one: libbeat's line stays, beside oversize's with the uid.
 	require.Equal(t, 1, droppedLines(logs))
 	require.Equal(t, 1, logs.FilterMessageSnippet("even truncated; it is only in the dead-letter file").FilterField(zap.String("event_id", "uid-x")).Len())
+}
+
+// connectedBehindLimit is the wrapped client of an output to Elasticsearch
+// (the recorder) behind a proxy refusing bodies over limit bytes,
+// connected, with its group, its logs and its dead-letter file.
+func connectedBehindLimit(t *testing.T, limit int) (*estest.Recorder, *client, outputs.Group, *observer.ObservedLogs, string) {
+	t.Helper()
+	es := estest.New()
+	es.SetMaxBodyBytes(limit)
+	srv := es.Server()
+	t.Cleanup(srv.Close)
+	dead := filepath.Join(t.TempDir(), "dead-letter")
+	g, logs := esGroup(t, srv.URL, dead)
+	c := g.Clients[0].(*client)
+	require.NoError(t, c.Connect(context.Background()))
+	return es, c, g, logs, dead
 }
