@@ -13,22 +13,11 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
-// benchPage is one page of 500 generated events as
-// SearchUnstructuredEvents puts it on the wire (teleporttest.BenchPage).
-func benchPage(b *testing.B) []byte {
-	b.Helper()
-	wire, err := teleporttest.BenchPage(500)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return wire
-}
-
 // BenchmarkEventPath is the per-event path: decoding the page, then turning
 // each event into a beat.Event with its ECS fields. Reported per event, to
 // set against internal/event's BenchmarkDecodePage.
 func BenchmarkEventPath(b *testing.B) {
-	wire := benchPage(b)
+	wire := teleporttest.WirePage(b, 500) // as SearchUnstructuredEvents puts it on the wire
 	m := NewAuditMapper()
 	now := time.Now()
 	b.ReportAllocs()
@@ -49,7 +38,7 @@ func BenchmarkEventPath(b *testing.B) {
 // event's fields, so every iteration maps a fresh copy: decoding it is
 // outside the timer).
 func BenchmarkMap(b *testing.B) {
-	wire := benchPage(b)
+	wire := teleporttest.WirePage(b, 500) // as SearchUnstructuredEvents puts it on the wire
 	m := NewAuditMapper()
 	now := time.Now()
 	b.ReportAllocs()
@@ -74,7 +63,7 @@ func BenchmarkMap(b *testing.B) {
 // written through gzip at the output's default compression level (1), a
 // bulk request of 1,600 events at a time. Reported per event.
 func BenchmarkElasticsearchEncoding(b *testing.B) {
-	wire := benchPage(b)
+	wire := teleporttest.WirePage(b, 500) // as SearchUnstructuredEvents puts it on the wire
 	items, _, err := event.DecodePage(wire)
 	if err != nil {
 		b.Fatal(err)

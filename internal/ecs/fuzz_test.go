@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -105,17 +104,7 @@ func FuzzMapJSON(f *testing.F) {
 // valid for the output, and an event's _id is its uid. That the decoder
 // agrees with protobuf's is internal/event's FuzzDecodeWire.
 func FuzzMapWire(f *testing.F) {
-	evs, err := teleporttest.CorpusEvents()
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, e := range evs[:40] {
-		b, err := proto.Marshal(e.Proto())
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	teleporttest.AddCorpusSeeds(f, 40)
 	m := NewAuditMapper()
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, wire []byte) {

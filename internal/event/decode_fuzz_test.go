@@ -18,17 +18,7 @@ import (
 // the same type, id, index, time and key. Run it with
 // `go test -fuzz FuzzDecodeWire ./internal/event`.
 func FuzzDecodeWire(f *testing.F) {
-	evs, err := teleporttest.CorpusEvents()
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, e := range evs[:40] {
-		b, err := proto.Marshal(e.Proto())
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	teleporttest.AddCorpusSeeds(f, 40)
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		d, derr := event.Decode(wire)
 		if derr == nil {
@@ -57,22 +47,11 @@ func FuzzDecodeWire(f *testing.F) {
 	})
 }
 
-// benchPage is one page of 500 generated events as
-// SearchUnstructuredEvents puts it on the wire (teleporttest.BenchPage).
-func benchPage(b *testing.B) []byte {
-	b.Helper()
-	wire, err := teleporttest.BenchPage(500)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return wire
-}
-
 // BenchmarkDecodePage is the ceiling: decoding a page of events from the
 // wire into teleport/api's generated types (what reading the data costs at
 // all, with protobuf's own decoder), and nothing else. Reported per event.
 func BenchmarkDecodePage(b *testing.B) {
-	wire := benchPage(b)
+	wire := teleporttest.WirePage(b, 500) // as SearchUnstructuredEvents puts it on the wire
 	b.ReportAllocs()
 	b.SetBytes(int64(len(wire)) / 500)
 	b.ResetTimer()
@@ -90,7 +69,7 @@ func BenchmarkDecodePage(b *testing.B) {
 // before mapping (Load: the payloads decoded into the maps it publishes).
 // Reported per event.
 func BenchmarkDecodePageWire(b *testing.B) {
-	wire := benchPage(b)
+	wire := teleporttest.WirePage(b, 500) // as SearchUnstructuredEvents puts it on the wire
 	for _, load := range []bool{false, true} {
 		name := "read"
 		if load {

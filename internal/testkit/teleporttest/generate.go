@@ -2,6 +2,7 @@ package teleporttest
 
 import (
 	"fmt"
+	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -60,4 +61,32 @@ func BenchPage(n int) ([]byte, error) {
 		resp.Items = append(resp.Items, e.Proto())
 	}
 	return proto.Marshal(resp)
+}
+
+// WirePage is BenchPage for a benchmark or test: the page of n generated
+// events, or tb fails.
+func WirePage(tb testing.TB, n int) []byte {
+	tb.Helper()
+	wire, err := BenchPage(n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return wire
+}
+
+// AddCorpusSeeds adds the first n sample events, as they come off the
+// wire, to a fuzz test's seed corpus.
+func AddCorpusSeeds(f *testing.F, n int) {
+	f.Helper()
+	evs, err := CorpusEvents()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range evs[:min(n, len(evs))] {
+		b, err := proto.Marshal(e.Proto())
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 }
