@@ -26,6 +26,15 @@ func kibanaConn(t *testing.T, kb *estest.Kibana) *kibana.Client {
 	return c
 }
 
+// withKibana is every rule, and a Kibana stand-in with a client to it.
+func withKibana(t *testing.T) ([]Rule, *estest.Kibana, *kibana.Client) {
+	t.Helper()
+	rules, err := All()
+	require.NoError(t, err)
+	kb := estest.NewKibana()
+	return rules, kb, kibanaConn(t, kb)
+}
+
 func install(t *testing.T, c *kibana.Client, rules []Rule, force bool) (Outcome, error) {
 	t.Helper()
 	h, err := LoadHistory()
@@ -63,10 +72,7 @@ func byFile(t *testing.T, rules []Rule, file string) Rule {
 }
 
 func TestInstallLoadsEveryRuleDisabled(t *testing.T) {
-	rules, err := All()
-	require.NoError(t, err)
-	kb := estest.NewKibana()
-	c := kibanaConn(t, kb)
+	rules, kb, c := withKibana(t)
 	out, err := install(t, c, rules, false)
 	require.NoError(t, err)
 	require.Len(t, out.Installed, len(rules))
@@ -96,10 +102,7 @@ func TestInstallLoadsEveryRuleDisabled(t *testing.T) {
 // teleportbeat installed them), an analyst's work on them, then setup
 // with this version's rules, twice.
 func TestInstallKeepsTheAnalystsWork(t *testing.T) {
-	rules, err := All()
-	require.NoError(t, err)
-	kb := estest.NewKibana()
-	c := kibanaConn(t, kb)
+	rules, kb, c := withKibana(t)
 	kb.Installed(v1(t)...)
 	require.Len(t, kb.Rules(), 20)
 
@@ -163,11 +166,8 @@ func TestInstallKeepsTheAnalystsWork(t *testing.T) {
 // --force resets the content to this version's, and still keeps enabled,
 // exceptions and actions.
 func TestForceResetsTheContentAndKeepsTheState(t *testing.T) {
-	rules, err := All()
-	require.NoError(t, err)
-	kb := estest.NewKibana()
-	c := kibanaConn(t, kb)
-	_, err = install(t, c, rules, false)
+	rules, kb, c := withKibana(t)
+	_, err := install(t, c, rules, false)
 	require.NoError(t, err)
 	r := byFile(t, rules, "bot-created.yml")
 	require.NoError(t, kb.Analyst(r.ID(), map[string]any{"enabled": true, "query": `event.action: "bot.create" and not user.name: "terraform"`, "exceptions_list": []any{map[string]any{"id": "x", "list_id": "x", "namespace_type": "single", "type": "detection"}}}))
@@ -187,11 +187,8 @@ func TestForceResetsTheContentAndKeepsTheState(t *testing.T) {
 }
 
 func TestANewerInstalledRuleIsLeftAlone(t *testing.T) {
-	rules, err := All()
-	require.NoError(t, err)
-	kb := estest.NewKibana()
-	c := kibanaConn(t, kb)
-	_, err = install(t, c, rules, false)
+	rules, kb, c := withKibana(t)
+	_, err := install(t, c, rules, false)
 	require.NoError(t, err)
 	r := rules[0]
 	require.NoError(t, kb.Analyst(r.ID(), map[string]any{"version": r.Version() + 1, "description": "from a newer teleportbeat"}))
@@ -262,12 +259,9 @@ func TestInstallIntoEveryKibanaTheSchemasCover(t *testing.T) {
 }
 
 func TestInstallSaysWhatKibanaAnswered(t *testing.T) {
-	rules, err := All()
-	require.NoError(t, err)
-	kb := estest.NewKibana()
-	c := kibanaConn(t, kb)
+	rules, _, c := withKibana(t)
 	c.Connection.URL += "/nothing-here"
-	_, err = install(t, c, rules[:1], false)
+	_, err := install(t, c, rules[:1], false)
 	require.ErrorContains(t, err, "Security app")
 	require.True(t, slices.ContainsFunc([]string{err.Error()}, func(s string) bool { return len(s) < 2000 }), "one line per rule, not a page dump")
 }
