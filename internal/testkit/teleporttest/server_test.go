@@ -85,12 +85,8 @@ func TestForeignCertificateIsRefused(t *testing.T) {
 
 func TestRevokedAndExpiredIdentitiesAreDenied(t *testing.T) {
 	srv := startServer(t)
-	id, err := srv.NewIdentity(time.Hour)
-	require.NoError(t, err)
-	kp, err := id.WriteKeyPair(filepath.Join(t.TempDir(), "tls"))
-	require.NoError(t, err)
-	clt := newClient(t, srv, client.LoadKeyPair(kp.Cert, kp.Key, kp.CA))
-	_, err = clt.Ping(context.Background())
+	clt, id := keyPairClient(t, srv)
+	_, err := clt.Ping(context.Background())
 	require.NoError(t, err)
 	require.NoError(t, srv.Revoke(id))
 	_, err = clt.Ping(context.Background())
@@ -101,11 +97,7 @@ func TestSearchPagesLikeTeleport(t *testing.T) {
 	srv := startServer(t)
 	start := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	srv.Store.Add(NewGenerator(1).Events(1234, start, time.Second)...)
-	id, err := srv.NewIdentity(time.Hour)
-	require.NoError(t, err)
-	kp, err := id.WriteKeyPair(filepath.Join(t.TempDir(), "tls"))
-	require.NoError(t, err)
-	clt := newClient(t, srv, client.LoadKeyPair(kp.Cert, kp.Key, kp.CA))
+	clt, _ := keyPairClient(t, srv)
 	ctx := context.Background()
 
 	var (
@@ -202,11 +194,7 @@ func TestFaults(t *testing.T) {
 	srv := startServer(t)
 	start := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	srv.Store.Add(NewGenerator(1).Events(10, start, time.Second)...)
-	id, err := srv.NewIdentity(time.Hour)
-	require.NoError(t, err)
-	kp, err := id.WriteKeyPair(filepath.Join(t.TempDir(), "tls"))
-	require.NoError(t, err)
-	clt := newClient(t, srv, client.LoadKeyPair(kp.Cert, kp.Key, kp.CA))
+	clt, _ := keyPairClient(t, srv)
 	ctx := context.Background()
 	search := func() error {
 		_, _, err := clt.SearchUnstructuredEvents(ctx, start, start.Add(time.Hour), "default", nil, 100, types.EventOrderAscending, "")
@@ -238,11 +226,7 @@ func TestSessionStreams(t *testing.T) {
 	sid, rec, up := g.Session(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), 40)
 	require.Equal(t, "session.upload", up.Type)
 	srv.AddSession(sid, rec)
-	id, err := srv.NewIdentity(time.Hour)
-	require.NoError(t, err)
-	kp, err := id.WriteKeyPair(filepath.Join(t.TempDir(), "tls"))
-	require.NoError(t, err)
-	clt := newClient(t, srv, client.LoadKeyPair(kp.Cert, kp.Key, kp.CA))
+	clt, _ := keyPairClient(t, srv)
 	ctx := context.Background()
 
 	collect := func(sid string, from int64) ([]int64, error) {
@@ -300,4 +284,15 @@ func TestRecordUploadsGivesEveryUploadItsRecording(t *testing.T) {
 		require.True(t, rec[len(rec)-1].Time.Before(up), "session %s is recorded before its upload", sid)
 	}
 	require.Zero(t, srv.RecordUploads(g, 25), "recordings already stored are kept")
+}
+
+// keyPairClient is a client of srv with a new identity (an hour long) as a
+// TLS key pair, and that identity.
+func keyPairClient(t *testing.T, srv *Server) (*client.Client, *Identity) {
+	t.Helper()
+	id, err := srv.NewIdentity(time.Hour)
+	require.NoError(t, err)
+	kp, err := id.WriteKeyPair(filepath.Join(t.TempDir(), "tls"))
+	require.NoError(t, err)
+	return newClient(t, srv, client.LoadKeyPair(kp.Cert, kp.Key, kp.CA)), id
 }
