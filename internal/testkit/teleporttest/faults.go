@@ -38,19 +38,11 @@ type Faults struct {
 
 // CutExportsAfter makes every export chunk stream fail after n events, as a
 // lost connection does (0: never).
-func (f *Faults) CutExportsAfter(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.exportCutAfter = n
-}
+func (f *Faults) CutExportsAfter(n int) { f.locked(func() { f.exportCutAfter = n }) }
 
 // SetExportLatency adds d before every export chunk stream starts (Athena
 // reads a Parquet file from S3 first).
-func (f *Faults) SetExportLatency(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.exportLatency = d
-}
+func (f *Faults) SetExportLatency(d time.Duration) { f.locked(func() { f.exportLatency = d }) }
 
 // GateExports makes every export chunk stream wait, before it sends
 // anything, until Release lets it go: a test decides when Teleport answers.
@@ -91,11 +83,7 @@ func (g *Gate) wait(ctx context.Context) error {
 }
 
 // FailNextExports makes the next n export chunk streams fail.
-func (f *Faults) FailNextExports(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.exportFailNext = n
-}
+func (f *Faults) FailNextExports(n int) { f.locked(func() { f.exportFailNext = n }) }
 
 func (f *Faults) planExport() searchPlan {
 	f.mu.Lock()
@@ -110,18 +98,10 @@ func (f *Faults) planExport() searchPlan {
 
 // SetSearchLatency adds d to every audit search, like a remote Auth
 // Service or a slow backend (Athena queries take seconds).
-func (f *Faults) SetSearchLatency(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.searchLatency = d
-}
+func (f *Faults) SetSearchLatency(d time.Duration) { f.locked(func() { f.searchLatency = d }) }
 
 // FailEvery makes every nth search fail with Unavailable (0 turns it off).
-func (f *Faults) FailEvery(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failEvery = n
-}
+func (f *Faults) FailEvery(n int) { f.locked(func() { f.failEvery = n }) }
 
 // FailNext makes the next n searches fail with Unavailable.
 func (f *Faults) FailNext(n int) {
@@ -132,55 +112,31 @@ func (f *Faults) FailNext(n int) {
 // cluster refusing them does (PermissionDenied for a role without access,
 // ResourceExhausted for rate limiting, Internal for a backend error).
 func (f *Faults) FailNextWith(n int, code codes.Code) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failNext, f.failCode = n, code
+	f.locked(func() { f.failNext, f.failCode = n, code })
 }
 
 // FailKeyedWith makes the next n searches that carry a start key fail
 // with the gRPC code (a backend that cannot resume from a key).
 func (f *Faults) FailKeyedWith(n int, code codes.Code) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failKeyed, f.failCode = n, code
+	f.locked(func() { f.failKeyed, f.failCode = n, code })
 }
 
 // CutEvery makes every nth search lose its connection after the page was
 // read from the backend but before the response arrived (0 turns it off).
-func (f *Faults) CutEvery(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.cutEvery = n
-}
+func (f *Faults) CutEvery(n int) { f.locked(func() { f.cutEvery = n }) }
 
 // SlowNext makes the next n searches take d longer.
-func (f *Faults) SlowNext(n int, d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.slowNext, f.slowFor = n, d
-}
+func (f *Faults) SlowNext(n int, d time.Duration) { f.locked(func() { f.slowNext, f.slowFor = n, d }) }
 
 // SetSessionLatency adds d before every session stream starts.
-func (f *Faults) SetSessionLatency(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sessionLatency = d
-}
+func (f *Faults) SetSessionLatency(d time.Duration) { f.locked(func() { f.sessionLatency = d }) }
 
 // FailNextSessions makes the next n session streams fail with Unavailable.
-func (f *Faults) FailNextSessions(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sessionFailNext = n
-}
+func (f *Faults) FailNextSessions(n int) { f.locked(func() { f.sessionFailNext = n }) }
 
 // CutSessionsAfter makes session streams lose their connection after n
 // events (0 turns it off).
-func (f *Faults) CutSessionsAfter(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sessionCutAfter = n
-}
+func (f *Faults) CutSessionsAfter(n int) { f.locked(func() { f.sessionCutAfter = n }) }
 
 type sessionPlan struct {
 	delay    time.Duration
@@ -265,4 +221,11 @@ func (p searchPlan) err() error {
 		return errInjected
 	}
 	return status.Errorf(p.code, "teleporttest: injected failure (%s)", p.code)
+}
+
+// locked runs set with the faults locked.
+func (f *Faults) locked(set func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	set()
 }
