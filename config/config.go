@@ -45,6 +45,11 @@ type Config struct {
 	// type it does not know): the beat logs them, `test config` prints them.
 	Warnings []string `config:",ignore"`
 
+	// clusters are the entries of teleportbeat.clusters (clusters.go),
+	// each a whole configuration; key is an entry's place in the file.
+	clusters []Config
+	key      string
+
 	clock func() time.Time // time.Now when nil (tests set it)
 }
 
@@ -270,13 +275,17 @@ func Load(section *conf.C) (Config, error) {
 	if section == nil {
 		section = conf.NewConfig()
 	}
-	if err := CheckKeys(section, cfg, Namespace); err != nil {
+	if err := CheckKeys(withoutClusters(section), cfg, Namespace); err != nil {
 		return cfg, err
 	}
 	if err := section.Unpack(&cfg); err != nil {
 		return cfg, fmt.Errorf("%s: %w", Namespace, err)
 	}
 	cfg.MemoryLimitSet = section.HasField("memory_limit")
+	if listed, err := cfg.loadClusters(section); listed || err != nil {
+		// The entries were checked each with what they take from here.
+		return cfg, err
+	}
 	if err := cfg.check(); err != nil {
 		return cfg, err
 	}
@@ -284,6 +293,20 @@ func Load(section *conf.C) (Config, error) {
 }
 
 func key(path string) string { return Namespace + "." + path }
+
+// withoutClusters is section without teleportbeat.clusters, whose entries
+// are checked each on its own (loadClusters).
+func withoutClusters(section *conf.C) *conf.C {
+	if !section.HasField("clusters") {
+		return section
+	}
+	c := conf.NewConfig()
+	if err := c.Merge(section); err != nil {
+		return section
+	}
+	_, _ = c.Remove("clusters", -1)
+	return c
+}
 
 // futureTolerance is how far in the future start_time may be (clocks
 // differ a little).
