@@ -50,53 +50,107 @@ func fileName(key string) string {
 	}, key)
 }
 
-// OpenPosition opens the registry under root, reads the position stored
-// under key (nil on a first run) and the attachment of its backup file.
+// Shared is a registry that several readers (one per Teleport cluster)
+// keep their positions in, each under its own key: libbeat's store has one
+// writer per directory, so it is opened once per beat.
+type Shared struct {
+	Registry *Registry
+	// MovedAside is where an unreadable registry was moved ("" if none).
+	MovedAside string
+	// LastWrite is when the unreadable registry was last written (its
+	// newest file), zero when unknown.
+	LastWrite time.Time
+	// err is why it was unreadable.
+	err error
+
+	log             *logp.Logger
+	root, storeName string
+}
+
+// auditKeyPrefix is the prefix of every audit position's registry key
+// (the cluster's name follows it).
+const auditKeyPrefix = "teleport::audit::"
+
+// AuditKey is the registry key of a cluster's audit position.
+func AuditKey(cluster string) string { return auditKeyPrefix + cluster }
+
+// OpenShared opens the registry under root and checks every audit
+// position in it (and the positions under keys).
 //
 // A registry that cannot be read (truncated or corrupt files, a record that
 // does not decode or makes no sense) must not stop the beat for good: under
 // systemd that is a crash loop, and audit events pile up unread. It is moved
-// aside, kept for inspection, and the position is recovered from its
-// backup file (BackupSaver); when that cannot be read either, the
-// caller starts again from a horizon (Opened.LastWrite). An I/O error (a
-// full disk, permissions) is returned as is: the registry is fine. Events
-// already shipped are then read again; their _id (the Teleport uid) makes
-// Elasticsearch keep one copy.
-func OpenPosition(logger *logp.Logger, root string, fileMode os.FileMode, storeName, key string, now time.Time) (Opened, error) {
-	reg, pos, err := openPosition(logger, root, fileMode, storeName, key)
+// aside, kept for inspection, and each position is recovered from its
+// backup file (BackupSaver, Shared.Position); when that cannot be read
+// either, the caller starts again from a horizon (Opened.LastWrite). An
+// I/O error (a full disk, permissions) is returned as is: the registry is
+// fine. Events already shipped are then read again; their _id (the
+// Teleport uid) makes Elasticsearch keep one copy.
+func OpenShared(logger *logp.Logger, root string, fileMode os.FileMode, storeName string, now time.Time, keys ...string) (*Shared, error) {
+	s := &Shared{log: logger, root: root, storeName: storeName}
+	reg, err := openChecked(logger, root, fileMode, storeName, keys)
 	if err == nil {
-		_, attachment := loadBackup(logger, BackupPath(root, storeName, key), false)
-		return Opened{Registry: reg, Position: pos, Attachment: attachment}, nil
+		s.Registry = reg
+		return s, nil
 	}
 	// An I/O error (permissions, a full disk, a failing device) says
 	// nothing about the content: the position is kept and the error is
 	// the user's to fix.
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
-		return Opened{}, err
+		return nil, err
 	}
 	aside := asideName(root, now)
 	if rerr := os.Rename(root, aside); rerr != nil {
-		return Opened{}, errors.Join(err, fmt.Errorf("move the unreadable registry aside: %w", rerr))
+		return nil, errors.Join(err, fmt.Errorf("move the unreadable registry aside: %w", rerr))
 	}
-	opened := Opened{MovedAside: aside, LastWrite: newestFile(aside)}
-	backup, attachment := loadBackup(logger, BackupPath(aside, storeName, key), true)
+	s.MovedAside, s.LastWrite, s.err = aside, newestFile(aside), err
+	s.Registry, err = openChecked(logger, root, fileMode, storeName, keys)
+	if err != nil {
+		return nil, fmt.Errorf("open a new registry after moving the unreadable one to %s: %w", aside, err)
+	}
+	return s, nil
+}
+
+// Position is what the registry holds for key, with the attachment of
+// its backup file; from the backup alone when the registry was moved
+// aside.
+func (s *Shared) Position(key string) Opened {
+	if s.MovedAside == "" {
+		pos, err := s.Registry.Load(key) // checked by OpenShared
+		if err != nil {
+			s.log.Errorw("The position cannot be read from the registry", "registry_key", key, "error", err)
+		}
+		_, attachment := loadBackup(s.log, BackupPath(s.root, s.storeName, key), false)
+		return Opened{Registry: s.Registry, Position: pos, Attachment: attachment}
+	}
+	opened := Opened{Registry: s.Registry, MovedAside: s.MovedAside, LastWrite: s.LastWrite}
+	backup, attachment := loadBackup(s.log, BackupPath(s.MovedAside, s.storeName, key), true)
 	opened.Attachment = attachment
 	if backup != nil {
 		opened.Position, opened.FromBackup = backup, true
-		logger.Errorw("The registry cannot be read; it was moved aside and reading resumes from the backup of the last acknowledged position (events acknowledged since that backup are sent again; Elasticsearch keeps one copy of each)",
-			"registry", root, "moved_to", aside, "error", err, "window_start", backup.WindowStart, "last_event_time", backup.LastEventTime)
+		s.log.Errorw("The registry cannot be read; it was moved aside and reading resumes from the backup of the last acknowledged position (events acknowledged since that backup are sent again; Elasticsearch keeps one copy of each)",
+			"registry", s.root, "registry_key", key, "moved_to", s.MovedAside, "error", s.err, "window_start", backup.WindowStart, "last_event_time", backup.LastEventTime)
 	} else {
-		logger.Errorw("The registry cannot be read, nor its backup; it was moved aside and reading starts over from teleportbeat.audit.start_time, or without one from teleportbeat.registry.recovery_horizon before the registry's last write. "+
+		s.log.Errorw("The registry cannot be read, nor its backup; it was moved aside and reading starts over from teleportbeat.audit.start_time, or without one from teleportbeat.registry.recovery_horizon before the registry's last write. "+
 			"Events shipped before are sent again and Elasticsearch keeps one copy of each (the _id is the event uid).",
-			"registry", root, "moved_to", aside, "error", err, "registry_last_written", opened.LastWrite)
+			"registry", s.root, "registry_key", key, "moved_to", s.MovedAside, "error", s.err, "registry_last_written", s.LastWrite)
 	}
-	reg, _, err = openPosition(logger, root, fileMode, storeName, key)
+	return opened
+}
+
+// Close closes the registry.
+func (s *Shared) Close() error { return s.Registry.Close() }
+
+// OpenPosition is OpenShared and Position for one key, for a reader that
+// has the registry to itself (the registry is Opened.Registry, the
+// caller's to close).
+func OpenPosition(logger *logp.Logger, root string, fileMode os.FileMode, storeName, key string, now time.Time) (Opened, error) {
+	s, err := OpenShared(logger, root, fileMode, storeName, now, key)
 	if err != nil {
-		return Opened{}, fmt.Errorf("open a new registry after moving the unreadable one to %s: %w", aside, err)
+		return Opened{}, err
 	}
-	opened.Registry = reg
-	return opened, nil
+	return s.Position(key), nil
 }
 
 // loadBackup reads the backup file at path: the position backed up in it
@@ -140,22 +194,30 @@ func newestFile(dir string) time.Time {
 	return newest
 }
 
-func openPosition(logger *logp.Logger, root string, fileMode os.FileMode, storeName, key string) (*Registry, *Position, error) {
+// openChecked opens the registry and checks every audit position in it,
+// and those under keys.
+func openChecked(logger *logp.Logger, root string, fileMode os.FileMode, storeName string, keys []string) (*Registry, error) {
 	reg, err := OpenRegistry(logger, root, fileMode, storeName)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	pos, err := reg.Load(key)
-	if err == nil && pos != nil {
-		if verr := pos.Validate(); verr != nil {
-			err = fmt.Errorf("registry key %s: %w", key, verr)
+	audit, err := reg.Keys(auditKeyPrefix)
+	for _, key := range append(audit, keys...) {
+		if err != nil {
+			break
+		}
+		var pos *Position
+		if pos, err = reg.Load(key); err == nil && pos != nil {
+			if verr := pos.Validate(); verr != nil {
+				err = fmt.Errorf("registry key %s: %w", key, verr)
+			}
 		}
 	}
 	if err != nil {
 		reg.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return reg, pos, nil
+	return reg, nil
 }
 
 // asideName is where an unreadable registry is moved: named after the

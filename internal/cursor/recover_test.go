@@ -192,3 +192,43 @@ func TestRegistryBrokenTwiceInASecondIsMovedAsideTwice(t *testing.T) {
 		require.NoError(t, err, "%s kept", name)
 	}
 }
+
+// TestSharedRegistryKeepsEachClustersPosition: clusters share one
+// registry, each under its key; a record of one that cannot be read moves
+// the registry aside, and each cluster resumes from its own backup.
+func TestSharedRegistryKeepsEachClustersPosition(t *testing.T) {
+	log, logs := logp.NewInMemoryLocal("", logp.ConsoleEncoderConfig())
+	root := filepath.Join(t.TempDir(), "registry")
+	a := &Position{WindowStart: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), StartKey: "a-7"}
+	b := &Position{WindowStart: time.Date(2025, 3, 4, 0, 0, 0, 0, time.UTC), StartKey: "b-9"}
+	s, err := OpenShared(log, root, 0o600, "teleportbeat", time.Now())
+	require.NoError(t, err)
+	for key, pos := range map[string]*Position{AuditKey("root"): a, AuditKey("leaf"): b} {
+		require.NoError(t, s.Registry.Save(key, pos))
+		raw, err := json.Marshal(pos)
+		require.NoError(t, err)
+		require.NoError(t, SaveBackup(BackupPath(root, "teleportbeat", key), raw, nil, 0o600))
+	}
+	require.NoError(t, s.Close())
+
+	s, err = OpenShared(log, root, 0o600, "teleportbeat", time.Now())
+	require.NoError(t, err)
+	require.Equal(t, a, s.Position(AuditKey("root")).Position)
+	require.Equal(t, b, s.Position(AuditKey("leaf")).Position)
+	require.Nil(t, s.Position(AuditKey("new")).Position, "a cluster added to the list starts from its start")
+
+	// One cluster's record goes bad: every cluster resumes from its backup.
+	require.NoError(t, s.Registry.store.Set(AuditKey("leaf"), map[string]any{"window_start": "not a time"}))
+	require.NoError(t, s.Close())
+	s, err = OpenShared(log, root, 0o600, "teleportbeat", time.Now())
+	require.NoError(t, err)
+	defer s.Close()
+	require.NotEmpty(t, s.MovedAside)
+	for key, want := range map[string]*Position{AuditKey("root"): a, AuditKey("leaf"): b} {
+		o := s.Position(key)
+		require.True(t, o.FromBackup, key)
+		require.True(t, want.WindowStart.Equal(o.Position.WindowStart), key)
+		require.Equal(t, want.StartKey, o.Position.StartKey, key)
+	}
+	require.Contains(t, logs.String(), "registry_key")
+}

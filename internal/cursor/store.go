@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -205,6 +206,23 @@ type record struct {
 }
 
 // Load returns the position stored under key, or nil if there is none.
+// Keys lists the registry's keys that start with prefix.
+func (r *Registry) Keys(prefix string) ([]string, error) {
+	var out []string
+	err := r.read(func(st *statestore.Store) error {
+		return st.Each(func(key string, _ statestore.ValueDecoder) (bool, error) {
+			if strings.HasPrefix(key, prefix) {
+				out = append(out, key)
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the registry's keys: %w", err)
+	}
+	return out, nil
+}
+
 func (r *Registry) Load(key string) (*Position, error) {
 	var rec record
 	var ok bool
