@@ -99,7 +99,7 @@ func (tb *Teleportbeat) Run(b *beat.Beat) error {
 	if err != nil {
 		return err
 	}
-	return input.Run(tb.ctx, tb.cfg, input.Settings{
+	return input.RunClusters(tb.ctx, tb.cfg, input.Settings{
 		Log:          tb.log,
 		RegistryRoot: tb.paths.Resolve(paths.Data, tb.cfg.Registry.Path),
 		StoreName:    b.Info.Beat,

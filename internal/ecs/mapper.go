@@ -34,6 +34,9 @@ const (
 type Mapper struct {
 	dataset string
 	rawKey  string // "audit" or "session": the raw event goes under teleport.<rawKey>
+	// cluster is the Teleport cluster the events are read from, for
+	// teleport.cluster where an event does not say (WithCluster).
+	cluster string
 
 	misfits       atomic.Int64
 	moved         atomic.Int64
@@ -64,6 +67,13 @@ func NewAuditMapper() *Mapper { return &Mapper{dataset: DatasetAudit, rawKey: "a
 
 // NewSessionMapper returns the mapper for session recording events.
 func NewSessionMapper() *Mapper { return &Mapper{dataset: DatasetSession, rawKey: "session"} }
+
+// WithCluster sets the cluster the events are read from: teleport.cluster
+// is an event's own cluster_name, or this.
+func (m *Mapper) WithCluster(name string) *Mapper {
+	m.cluster = name
+	return m
+}
 
 // TagPayloadUnreadable marks an event whose payload could not be decoded.
 const TagPayloadUnreadable = "teleport_payload_unreadable"
@@ -107,6 +117,12 @@ func (m *Mapper) Map(ev *event.Event, now time.Time) beat.Event {
 	raw := rawFields(ev.Fields)
 	tp := mapstr.M{m.rawKey: raw}
 	fields := mapstr.M{"teleport": tp, "ecs": mapstr.M{"version": ECSVersion}}
+	// The cluster, for filtering by cluster when one beat reads several.
+	if c, _ := raw["cluster_name"].(string); c != "" {
+		tp["cluster"] = c
+	} else if m.cluster != "" {
+		tp["cluster"] = m.cluster
+	}
 
 	ts := now
 	if !ev.Time.IsZero() {

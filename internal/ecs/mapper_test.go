@@ -141,3 +141,21 @@ func TestSplitAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryDocumentSaysItsCluster: teleport.cluster is the event's own
+// cluster_name (a leaf's events read through the root say the leaf), or
+// the cluster the events are read from; a mapper that knows none leaves it
+// to the event.
+func TestEveryDocumentSaysItsCluster(t *testing.T) {
+	m := NewAuditMapper().WithCluster("root.example.com")
+	now := time.Now()
+	leaf := m.Map(newEvent(t, map[string]any{"event": "session.start", "uid": "u1", "time": "2025-01-02T03:04:05Z", "cluster_name": "leaf-eu"}), now)
+	v, _ := leaf.Fields.GetValue("teleport.cluster")
+	require.Equal(t, "leaf-eu", v)
+	bare := m.Map(newEvent(t, map[string]any{"event": "user.login", "uid": "u2", "time": "2025-01-02T03:04:05Z"}), now)
+	v, _ = bare.Fields.GetValue("teleport.cluster")
+	require.Equal(t, "root.example.com", v)
+	none := NewSessionMapper().Map(newEvent(t, map[string]any{"event": "print", "uid": "u3", "time": "2025-01-02T03:04:05Z"}), now)
+	_, err := none.Fields.GetValue("teleport.cluster")
+	require.Error(t, err, "not known: not set")
+}

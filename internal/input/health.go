@@ -62,6 +62,9 @@ func (h *health) failing(doing string, err error) {
 	h.set(status.Degraded, fmt.Sprintf("%s: %v (retrying)", doing, err))
 }
 
+// misconfigured reports what retrying cannot fix.
+func (h *health) misconfigured(err error) { h.set(status.Failed, err.Error()) }
+
 func (h *health) unreachable(err error) {
 	h.failing(fmt.Sprintf("Teleport unreachable at %v", h.addr), err)
 }

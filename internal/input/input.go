@@ -44,6 +44,13 @@ type Settings struct {
 	Stats *monitoring.Registry
 	// Status receives health changes (Elastic Agent's unit status).
 	Status status.StatusReporter
+
+	// Set by RunClusters for each cluster of several: the registry they
+	// share, the claim on a cluster's name (one reader per cluster), and
+	// that the figures go under the cluster's name.
+	Registry   *cursor.Shared
+	Claim      func(cluster string) error
+	PerCluster bool
 }
 
 // Run ships until ctx is done. It returns an error only for what retrying
@@ -60,12 +67,18 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		return nil // stopped before Teleport answered
 	}
 
-	regKey := "teleport::audit::" + cluster
+	if s.Claim != nil {
+		if err := s.Claim(cluster); err != nil {
+			hl.misconfigured(err)
+			return err
+		}
+	}
+	regKey := cursor.AuditKey(cluster)
 	var lateSet *shipped.Set
 	if len(cfg.Audit.LateEvents.Ages()) > 0 {
 		lateSet = shipped.NewSet(cfg.Audit.LateEvents.MaxTracked)
 	}
-	opened, err := cursor.OpenPosition(log, s.RegistryRoot, cfg.Registry.FilePermissions, s.StoreName, regKey, time.Now())
+	opened, err := openPosition(log, cfg, s, regKey)
 	if err != nil {
 		return err
 	}
@@ -79,7 +92,9 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		}
 	}
 	reg := opened.Registry
-	defer reg.Close()
+	if s.Registry == nil {
+		defer reg.Close() // its own; a shared one is RunClusters'
+	}
 	pos := startPosition(log, cfg, opened, time.Now())
 	committer := cursor.NewCommitter(log, reg, regKey, cfg.Registry.Flush,
 		cursor.BackupSaver(log, cursor.BackupPath(s.RegistryRoot, s.StoreName, regKey), cfg.Registry.FilePermissions, backupEvery, attach))
@@ -114,7 +129,7 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	// Closing the client also unblocks a Publish waiting for queue space.
 	go func() { <-ctx.Done(); _ = pub.Close() }()
 
-	mapper := ecs.NewAuditMapper()
+	mapper := ecs.NewAuditMapper().WithCluster(cluster)
 	metrics.mapper = mapper
 
 	// Observers see each batch's events before the mapper takes their
@@ -140,7 +155,11 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	// only there when the manager is (registered before it, /stats had
 	// none).
 	if s.Stats != nil {
-		defer metrics.register(s.Stats)()
+		name := ""
+		if s.PerCluster {
+			name = cluster
+		}
+		defer metrics.register(s.Stats, name)()
 	}
 	go metrics.logProgress(log.Named("audit"), cfg.ProgressInterval, ctx.Done())
 
@@ -165,6 +184,15 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 	}
 	p.run(ctx)
 	return nil
+}
+
+// openPosition is the cluster's position: from the registry the clusters
+// share, or from a registry of its own.
+func openPosition(log *logp.Logger, cfg config.Config, s Settings, key string) (cursor.Opened, error) {
+	if s.Registry != nil {
+		return s.Registry.Position(key), nil
+	}
+	return cursor.OpenPosition(log, s.RegistryRoot, cfg.Registry.FilePermissions, s.StoreName, key, time.Now())
 }
 
 // connect opens the connection to Teleport with the configured identity,
@@ -320,6 +348,7 @@ func startSessions(ctx context.Context, log *logp.Logger, cfg config.Config, clu
 		BackoffInit:       cfg.Teleport.Backoff.Init,
 		BackoffMax:        cfg.Teleport.Backoff.Max,
 		RegistryPrefix:    "teleport::session::" + cluster + "::",
+		Cluster:           cluster,
 		Flush:             cfg.Registry.Flush,
 		DoneRetention:     sessionDoneRetention,
 	}, log.Named("sessions"), reg, pipeline, func(ctx context.Context) (sessions.Streamer, error) { return conn.AuditLog(ctx) })

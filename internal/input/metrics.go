@@ -2,6 +2,7 @@ package input
 
 import (
 	"math"
+	"strings"
 	"time"
 
 	"github.com/elastic/elastic-agent-libs/logp"
@@ -55,8 +56,17 @@ func (m *auditMetrics) lag(now time.Time) time.Duration {
 	return now.Sub(t)
 }
 
-func (m *auditMetrics) register(stats *monitoring.Registry) func() {
-	reg := stats.GetOrCreateRegistry("teleportbeat")
+// register exposes the figures under teleportbeat (one cluster), or under
+// teleportbeat.clusters.<cluster> when the beat reads several (the
+// cluster's name with its dots as underscores: monitoring paths split at
+// dots).
+func (m *auditMetrics) register(stats *monitoring.Registry, cluster string) func() {
+	parent := stats.GetOrCreateRegistry("teleportbeat")
+	reg, name := parent, "teleportbeat"
+	if cluster != "" {
+		name = strings.ReplaceAll(cluster, ".", "_")
+		reg = parent.GetOrCreateRegistry("clusters").GetOrCreateRegistry(name)
+	}
 	monitoring.NewFunc(reg, "audit", func(_ monitoring.Mode, v monitoring.Visitor) {
 		v.OnRegistryStart()
 		defer v.OnRegistryFinished()
@@ -123,6 +133,9 @@ func (m *auditMetrics) register(stats *monitoring.Registry) func() {
 			monitoring.ReportInt(v, "events_excluded", s.EventsExcluded.Load())
 			monitoring.ReportInt(v, "stream_errors", s.StreamErrors.Load())
 		}, monitoring.Report)
+	}
+	if cluster != "" {
+		return func() { parent.GetOrCreateRegistry("clusters").Remove(name) }
 	}
 	return func() { stats.Remove("teleportbeat") }
 }

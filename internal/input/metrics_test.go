@@ -32,7 +32,7 @@ func TestAuditMetricsReportTheReadersCounters(t *testing.T) {
 	m.reader.Stats.ExportReaders.Store(7)
 	m.reader.Stats.WaitingForLag.Store(true)
 	stats := monitoring.NewRegistry()
-	defer m.register(stats)()
+	defer m.register(stats, "")()
 
 	snap := monitoring.CollectStructSnapshot(stats, monitoring.Full, false)
 	audit := snap["teleportbeat"].(map[string]any)["audit"].(map[string]any)

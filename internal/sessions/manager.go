@@ -44,6 +44,8 @@ type Config struct {
 	BackoffMax   time.Duration
 	// RegistryPrefix prefixes the registry keys of the sessions.
 	RegistryPrefix string
+	// Cluster is the Teleport cluster the recordings are read from.
+	Cluster string
 	// Flush is how often a session's progress is written at most while
 	// it streams (teleportbeat.registry.flush; 0: on every ACK).
 	Flush time.Duration
@@ -103,7 +105,7 @@ func New(cfg Config, log *logp.Logger, reg *cursor.Registry, pipeline beat.Pipel
 	}
 	return &Manager{
 		cfg: cfg, log: log, reg: reg, pipeline: pipeline, streamer: streamer,
-		mapper: ecs.NewSessionMapper(), exclude: ex,
+		mapper: ecs.NewSessionMapper().WithCluster(cfg.Cluster), exclude: ex,
 		known: map[string]cursor.SessionState{}, attempts: map[string]int{}, wake: make(chan struct{}, 1),
 	}
 }

@@ -425,6 +425,13 @@ func TeleportFieldsYML(rf RawFields) []byte {
             Strings too long for a flattened field (over 8191 bytes: labels,
             misfits, unmapped values), as "path=value"; the event is tagged
             teleport_field_moved.
+        - name: cluster
+          type: keyword
+          ignore_above: 1024
+          description: >
+            The Teleport cluster the event comes from: the event's own
+            cluster_name, or the cluster teleportbeat read it from (one beat
+            can read several: teleportbeat.clusters).
         - name: resource
           type: group
           description: The resource an event is about.
