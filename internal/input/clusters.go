@@ -16,8 +16,10 @@ import (
 // each under its cluster's key, so a config that goes from one cluster to
 // several keeps the first cluster's position. A cluster that is down,
 // expired or misconfigured degrades only itself: its error is logged with
-// its entry, and the others go on. It returns the errors of the clusters
-// that stopped for good, once every cluster has stopped.
+// its entry, and the others go on. It returns an error only when every
+// cluster stopped for good (then there is nothing left to do); a stop
+// asked for (ctx) with some cluster refused is a clean one, the refusal
+// having been said.
 func RunClusters(ctx context.Context, cfg config.Config, s Settings) error {
 	clusters := cfg.Clusters()
 	if len(clusters) == 1 && clusters[0].Key() == "" {
@@ -51,7 +53,10 @@ func RunClusters(ctx context.Context, cfg config.Config, s Settings) error {
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if len(errs) == len(clusters) {
+		return errors.Join(errs...)
+	}
+	return nil
 }
 
 // claims are the clusters' names taken: two entries that reach one
