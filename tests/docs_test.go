@@ -67,11 +67,15 @@ func newDocScenario(t *testing.T) *docScenario {
 	home := t.TempDir()
 	copyFile(t, beatBin, filepath.Join(home, "teleportbeat"), 0o755)
 	copyFile(t, e.idFile, filepath.Join(home, "identity"), 0o600)
+	// README's several clusters: the root is the double, and a leaf.
+	copyFile(t, e.idFile, filepath.Join(home, "root.identity"), 0o600)
+	leaf := newLeaf(t, home, teleporttest.Config{ClusterName: "leaf-eu"})
 	s := &docScenario{
 		t:    t,
 		home: home,
 		subst: []string{
 			"teleport.example.com:443", e.tp.Addr(),
+			"leaf-eu.example.com:3025", leaf.tp.Addr(),
 			"https://elasticsearch.example.com:9200", esSrv.URL,
 			"https://kibana.example.com:5601", kbSrv.URL,
 			`hosts: ["localhost:9200"]`, fmt.Sprintf("hosts: [%q]", esSrv.URL),
