@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -43,7 +44,7 @@ func testTeleportCmd(settings instance.Settings) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkTeleport(c.Context(), c.OutOrStdout(), cfg, b.Info.Logger); err != nil {
+			if err := checkClusters(c.Context(), c.OutOrStdout(), cfg, b.Info.Logger); err != nil {
 				// Each failed check was printed with its reason, once.
 				c.SilenceErrors = true
 				return err
@@ -51,6 +52,27 @@ func testTeleportCmd(settings instance.Settings) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// checkClusters checks every cluster of the configuration, each under a
+// line naming its entry when there are several, and fails with the
+// problems of each.
+func checkClusters(ctx context.Context, w io.Writer, cfg config.Config, log *logp.Logger) error {
+	clusters := cfg.Clusters()
+	if len(clusters) == 1 && clusters[0].Key() == "" {
+		return checkTeleport(ctx, w, clusters[0], log)
+	}
+	var errs []error
+	for i, c := range clusters {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s:\n", c.ClusterLabel())
+		if err := checkTeleport(ctx, w, c, log); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Key(), err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // checker prints one line per check: OK, WARN (works, with a limit of this

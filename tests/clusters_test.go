@@ -3,7 +3,9 @@ package tests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +188,31 @@ teleportbeat.clusters:
 	require.Len(t, es.Docs(), len(expectedIDs(evs)))
 	_, dups, _ := es.Stats()
 	require.Zero(t, dups, "read once")
+}
+
+// TestTestTeleportChecksEveryCluster: `test teleport` checks each cluster
+// of teleportbeat.clusters under its entry, and fails with the one that
+// does not work while saying the other is fine.
+func TestTestTeleportChecksEveryCluster(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	leaf := newLeaf(t, e.dir, teleporttest.Config{ClusterName: "leaf-eu", Version: "13.1.3", Typed: typedevents.OneOf})
+	cfg := e.clustersConfig("teleportbeat.yml", leaf, "output.console.enabled: true\nteleportbeat.teleport.dial_timeout: 3s\n")
+	run := func() (string, error) {
+		out, err := exec.Command(beatBin, "test", "teleport", "-c", cfg, "--path.home", e.dir, "--path.data", filepath.Join(e.dir, "data")).CombinedOutput()
+		return string(out), err
+	}
+	out, err := run()
+	require.NoError(t, err, out)
+	require.Contains(t, out, "teleportbeat.clusters.0 ("+e.tp.Addr()+"):")
+	require.Contains(t, out, "cluster teleport.example.com, Teleport 18.0.0-dev")
+	require.Contains(t, out, "teleportbeat.clusters.1 ("+leaf.tp.Addr()+"):")
+	require.Contains(t, out, "cluster leaf-eu, Teleport 13.1.3")
+	require.Contains(t, out, "export API (past days)...      WARN", "the leaf's version has none")
+
+	leaf.tp.Stop()
+	out, err = run()
+	require.Error(t, err, out)
+	require.Contains(t, out, "cluster teleport.example.com, Teleport 18.0.0-dev", "the root is still checked")
+	require.Regexp(t, `connect to `+regexp.QuoteMeta(leaf.tp.Addr())+`\.\.\.\s+ERROR`, out)
 }
