@@ -30,6 +30,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/certs"
 	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
 	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/typedevents"
 )
 
 const agentID = "agent-e2e-1"
@@ -345,4 +346,80 @@ func installFleetPackage(t *testing.T, es *estest.Recorder, pkg *fleetpkg.Packag
 	put("pipeline", assets.Pipelines, es.PutPipeline)
 	put("component template", assets.ComponentTemplates, es.PutComponentTemplate)
 	put("index template", assets.IndexTemplates, es.PutIndexTemplate)
+}
+
+// asPolicy is unit as the unit of another integration policy (n).
+func asPolicy(u *proto.UnitExpected, n int) *proto.UnitExpected {
+	suffix := fmt.Sprintf("policy-%d", n)
+	u.Id = "teleport-" + suffix
+	u.Config.Id, u.Config.Name = u.Id, fmt.Sprintf("teleport-%d", n)
+	for _, s := range u.Config.Streams {
+		s.Id = strings.Replace(s.Id, "policy-1", suffix, 1)
+	}
+	return u
+}
+
+// TestElasticAgentRunsATeleportIntegrationPerCluster: two Teleport
+// integration policies on one agent (two clusters, the second an older
+// Teleport): both units run in one teleportbeat, each with its own status,
+// every event of each stored once with its cluster; one cluster failing
+// degrades only its unit.
+func TestElasticAgentRunsATeleportIntegrationPerCluster(t *testing.T) {
+	t.Parallel()
+	pkg, err := fleetpkg.Load(filepath.Join(repoRoot, "module", "teleportbeat"))
+	require.NoError(t, err)
+	e := newEnvWith(t, teleporttest.Config{ClusterName: "root.example.com"})
+	e.gen.ClusterName = "root.example.com"
+	root := e.addGenerated(600)
+	leaf := newLeaf(t, e.dir, teleporttest.Config{ClusterName: "leaf-eu", Version: "13.1.3", Typed: typedevents.OneOf})
+	leafEvs := leaf.gen.Events(400, time.Now().Add(-time.Hour), 100*time.Millisecond)
+	leaf.tp.Store.Add(leafEvs...)
+	es := estest.New()
+	installFleetPackage(t, es, pkg)
+	srv := es.Server()
+	t.Cleanup(srv.Close)
+	a := newFakeAgent(t)
+	vars := func(addr, idFile string) map[string]any {
+		return map[string]any{"addr": []any{addr}, "identity_file": idFile, "start_time": "2019-01-01T00:00:00Z", "poll_interval": "200ms"}
+	}
+	out := outputUnit(t, srv.URL)
+	a.set(out,
+		inputUnit(t, pkg, 1, "default", vars(e.tp.Addr(), e.idFile), proto.State_HEALTHY),
+		asPolicy(inputUnit(t, pkg, 1, "default", vars(leaf.tp.Addr(), leaf.idFile), proto.State_HEALTHY), 2))
+	p := a.start(e)
+	a.waitState("teleport-policy-1", proto.State_HEALTHY, 1, "Healthy")
+	a.waitState("teleport-policy-2", proto.State_HEALTHY, 1, "Healthy")
+	want := map[string]string{}
+	for _, ev := range root {
+		want[ev.ID] = "root.example.com"
+	}
+	for _, ev := range leafEvs {
+		want[ev.ID] = "leaf-eu"
+	}
+	waitFor(t, 2*time.Minute, "both clusters' events", func() bool {
+		return len(docsIn(es, "logs-teleportbeat.audit-default")) >= len(want)
+	})
+
+	// The leaf fails: its unit is degraded, the root's stays healthy.
+	leaf.tp.Faults.FailNext(1 << 20)
+	a.waitState("teleport-policy-2", proto.State_DEGRADED, 1, "Teleport audit search of cluster")
+	s, _, _ := a.state("teleport-policy-1")
+	require.Equal(t, proto.State_HEALTHY, s, "the other cluster's unit")
+	leaf.tp.Faults.Reset()
+	a.waitState("teleport-policy-2", proto.State_HEALTHY, 1, "Healthy")
+
+	stored := docsIn(es, "logs-teleportbeat.audit-default")
+	require.Len(t, stored, len(want), "every event once")
+	for id, cluster := range want {
+		d, ok := stored[id]
+		require.True(t, ok, id)
+		require.Equal(t, cluster, d.Source["teleport"].(map[string]any)["cluster"], id)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("teleportbeat did not stop within 30s of SIGTERM")
+	}
+	require.NoError(t, p.err, "clean exit")
 }

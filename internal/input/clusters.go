@@ -66,11 +66,22 @@ type claims struct {
 	by map[string]string // cluster name -> the entry that reads it
 }
 
+// release gives up every cluster entry reads (a unit stopped).
+func (c *claims) release(entry string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, e := range c.by {
+		if e == entry {
+			delete(c.by, name)
+		}
+	}
+}
+
 func (c *claims) claim(name, entry string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if other, ok := c.by[name]; ok && other != entry {
-		return fmt.Errorf("%s is Teleport cluster %q, which %s reads already: each cluster is listed once in teleportbeat.clusters (it would be read twice)", entry, name, other)
+		return fmt.Errorf("%s is Teleport cluster %q, which %s reads already: each cluster is read once (listed once in teleportbeat.clusters, or one Teleport integration per cluster under Elastic Agent)", entry, name, other)
 	}
 	c.by[name] = entry
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/elastic/beats/v7/libbeat/beat"
 	"github.com/elastic/beats/v7/libbeat/cfgfile"
@@ -17,6 +18,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/monitoring"
 
 	"github.com/teleportbeat/teleportbeat/config"
+	"github.com/teleportbeat/teleportbeat/internal/cursor"
 )
 
 // UnitConfig is one Elastic Agent input unit, as internal/agent's
@@ -48,8 +50,18 @@ type Factory struct {
 	Resolve func(string) string
 	Stats   *monitoring.Registry
 
-	mu     sync.Mutex
-	active string // the unit whose input runs ("" when none)
+	mu      sync.Mutex
+	active  map[string]bool // the units whose inputs run
+	claims  claims          // the clusters they read, one unit each
+	shared  map[string]*sharedRegistry
+	sharedM sync.Mutex // guards shared (opened by the inputs as they start)
+}
+
+// sharedRegistry is a registry the running units share, open while one
+// of them runs.
+type sharedRegistry struct {
+	reg  *cursor.Shared
+	refs int
 }
 
 var _ cfgfile.RunnerFactoryWithStatusReporter = (*Factory)(nil)
@@ -93,13 +105,19 @@ func (f *Factory) CreateWithReporter(p beat.PipelineConnector, c *conf.C, rep st
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	// Units replace each other (the runner list stops the old one before
-	// it starts the new), but two at once would share the registry and
-	// the counters.
-	if f.active != "" {
-		return nil, fmt.Errorf("teleport input unit %s: unit %s already runs in this teleportbeat; add one Teleport integration per agent policy (run another Elastic Agent for another cluster)", u.ID, f.active)
+	// Several units run at once (a Teleport integration per cluster in a
+	// policy): they share the registry, each cluster under its key, and
+	// their figures are under their cluster's name. A unit replaced by a
+	// policy change is stopped before the new one starts.
+	if f.active == nil {
+		f.active = map[string]bool{}
+		f.claims.by = map[string]string{}
 	}
-	f.active = u.ID
+	if f.active[u.ID] {
+		return nil, fmt.Errorf("teleport input unit %s already runs in this teleportbeat", u.ID)
+	}
+	f.active[u.ID] = true
+	unit := "teleport input unit " + u.ID
 	return &Runner{
 		factory: f,
 		id:      u.ID,
@@ -112,6 +130,10 @@ func (f *Factory) CreateWithReporter(p beat.PipelineConnector, c *conf.C, rep st
 			Sessions:     sessions,
 			Stats:        f.Stats,
 			Status:       rep,
+			PerCluster:   true,
+			Claim: func(cluster string) error {
+				return f.claims.claim(cluster, unit)
+			},
 		},
 	}, nil
 }
@@ -119,8 +141,43 @@ func (f *Factory) CreateWithReporter(p beat.PipelineConnector, c *conf.C, rep st
 func (f *Factory) release(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.active == id {
-		f.active = ""
+	delete(f.active, id)
+	f.claims.release("teleport input unit " + id)
+}
+
+// openShared is the registry under root the running units share, opened
+// by the first.
+func (f *Factory) openShared(log *logp.Logger, root string, cfg config.Config) (*cursor.Shared, error) {
+	f.sharedM.Lock()
+	defer f.sharedM.Unlock()
+	if f.shared == nil {
+		f.shared = map[string]*sharedRegistry{}
+	}
+	if s, ok := f.shared[root]; ok {
+		s.refs++
+		return s.reg, nil
+	}
+	reg, err := cursor.OpenShared(log, root, cfg.Registry.FilePermissions, f.Info.Beat, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	f.shared[root] = &sharedRegistry{reg: reg, refs: 1}
+	return reg, nil
+}
+
+// closeShared closes the registry under root when its last unit stops.
+func (f *Factory) closeShared(log *logp.Logger, root string) {
+	f.sharedM.Lock()
+	defer f.sharedM.Unlock()
+	s, ok := f.shared[root]
+	if !ok {
+		return
+	}
+	if s.refs--; s.refs == 0 {
+		if err := s.reg.Close(); err != nil {
+			log.Warnw("Closing the registry", "error", err)
+		}
+		delete(f.shared, root)
 	}
 }
 
@@ -172,7 +229,14 @@ func (r *Runner) Start() {
 	go func() {
 		defer close(r.done)
 		defer r.factory.release(r.id)
-		if err := Run(ctx, r.cfg, r.settings); err != nil {
+		s := r.settings
+		reg, err := r.factory.openShared(s.Log, s.RegistryRoot, r.cfg)
+		if err == nil {
+			defer r.factory.closeShared(s.Log, s.RegistryRoot)
+			s.Registry = reg
+			err = Run(ctx, r.cfg, s)
+		}
+		if err != nil {
 			r.settings.Log.Errorw("The Teleport input stopped", "error", err)
 			if r.settings.Status != nil {
 				r.settings.Status.UpdateStatus(status.Failed, err.Error())

@@ -13,10 +13,11 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/testkit/teleporttest"
 )
 
-// TestFactoryRunsOneUnitAtATime: units replace each other (the runner list
-// stops the old input first); two at once would share the registry, so
-// the second is refused with the reason.
-func TestFactoryRunsOneUnitAtATime(t *testing.T) {
+// TestFactoryRunsSeveralUnits: a Teleport integration per cluster in a
+// policy: units run at once (their clusters share the registry), a unit
+// id that runs already is refused, and a stopped unit can be started
+// again (a policy change replaces it).
+func TestFactoryRunsSeveralUnits(t *testing.T) {
 	tp, idFile := teleporttest.StartWithIdentity(t, t.TempDir())
 	unit := func(id string) *conf.C {
 		c, err := conf.NewConfigFrom(map[string]any{
@@ -30,16 +31,17 @@ func TestFactoryRunsOneUnitAtATime(t *testing.T) {
 
 	first, err := f.Create(nil, unit("unit-a"))
 	require.NoError(t, err)
-	_, err = f.Create(nil, unit("unit-b"))
-	require.ErrorContains(t, err, "teleport input unit unit-b: unit unit-a already runs in this teleportbeat")
-	first.Stop()
 	second, err := f.Create(nil, unit("unit-b"))
-	require.NoError(t, err, "once the first is stopped, the next unit runs")
+	require.NoError(t, err, "a second cluster's unit runs beside the first")
 	require.Equal(t, "teleport input unit unit-b", second.(*Runner).String())
+	_, err = f.Create(nil, unit("unit-a"))
+	require.ErrorContains(t, err, "teleport input unit unit-a already runs in this teleportbeat")
+	first.Stop()
+	again, err := f.Create(nil, unit("unit-a"))
+	require.NoError(t, err, "once stopped, the unit can run again")
+	again.Stop()
 	second.Stop()
 
-	_, err = f.Create(nil, unit(""))
-	require.NoError(t, err)
 	bad, err := conf.NewConfigFrom(map[string]any{"id": "unit-c", "teleportbeat": map[string]any{"teleport": map[string]any{}}})
 	require.NoError(t, err)
 	require.ErrorContains(t, f.CheckConfig(bad), "teleport input unit unit-c: teleportbeat.teleport.addr: is required")
