@@ -15,19 +15,21 @@ func configureCmd() *cobra.Command {
 	var o configure.Options
 	var keyType string
 	c := &cobra.Command{
-		Use:   "configure <output-dir> [teleport-addr]",
+		Use:   "configure <output-dir> [teleport-addr...]",
 		Short: "Write the Teleport role, the Logstash mutual TLS and a starter teleportbeat.yml",
 		Long: `Writes into <output-dir>: the Teleport role and user for teleportbeat and the tctl
 commands to create them and sign an identity; a CA, server and client
 certificates for Logstash's beats input with mutual TLS (keys in PKCS#8, mode
 0600); a Logstash pipeline for that input; and a teleportbeat.yml wired to all
-of it. Existing files are not overwritten without --force.`,
-		Args: cobra.RangeArgs(1, 2),
+of it. With several Teleport addresses (one per cluster), a tctl script and an
+identity per cluster, and a teleportbeat.yml that reads them all
+(teleportbeat.clusters). Existing files are not overwritten without --force.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			c.SilenceUsage = true
 			o.Dir = args[0]
 			if len(args) > 1 {
-				o.TeleportAddr = args[1]
+				o.TeleportAddr, o.MoreClusters = args[1], args[2:]
 			}
 			o.KeyType = certs.KeyType(keyType)
 			files, err := configure.Write(o)
@@ -45,7 +47,11 @@ of it. Existing files are not overwritten without --force.`,
 			for _, f := range files {
 				fmt.Fprintf(w, "  %-28s %#o  %s\n", f.Name, f.Mode, f.What)
 			}
-			fmt.Fprintf(w, "\nNext: run tctl.sh where tctl works, install the Logstash pipeline and its certificates,\nthen: teleportbeat test config -c %s/teleportbeat.yml && teleportbeat run -c %s/teleportbeat.yml\n", o.Dir, o.Dir)
+			script := "tctl.sh"
+			if len(o.MoreClusters) > 0 {
+				script = "each tctl-<host>.sh where tctl reaches that cluster"
+			}
+			fmt.Fprintf(w, "\nNext: run %s, install the Logstash pipeline and its certificates,\nthen: teleportbeat test config -c %s/teleportbeat.yml && teleportbeat run -c %s/teleportbeat.yml\n", script, o.Dir, o.Dir)
 			return nil
 		},
 	}

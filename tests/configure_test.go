@@ -187,3 +187,47 @@ func TestConfigureRoleFitsTheClusterVersion(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, string(out), "older than teleportbeat supports")
 }
+
+// TestConfigureWritesForEveryCluster: with several addresses, configure
+// writes a tctl script and an identity per cluster and a teleportbeat.yml
+// that reads them all, which runs as written once the identities are
+// there: every event of both clusters stored.
+func TestConfigureWritesForEveryCluster(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	leaf := newLeaf(t, t.TempDir(), teleporttest.Config{ClusterName: "leaf-eu"})
+	dir := filepath.Join(e.dir, "conf")
+	rootHost, _, err := net.SplitHostPort(e.tp.Addr())
+	require.NoError(t, err)
+	// Two doubles on one host: the second by name, so that each cluster
+	// has its own script and identity.
+	leafAddr := strings.Replace(leaf.tp.Addr(), "127.0.0.1", "localhost", 1)
+	out, err := exec.Command(beatBin, "configure", dir, e.tp.Addr(), leafAddr).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "tctl-"+rootHost+".sh")
+	require.Contains(t, string(out), "tctl-localhost.sh")
+	require.Contains(t, string(out), "tctl commands to create the role and user and sign an identity in "+leafAddr)
+	script, err := os.ReadFile(filepath.Join(dir, "tctl-localhost.sh"))
+	require.NoError(t, err)
+	require.Contains(t, string(script), "--out=localhost.identity")
+	require.NoFileExists(t, filepath.Join(dir, "tctl.sh"))
+
+	// The scripts would sign the identities; the doubles issue them.
+	copyFile(t, e.idFile, filepath.Join(dir, rootHost+".identity"), 0o600)
+	copyFile(t, leaf.idFile, filepath.Join(dir, "localhost.identity"), 0o600)
+	cfg := filepath.Join(dir, "teleportbeat.yml")
+	written, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.Contains(t, string(written), "teleportbeat.clusters:")
+	out, err = exec.Command(beatBin, "test", "config", "-c", cfg, "--path.home", e.dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	received := startLumberFromFiles(t, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "logstash.crt"), filepath.Join(dir, "logstash.key"), "127.0.0.1:0")
+	evs := e.addGenerated(200)
+	leafEvs := leaf.gen.Events(150, time.Now().Add(-time.Hour), time.Second)
+	leaf.tp.Store.Add(leafEvs...)
+	p := e.start(cfg, "-E", "output.logstash.hosts=[\""+received.addr+"\"]",
+		"-E", "teleportbeat.audit.start_time=2019-01-01T00:00:00Z", "-E", "teleportbeat.audit.safety_margin=1s", "-E", "teleportbeat.audit.poll_interval=200ms")
+	waitFor(t, 2*time.Minute, "both clusters' events at Logstash", func() bool { return received.count() >= len(evs)+len(leafEvs) })
+	p.stop()
+}

@@ -8,6 +8,7 @@ package configure
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,8 +22,12 @@ import (
 
 // Options for Write.
 type Options struct {
-	Dir          string   // output directory
-	TeleportAddr string   // Proxy or Auth Service address
+	Dir          string // output directory
+	TeleportAddr string // Proxy or Auth Service address
+	// MoreClusters are the addresses of further clusters, each read by
+	// the same beat (teleportbeat.clusters): the role and user are
+	// created in each, and each gets its tctl script and identity.
+	MoreClusters []string
 	LogstashHost []string // names and IPs of the Logstash host(s), for its certificate
 	LogstashPort int
 	Lock         bool // grant lock creation (for teleportbeat.lock)
@@ -151,11 +156,13 @@ func render(o Options) (map[string]file, error) {
 	if err != nil {
 		return nil, err
 	}
+	clusters := clustersOf(o)
 	data := map[string]any{
 		"RoleVersion":  roleVersion,
 		"O":            o,
 		"Dir":          o.Dir,
 		"LogstashHost": o.LogstashHost[0],
+		"Clusters":     clusters,
 	}
 	out := map[string]file{
 		"ca.crt":           {ca.CertPEM, 0o644, "CA of the Logstash mutual TLS"},
@@ -165,28 +172,60 @@ func render(o Options) (map[string]file, error) {
 		"teleportbeat.crt": {client.CertPEM, 0o644, "teleportbeat client certificate for Logstash"},
 		"teleportbeat.key": {client.KeyPEM, 0o600, "teleportbeat client key (PKCS#8)"},
 	}
-	for name, t := range map[string]struct {
+	type tmpl struct {
 		tmpl string
 		mode os.FileMode
 		what string
-	}{
-		"teleportbeat-role.yaml":     {roleTmpl, 0o644, "Teleport role: read and list audit events and session recordings"},
-		"teleportbeat-user.yaml":     {userTmpl, 0o644, "Teleport user with that role"},
-		"tctl.sh":                    {tctlTmpl, 0o700, "tctl commands to create the role and user and sign an identity"},
-		"logstash-teleportbeat.conf": {logstashTmpl, 0o644, "Logstash pipeline: beats input with mutual TLS to Elasticsearch"},
-		"teleportbeat.yml":           {beatTmpl, 0o600, "starter teleportbeat.yml, wired to the identity and Logstash"},
-	} {
+		data map[string]any
+	}
+	tmpls := map[string]tmpl{
+		"teleportbeat-role.yaml":     {roleTmpl, 0o644, "Teleport role: read and list audit events and session recordings", data},
+		"teleportbeat-user.yaml":     {userTmpl, 0o644, "Teleport user with that role", data},
+		"logstash-teleportbeat.conf": {logstashTmpl, 0o644, "Logstash pipeline: beats input with mutual TLS to Elasticsearch", data},
+		"teleportbeat.yml":           {beatTmpl, 0o600, "starter teleportbeat.yml, wired to the identity and Logstash", data},
+	}
+	for _, c := range clusters {
+		what := "tctl commands to create the role and user and sign an identity"
+		if len(clusters) > 1 {
+			what += " in " + c.Addr
+		}
+		tmpls[c.Script] = tmpl{tctlTmpl, 0o700, what, map[string]any{"O": o, "C": c}}
+	}
+	for name, t := range tmpls {
 		var b bytes.Buffer
 		tpl, err := template.New(name).Option("missingkey=error").Parse(t.tmpl)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", name, err)
 		}
-		if err := tpl.Execute(&b, data); err != nil {
+		if err := tpl.Execute(&b, t.data); err != nil {
 			return nil, fmt.Errorf("render %s: %w", name, err)
 		}
 		out[name] = file{b.Bytes(), t.mode, t.what}
 	}
 	return out, nil
+}
+
+// cluster is one cluster configure writes for: its address, its tctl
+// script and the identity file that script signs.
+type cluster struct {
+	Addr, Script, Identity string
+}
+
+// clustersOf are the clusters of o: one (tctl.sh, identity), or, with
+// MoreClusters, a script and identity each, named after the host.
+func clustersOf(o Options) []cluster {
+	if len(o.MoreClusters) == 0 {
+		return []cluster{{Addr: o.TeleportAddr, Script: "tctl.sh", Identity: "identity"}}
+	}
+	var out []cluster
+	for _, a := range append([]string{o.TeleportAddr}, o.MoreClusters...) {
+		host := a
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			host = h
+		}
+		out = append(out, cluster{Addr: a, Script: "tctl-" + host + ".sh", Identity: host + ".identity"})
+	}
+	return out
 }
 
 const roleTmpl = `# Role for teleportbeat: read and list the audit log and session recordings
@@ -216,18 +255,18 @@ spec:
 `
 
 const tctlTmpl = `#!/bin/sh
-# Run on a machine where tctl can reach the cluster ({{.O.TeleportAddr}}).
+# Run on a machine where tctl can reach the cluster ({{.C.Addr}}).
 set -e
 cd "$(dirname "$0")"
 
 tctl create -f teleportbeat-role.yaml
 tctl create -f teleportbeat-user.yaml
 
-# An identity file for teleportbeat (teleportbeat.teleport.identity_file).
+# An identity file for teleportbeat (its teleport.identity_file).
 # Renew it before it expires, or let Machine ID (tbot) write and renew it:
 # teleportbeat follows the file when it changes.
-tctl auth sign --user={{.O.User}} --format=file --out=identity --ttl=8760h
-chmod 600 identity
+tctl auth sign --user={{.O.User}} --format=file --out={{.C.Identity}} --ttl=8760h
+chmod 600 {{.C.Identity}}
 `
 
 const logstashTmpl = `# Logstash pipeline for teleportbeat: the beats input with mutual TLS (only
@@ -265,10 +304,20 @@ output {
 const beatTmpl = `# Written by teleportbeat configure. See teleportbeat.reference.yml for
 # every setting.
 
+{{- if eq (len .Clusters) 1}}
 teleportbeat.teleport:
   addr: ["{{.O.TeleportAddr}}"]
   # Written by tctl.sh (tctl auth sign), or by Machine ID.
   identity_file: {{.Dir}}/identity
+{{- else}}
+# The clusters this beat reads; each identity is written by its
+# tctl-<host>.sh (tctl auth sign), or by Machine ID.
+teleportbeat.clusters:
+{{- range .Clusters}}
+  - teleport.addr: ["{{.Addr}}"]
+    teleport.identity_file: {{$.Dir}}/{{.Identity}}
+{{- end}}
+{{- end}}
 
 teleportbeat.audit:
   # Where to start on the first run (default: late_events.max_delay, 15
