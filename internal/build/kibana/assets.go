@@ -513,6 +513,10 @@ func objects(dataView string) []Object {
 				terms("source.as.organization.name", "Network", 20, logins), terms("source.as.number", "ASN", 3, logins), logins), 16, 98, 16, 15},
 			{table("First seen source countries per user [Teleportbeat]", "For each user, the countries they logged in from and when each was first seen: a new country for a user is worth a look.", qLogins,
 				terms("user.name", "User", 50, logins), terms("source.geo.country_name", "Country", 10, logins), firstSeen(), logins), 32, 98, 16, 15},
+			// One beat can read several clusters: a cluster clicked
+			// here filters the whole dashboard to it.
+			{table("Events by cluster [Teleportbeat]", "Audit events by Teleport cluster (teleport.cluster) and type: click a cluster to filter the dashboard to it.", qAudit,
+				terms("teleport.cluster", "Cluster", 20, n), terms("event.action", "Event type", 5, n), n), 0, 113, 48, 12},
 		})
 
 	sessions := dashboard("[Teleportbeat] Teleport Sessions",
