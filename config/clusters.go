@@ -20,6 +20,7 @@ type ClusterSettings struct {
 	Audit    Audit    `config:"audit"`
 	Sessions Sessions `config:"sessions"`
 	Lock     Lock     `config:"lock"`
+	Respond  Respond  `config:"respond"`
 }
 
 // Clusters are the clusters to read, each with its whole configuration:
@@ -105,7 +106,7 @@ func loadCluster(base, entry *conf.C, prefix string) (Config, error) {
 }
 
 // clusterKeyRE finds the per-cluster keys in check's messages.
-var clusterKeyRE = regexp.MustCompile(`\bteleportbeat\.(teleport|audit|sessions|lock)\b`)
+var clusterKeyRE = regexp.MustCompile(`\bteleportbeat\.(teleport|audit|sessions|lock|respond)\b`)
 
 // entryKeys names the entry's keys in check's messages.
 func entryKeys(msg, prefix string) string {

@@ -32,6 +32,7 @@ type Config struct {
 	Registry Registry `config:"registry"`
 	Sessions Sessions `config:"sessions"`
 	Lock     Lock     `config:"lock"`
+	Respond  Respond  `config:"respond"`
 	// ProgressInterval is how often progress and lag are logged (0: never).
 	ProgressInterval time.Duration `config:"progress_interval"`
 	// MemoryLimit is a soft limit on the Go runtime's memory (GOMEMLIMIT):
@@ -261,6 +262,7 @@ func Default() Config {
 			MissingRetry:      time.Minute,
 		},
 		Lock:             Lock{FailedAttempts: 3, Period: time.Minute},
+		Respond:          defaultRespond(),
 		ProgressInterval: 30 * time.Second,
 	}
 }
@@ -393,6 +395,7 @@ func (c *Config) check() error {
 	c.checkTeleport(add, func(e ...error) { errs = append(errs, e...) })
 	c.checkAudit(add)
 	c.checkSessionsAndLock(add)
+	c.checkRespond(add)
 	if c.ProgressInterval < 0 {
 		add("progress_interval", "must not be negative, got %s", c.ProgressInterval)
 	}

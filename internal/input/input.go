@@ -151,6 +151,21 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		metrics.locker = locker
 		observers = append(observers, obs)
 	}
+	if cfg.Respond.Enabled {
+		self := ""
+		if id, err := conn.CurrentIdentity(); err == nil {
+			self = id.User
+		}
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		srv, err := startRespond(ctx, log.Named("respond"), cfg.Respond, conn, self, &wg)
+		if err != nil {
+			// The endpoint is not up; shipping goes on without it.
+			log.Errorw("The response endpoint cannot start: lock requests are not answered (events are shipped all the same)", "error", err)
+			hl.misconfigured(fmt.Errorf("response endpoint: %w", err))
+		}
+		metrics.respond = srv
+	}
 	// Registered once every part is in place: the sessions' counters are
 	// only there when the manager is (registered before it, /stats had
 	// none).

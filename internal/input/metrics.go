@@ -13,6 +13,7 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/cursor"
 	"github.com/teleportbeat/teleportbeat/internal/ecs"
 	"github.com/teleportbeat/teleportbeat/internal/lockout"
+	"github.com/teleportbeat/teleportbeat/internal/respond"
 	"github.com/teleportbeat/teleportbeat/internal/sessions"
 )
 
@@ -27,6 +28,7 @@ type auditMetrics struct {
 	teleportLag *audit.Lag        // nil without late-event sweeps
 	sessions    *sessions.Manager // nil when session recordings are not shipped
 	locker      *lockout.Detector // nil when locking is off
+	respond     *respond.Server   // nil without the response endpoint
 	mapper      *ecs.Mapper
 }
 
@@ -116,6 +118,11 @@ func (m *auditMetrics) register(stats *monitoring.Registry, cluster string) func
 		if m.locker != nil {
 			monitoring.ReportInt(v, "locks_created", m.locker.Created.Load())
 			monitoring.ReportInt(v, "lock_errors", m.locker.Errors.Load())
+		}
+		if m.respond != nil {
+			monitoring.ReportInt(v, "response_locks_created", m.respond.Created.Load())
+			monitoring.ReportInt(v, "response_requests_refused", m.respond.Refused.Load())
+			monitoring.ReportInt(v, "response_lock_errors", m.respond.Errors.Load())
 		}
 	}, monitoring.Report)
 	if m.sessions != nil {
