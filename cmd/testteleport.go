@@ -178,7 +178,7 @@ func checkTeleport(ctx context.Context, w io.Writer, cfg config.Config, log *log
 		}
 	}
 
-	if cfg.Lock.Enabled {
+	if cfg.Lock.Enabled || cfg.Respond.Enabled { // the failed-login lock, or the response endpoint
 		clt, err := conn.Client(dctx)
 		if err == nil {
 			// An invalid lock (no name, no target): Teleport checks the

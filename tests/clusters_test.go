@@ -181,7 +181,7 @@ teleportbeat.clusters:
     teleport.identity_file: %q
 %s`, addr, e.idFile, other, e.idFile, out)), 0o600))
 	p := e.start(copyCfg)
-	p.waitLog(time.Minute, "reads already: each cluster is listed once in teleportbeat.clusters")
+	p.waitLog(time.Minute, "reads already: each cluster is read once")
 	waitFor(t, 2*time.Minute, "every event", func() bool { return es.Count() >= len(evs) })
 	e.settle()
 	p.stop()

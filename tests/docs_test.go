@@ -70,6 +70,8 @@ func newDocScenario(t *testing.T) *docScenario {
 	// README's several clusters: the root is the double, and a leaf.
 	copyFile(t, e.idFile, filepath.Join(home, "root.identity"), 0o600)
 	leaf := newLeaf(t, home, teleporttest.Config{ClusterName: "leaf-eu"})
+	// README's response endpoint: its certificates and Kibana's.
+	respondCerts(t, home)
 	s := &docScenario{
 		t:    t,
 		home: home,

@@ -1,0 +1,168 @@
+package tests
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teleportbeat/teleportbeat/internal/certs"
+)
+
+// respondCerts writes what README's response endpoint example names into
+// dir: the endpoint's certificate and key, the CA that signs it and
+// Kibana's client certificate (respond-ca.crt), and that client's pair.
+func respondCerts(t *testing.T, dir string) *certs.CA {
+	t.Helper()
+	ca, err := certs.NewCA("teleportbeat respond CA", certs.Options{Type: certs.ECDSA})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "respond-ca.crt"), ca.CertPEM, 0o644))
+	server, err := ca.Server("teleportbeat", "localhost", "127.0.0.1")
+	require.NoError(t, err)
+	_, _, err = server.Write(dir, "respond")
+	require.NoError(t, err)
+	kibana, err := ca.Client("kibana")
+	require.NoError(t, err)
+	_, _, err = kibana.Write(dir, "kibana")
+	require.NoError(t, err)
+	return ca
+}
+
+// readmeCurl is README's curl example of the response endpoint, as
+// written.
+func readmeCurl(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	require.NoError(t, err)
+	_, after, ok := strings.Cut(string(b), "<!-- respond: curl -->\n```sh\n")
+	require.True(t, ok, "README has the curl example")
+	block, _, ok := strings.Cut(after, "```")
+	require.True(t, ok)
+	return block
+}
+
+// TestAnAlertLocksTheUserInTeleport: README's curl example, run as written
+// against a beat with the response endpoint (the double as Teleport),
+// locks the user with the TTL and the alert in the message; Teleport's
+// lock.created, by teleportbeat's identity, is shipped; a client of
+// another CA and a protected user are refused; shipping goes on.
+func TestAnAlertLocksTheUserInTeleport(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	respondCerts(t, e.dir)
+	evs := e.addGenerated(300)
+	es, out := esSetup(t)
+	port, statsPort := freePort(t), freePort(t)
+	cfg := e.config("teleportbeat.yml", out+fmt.Sprintf(`teleportbeat.respond:
+  enabled: true
+  listen: "127.0.0.1:%d"
+  ssl.certificate: %s/respond.crt
+  ssl.key: %s/respond.key
+  ssl.certificate_authorities: ["%s/respond-ca.crt"]
+  never_lock.users: ["breakglass"]
+http.enabled: true
+http.host: 127.0.0.1
+http.port: %d
+`, port, e.dir, e.dir, e.dir, statsPort))
+	p := e.start(cfg)
+	p.waitLog(time.Minute, "Response endpoint listening")
+
+	curl := strings.NewReplacer("/etc/teleportbeat/", e.dir+"/", "teleportbeat.example.com:8443", fmt.Sprintf("localhost:%d", port)).Replace(readmeCurl(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	answer, err := exec.CommandContext(ctx, "bash", "-c", curl).CombinedOutput()
+	require.NoError(t, err, "README's curl example:\n%s\n%s", curl, answer)
+	require.Contains(t, string(answer), `"created":true`)
+
+	// The lock exists when the answer comes (no waiting).
+	locks := e.tp.Locks()
+	require.Len(t, locks, 1)
+	l := locks[0]
+	require.Equal(t, "mallory", l.Spec.Target.User)
+	require.Contains(t, l.Spec.Message, `in response to alert 7d1e of rule "Teleport login from a new country": login from a new country`)
+	require.WithinDuration(t, time.Now().Add(time.Hour), *l.Spec.Expires, 5*time.Minute)
+
+	// Teleport's lock.created, by teleportbeat's identity, is shipped.
+	defer func() {
+		if t.Failed() {
+			for _, d := range es.Docs() {
+				if ev, _ := d.Source["event"].(map[string]any); ev["action"] == "lock.created" {
+					t.Logf("lock.created stored: %v", d.Source)
+				}
+			}
+			t.Logf("stored %d, served %d, double holds %d", es.Count(), len(evs), e.tp.Store.Len())
+		}
+	}()
+	waitFor(t, 2*time.Minute, "the served events and lock.created", func() bool {
+		if es.Count() < len(evs)+1 {
+			return false
+		}
+		for _, d := range es.Docs() {
+			ev, _ := d.Source["event"].(map[string]any)
+			user, _ := d.Source["user"].(map[string]any)
+			target, _ := user["target"].(map[string]any)
+			if ev["action"] == "lock.created" && user["name"] == "teleportbeat" && target["name"] == "mallory" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Refused: another CA's client (curl fails), a protected user.
+	other, err := certs.NewCA("not the respond CA", certs.Options{Type: certs.ECDSA})
+	require.NoError(t, err)
+	stranger, err := other.Client("kibana")
+	require.NoError(t, err)
+	_, _, err = stranger.Write(e.dir, "stranger")
+	require.NoError(t, err)
+	strangerCurl := strings.ReplaceAll(strings.ReplaceAll(curl, "kibana.crt", "stranger.crt"), "kibana.key", "stranger.key")
+	answer, err = exec.CommandContext(ctx, "bash", "-c", strangerCurl).CombinedOutput()
+	require.Error(t, err, "%s", answer)
+	caPEM, err := os.ReadFile(filepath.Join(e.dir, "respond-ca.crt"))
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	kp, err := tls.LoadX509KeyPair(filepath.Join(e.dir, "kibana.crt"), filepath.Join(e.dir, "kibana.key"))
+	require.NoError(t, err)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{kp}, ServerName: "localhost", MinVersion: tls.VersionTLS12}}}
+	for _, who := range []string{"breakglass", "teleportbeat"} {
+		resp, err := client.Post(fmt.Sprintf("https://127.0.0.1:%d/v1/lock", port), "application/json", strings.NewReader(`{"user": "`+who+`", "ttl": "1h"}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, who)
+	}
+	require.Len(t, e.tp.Locks(), 1, "no other lock")
+
+	s := stats(t, statsPort)
+	require.Equal(t, 1.0, num(s, "teleportbeat", "audit", "response_locks_created"))
+	require.Equal(t, 2.0, num(s, "teleportbeat", "audit", "response_requests_refused"), "the stranger's handshake failed before any request")
+	p.stop()
+}
+
+// TestTestTeleportChecksTheLockPermissionForTheEndpoint: with the response
+// endpoint on (and the failed-login lock off), `test teleport` checks that
+// the role may create locks, and says what to add when it may not.
+func TestTestTeleportChecksTheLockPermissionForTheEndpoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	respondCerts(t, e.dir)
+	extra := fmt.Sprintf("teleportbeat.respond:\n  enabled: true\n  listen: \"127.0.0.1:1\"\n  ssl.certificate: %s/respond.crt\n  ssl.key: %s/respond.key\n  ssl.certificate_authorities: [\"%s/respond-ca.crt\"]\n", e.dir, e.dir, e.dir)
+	out, err := e.testTeleport(extra)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "create locks...                OK")
+	e.tp.DenyRead("lock", true)
+	out, err = e.testTeleport(extra)
+	require.Error(t, err, out)
+	require.Contains(t, out, "create locks...                ERROR")
+	require.Contains(t, out, "teleportbeat configure --lock adds them")
+	require.Empty(t, e.tp.Locks(), "the check created no lock")
+}
