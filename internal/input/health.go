@@ -65,6 +65,9 @@ func (h *health) failing(doing string, err error) {
 // misconfigured reports what retrying cannot fix.
 func (h *health) misconfigured(err error) { h.set(status.Failed, err.Error()) }
 
+// partly reports a part that does not work while shipping goes on.
+func (h *health) partly(err error) { h.set(status.Degraded, err.Error()) }
+
 func (h *health) unreachable(err error) {
 	h.failing(fmt.Sprintf("Teleport unreachable at %v", h.addr), err)
 }

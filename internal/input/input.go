@@ -162,7 +162,7 @@ func Run(ctx context.Context, cfg config.Config, s Settings) error {
 		if err != nil {
 			// The endpoint is not up; shipping goes on without it.
 			log.Errorw("The response endpoint cannot start: lock requests are not answered (events are shipped all the same)", "error", err)
-			hl.misconfigured(fmt.Errorf("response endpoint: %w", err))
+			hl.partly(fmt.Errorf("response endpoint: %w", err))
 		}
 		metrics.respond = srv
 	}
