@@ -33,6 +33,9 @@ type Respond struct {
 	} `config:"ttl"`
 	// MaxBodyBytes bounds a request's body.
 	MaxBodyBytes int `config:"max_body_bytes"`
+	// Timeout bounds the wait for Teleport to create a lock; the request
+	// is then answered with the error.
+	Timeout time.Duration `config:"timeout"`
 }
 
 // defaultRespond are the endpoint's defaults (off).
@@ -40,6 +43,7 @@ func defaultRespond() Respond {
 	var r Respond
 	r.TTL.Min, r.TTL.Max = time.Minute, 24*time.Hour
 	r.MaxBodyBytes = 64 << 10
+	r.Timeout = 10 * time.Second
 	return r
 }
 
@@ -70,6 +74,9 @@ func (c *Config) checkRespond(add adder) {
 	}
 	if r.TTL.Min <= 0 || r.TTL.Max < r.TTL.Min {
 		add("respond.ttl", "min must be positive and max at least min, got %s and %s", r.TTL.Min, r.TTL.Max)
+	}
+	if r.Timeout <= 0 {
+		add("respond.timeout", "must be positive, got %s", r.Timeout)
 	}
 	if r.MaxBodyBytes < 256 {
 		add("respond.max_body_bytes", "must be at least 256, got %d", r.MaxBodyBytes)

@@ -166,3 +166,50 @@ func TestTestTeleportChecksTheLockPermissionForTheEndpoint(t *testing.T) {
 	require.Contains(t, out, "teleportbeat configure --lock adds them")
 	require.Empty(t, e.tp.Locks(), "the check created no lock")
 }
+
+// TestTheEndpointNeverHoldsTheShipping: while Teleport's lock API keeps a
+// lock request waiting (as long as the test holds it), events go on being
+// shipped; released, the request gets its lock.
+func TestTheEndpointNeverHoldsTheShipping(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	respondCerts(t, e.dir)
+	es, out := esSetup(t)
+	port := freePort(t)
+	// Teleport may take as long as the test holds it (no timeout races
+	// the shipping below).
+	cfg := e.config("teleportbeat.yml", out+fmt.Sprintf("teleportbeat.respond:\n  enabled: true\n  listen: \"127.0.0.1:%d\"\n  timeout: 1h\n  ssl.certificate: %s/respond.crt\n  ssl.key: %s/respond.key\n  ssl.certificate_authorities: [\"%s/respond-ca.crt\"]\n", port, e.dir, e.dir, e.dir))
+	p := e.start(cfg)
+	p.waitLog(time.Minute, "Response endpoint listening")
+
+	gate := e.tp.Faults.GateLocks()
+	caPEM, err := os.ReadFile(filepath.Join(e.dir, "respond-ca.crt"))
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	kp, err := tls.LoadX509KeyPair(filepath.Join(e.dir, "kibana.crt"), filepath.Join(e.dir, "kibana.key"))
+	require.NoError(t, err)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{kp}, ServerName: "localhost", MinVersion: tls.VersionTLS12}}}
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := client.Post(fmt.Sprintf("https://127.0.0.1:%d/v1/lock", port), "application/json", strings.NewReader(`{"user": "mallory", "ttl": "1h"}`))
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	waitFor(t, time.Minute, "the lock request held in Teleport", func() bool { return gate.Waiting() == 1 })
+
+	evs := e.gen.Events(300, time.Now().Add(-time.Minute), 100*time.Millisecond)
+	e.tp.Store.Add(evs...)
+	waitFor(t, 2*time.Minute, "the events, while the lock request waits", func() bool { return es.Count() >= len(evs) })
+	require.Equal(t, int64(1), gate.Waiting(), "the lock request is still held")
+	require.Empty(t, e.tp.Locks())
+
+	gate.Release(1)
+	require.Equal(t, http.StatusCreated, <-answered)
+	require.Len(t, e.tp.Locks(), 1)
+	p.stop()
+}

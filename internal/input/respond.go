@@ -45,6 +45,7 @@ func startRespond(ctx context.Context, log *logp.Logger, cfg config.Respond, con
 		TTLMin:         cfg.TTL.Min,
 		TTLMax:         cfg.TTL.Max,
 		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
+		Timeout:        cfg.Timeout,
 	}, log, func(ctx context.Context) (respond.Locker, error) { return conn.Client(ctx) })
 	l, err := respond.Listen(cfg.Listen)
 	if err != nil {

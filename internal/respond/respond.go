@@ -108,8 +108,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		TLSConfig:         s.cfg.TLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		ErrorLog:          nil,
+		// An answer waits for Teleport for up to Timeout.
+		WriteTimeout: s.cfg.Timeout + 30*time.Second,
+		ErrorLog:     nil,
 	}
 	go func() {
 		<-ctx.Done()

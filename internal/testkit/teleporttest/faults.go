@@ -34,6 +34,24 @@ type Faults struct {
 	exportGate     *Gate         // when set, each export stream waits for a token
 	exportFailNext int           // the next N export streams fail
 	exportCutAfter int           // export streams lose their connection after N events
+
+	lockGate *Gate // when set, each lock upsert waits for a token
+}
+
+// GateLocks makes every lock creation wait until Release lets it go: a
+// Teleport whose lock API is slow, for as long as a test wants.
+func (f *Faults) GateLocks() *Gate {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := &Gate{tokens: make(chan struct{}, 1<<16)}
+	f.lockGate = g
+	return g
+}
+
+func (f *Faults) lockWait() *Gate {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lockGate
 }
 
 // CutExportsAfter makes every export chunk stream fail after n events, as a
@@ -54,7 +72,7 @@ func (f *Faults) GateExports() *Gate {
 	return g
 }
 
-// Gate holds export streams until released.
+// Gate holds export streams (or lock creations) until released.
 type Gate struct {
 	tokens  chan struct{}
 	waiting atomic.Int64
@@ -163,6 +181,7 @@ func (f *Faults) Reset() {
 	f.failCode = codes.OK
 	f.sessionLatency, f.sessionFailNext, f.sessionCutAfter = 0, 0, 0
 	f.exportLatency, f.exportFailNext, f.exportCutAfter, f.exportGate = 0, 0, 0, nil
+	f.lockGate = nil
 }
 
 type searchPlan struct {

@@ -30,6 +30,11 @@ func (a *authService) UpsertLock(ctx context.Context, l *types.LockV2) (*emptypb
 	if l.GetName() == "" {
 		return nil, trace.BadParameter("missing lock name")
 	}
+	if g := a.s.Faults.lockWait(); g != nil {
+		if err := g.wait(ctx); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
 	a.s.mu.Lock()
 	replaced := false
 	for i, old := range a.s.locks {
