@@ -38,29 +38,16 @@ func newLeaf(t *testing.T, dir string, tc teleporttest.Config) *leafCluster {
 }
 
 // clustersConfig writes a teleportbeat.yml reading the root (e's double)
-// and the leaf from one beat, with the audit settings of e.config.
+// and the leaf from one beat: e.config's settings (its teleport section is
+// then only the entries' defaults), and the list.
 func (e *env) clustersConfig(name string, leaf *leafCluster, extra string) string {
 	e.t.Helper()
-	text := fmt.Sprintf(`teleportbeat.audit:
-  start_time: "2019-01-01T00:00:00Z"
-  poll_interval: 200ms
-  safety_margin: 1s
-  late_events.sweeps: [2s]
-  late_events.max_delay: 1m
-teleportbeat.teleport:
-  backoff.init: 200ms
-  backoff.max: 2s
-teleportbeat.clusters:
+	return e.config(name, fmt.Sprintf(`teleportbeat.clusters:
   - teleport.addr: [%q]
     teleport.identity_file: %q
   - teleport.addr: [%q]
     teleport.identity_file: %q
-logging.level: info
-logging.metrics.enabled: false
-%s`, e.tp.Addr(), e.idFile, leaf.tp.Addr(), leaf.idFile, extra)
-	path := filepath.Join(e.dir, name)
-	require.NoError(e.t, os.WriteFile(path, []byte(text), 0o600))
-	return path
+%s`, e.tp.Addr(), e.idFile, leaf.tp.Addr(), leaf.idFile, extra))
 }
 
 // storedOnce checks that every served event is stored, under its uid,

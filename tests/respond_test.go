@@ -37,6 +37,20 @@ func respondCerts(t *testing.T, dir string) *certs.CA {
 	return ca
 }
 
+// kibanaClient is Kibana's side of the endpoint, from respondCerts' files
+// in dir: its client certificate, and trust in the endpoint's. (No
+// timeout: a test that holds Teleport holds the answer.)
+func kibanaClient(t *testing.T, dir string) *http.Client {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(dir, "respond-ca.crt"))
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(caPEM))
+	kp, err := tls.LoadX509KeyPair(filepath.Join(dir, "kibana.crt"), filepath.Join(dir, "kibana.key"))
+	require.NoError(t, err)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{kp}, ServerName: "localhost", MinVersion: tls.VersionTLS12}}}
+}
+
 // readmeCurl is README's curl example of the response endpoint, as
 // written.
 func readmeCurl(t *testing.T) string {
@@ -127,13 +141,7 @@ http.port: %d
 	strangerCurl := strings.ReplaceAll(strings.ReplaceAll(curl, "kibana.crt", "stranger.crt"), "kibana.key", "stranger.key")
 	answer, err = exec.CommandContext(ctx, "bash", "-c", strangerCurl).CombinedOutput()
 	require.Error(t, err, "%s", answer)
-	caPEM, err := os.ReadFile(filepath.Join(e.dir, "respond-ca.crt"))
-	require.NoError(t, err)
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	kp, err := tls.LoadX509KeyPair(filepath.Join(e.dir, "kibana.crt"), filepath.Join(e.dir, "kibana.key"))
-	require.NoError(t, err)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{kp}, ServerName: "localhost", MinVersion: tls.VersionTLS12}}}
+	client := kibanaClient(t, e.dir)
 	for _, who := range []string{"breakglass", "teleportbeat"} {
 		resp, err := client.Post(fmt.Sprintf("https://127.0.0.1:%d/v1/lock", port), "application/json", strings.NewReader(`{"user": "`+who+`", "ttl": "1h"}`))
 		require.NoError(t, err)
@@ -183,13 +191,7 @@ func TestTheEndpointNeverHoldsTheShipping(t *testing.T) {
 	p.waitLog(time.Minute, "Response endpoint listening")
 
 	gate := e.tp.Faults.GateLocks()
-	caPEM, err := os.ReadFile(filepath.Join(e.dir, "respond-ca.crt"))
-	require.NoError(t, err)
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	kp, err := tls.LoadX509KeyPair(filepath.Join(e.dir, "kibana.crt"), filepath.Join(e.dir, "kibana.key"))
-	require.NoError(t, err)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{kp}, ServerName: "localhost", MinVersion: tls.VersionTLS12}}}
+	client := kibanaClient(t, e.dir)
 	answered := make(chan int, 1)
 	go func() {
 		resp, err := client.Post(fmt.Sprintf("https://127.0.0.1:%d/v1/lock", port), "application/json", strings.NewReader(`{"user": "mallory", "ttl": "1h"}`))

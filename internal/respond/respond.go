@@ -68,8 +68,8 @@ type Request struct {
 
 // Response is the endpoint's answer.
 type Response struct {
-	Lock    string    `json:"lock,omitempty"`
-	Expires time.Time `json:"expires,omitempty"`
+	Lock    string     `json:"lock,omitempty"`
+	Expires *time.Time `json:"expires,omitempty"` // nil in an error
 	// Created is false when the target was locked already.
 	Created bool   `json:"created"`
 	Error   string `json:"error,omitempty"`
@@ -110,7 +110,6 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		ReadTimeout:       30 * time.Second,
 		// An answer waits for Teleport for up to Timeout.
 		WriteTimeout: s.cfg.Timeout + 30*time.Second,
-		ErrorLog:     nil,
 	}
 	go func() {
 		<-ctx.Done()
@@ -221,10 +220,10 @@ func (s *Server) lock(ctx context.Context, peer string, req Request, target type
 	name := lockName(req)
 	now := s.cfg.Now()
 	s.mu.Lock()
-	if held, ok := s.locked[name]; ok && now.Before(held.Expires) {
+	if held, ok := s.locked[name]; ok && now.Before(*held.Expires) {
 		s.mu.Unlock()
 		held.Created = false
-		s.log.Infow("Lock requested for a target locked already: answered with its lock", "lock", name, "target", target.String(), "expires", held.Expires, "alert_id", req.AlertID, "rule", req.RuleName, "client", peer)
+		s.log.Infow("Lock requested for a target locked already: answered with its lock", "lock", name, "target", target.String(), "expires", *held.Expires, "alert_id", req.AlertID, "rule", req.RuleName, "client", peer)
 		return held, http.StatusOK
 	}
 	s.mu.Unlock()
@@ -251,11 +250,11 @@ func (s *Server) lock(ctx context.Context, peer string, req Request, target type
 		s.log.Errorw("Teleport did not create the lock", "lock", name, "target", target.String(), "alert_id", req.AlertID, "rule", req.RuleName, "client", peer, "error", err)
 		return Response{Error: "Teleport did not create the lock: " + err.Error()}, http.StatusBadGateway
 	}
-	resp := Response{Lock: name, Expires: expires, Created: true}
+	resp := Response{Lock: name, Expires: &expires, Created: true}
 	s.mu.Lock()
 	s.locked[name] = resp
 	for n, r := range s.locked { // forget expired ones
-		if !now.Before(r.Expires) {
+		if !now.Before(*r.Expires) {
 			delete(s.locked, n)
 		}
 	}

@@ -117,7 +117,7 @@ func TestAnAlertLocksItsUserOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, status, r.Error)
 	require.True(t, r.Created)
-	require.Equal(t, now.Add(2*time.Hour), r.Expires)
+	require.Equal(t, now.Add(2*time.Hour), *r.Expires)
 	locks := e.locker.all()
 	require.Len(t, locks, 1)
 	l := locks[0]
@@ -194,6 +194,7 @@ func TestALockTeleportRefusesIsSaidAndNotRemembered(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusBadGateway, status)
 	require.Contains(t, r.Error, `Teleport did not create the lock: access denied to perform action "create" on "lock"`)
+	require.Nil(t, r.Expires, "an error names no expiry")
 	require.EqualValues(t, 1, e.srv.Errors.Load())
 	e.locker.err = nil
 	status, _, err = e.post(t, e.kibana, `{"user": "mallory", "ttl": "1h"}`)
