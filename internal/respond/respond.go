@@ -8,6 +8,10 @@
 // roles of never_lock), without a TTL or with one outside its bounds, or a
 // body it cannot read. A target locked already is answered with its lock
 // until that lock expires.
+//
+// A request names one target, or carries the alerts of one rule run
+// (alerts), each naming its target: what the detection rules' ready
+// action sends (internal/rules, LockBody).
 package respond
 
 import (
@@ -54,25 +58,51 @@ type Config struct {
 }
 
 // Request asks for a lock: one target (user, role, or login with an
-// optional server_id), its TTL, and why (the alert and its rule).
+// optional server_id), its TTL, and why (the alert and its rule). Or,
+// instead of the target and alert_id, Alerts: a lock for each alert's
+// target, with the same TTL, reason and rule.
 type Request struct {
+	Target
+	TTL      string  `json:"ttl"`
+	Reason   string  `json:"reason"`
+	AlertID  string  `json:"alert_id"`
+	RuleName string  `json:"rule_name"`
+	Alerts   []Alert `json:"alerts"`
+}
+
+// Target is what a lock is on.
+type Target struct {
 	User     string `json:"user"`
 	Role     string `json:"role"`
 	Login    string `json:"login"`
 	ServerID string `json:"server_id"`
-	TTL      string `json:"ttl"`
-	Reason   string `json:"reason"`
-	AlertID  string `json:"alert_id"`
-	RuleName string `json:"rule_name"`
 }
 
-// Response is the endpoint's answer.
+// Alert is one alert of a rule run and its target. An empty one ({}) is
+// passed over: a Mustache section, which renders the list, cannot leave
+// out the comma after the last alert, so the list ends with {}.
+type Alert struct {
+	ID string `json:"id"`
+	Target
+}
+
+// Response is the endpoint's answer to one target.
 type Response struct {
+	AlertID string     `json:"alert_id,omitempty"` // in the alerts form
 	Lock    string     `json:"lock,omitempty"`
 	Expires *time.Time `json:"expires,omitempty"` // nil in an error
 	// Created is false when the target was locked already.
 	Created bool   `json:"created"`
 	Error   string `json:"error,omitempty"`
+}
+
+// Answers is the answer to the alerts form: one Response per alert, in
+// order. Its status is the worst of theirs: 502 when Teleport failed one
+// (Kibana retries; the locks made are answered as held), else 400 when
+// one was refused (the others were still locked), else 201 when one was
+// created, else 200.
+type Answers struct {
+	Locks []Response `json:"locks"`
 }
 
 // Server answers lock requests.
@@ -160,17 +190,86 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusBadRequest, peer, "the body is not a lock request: data after the JSON object")
 		return
 	}
-	target, ttl, err := s.check(req)
+	ttl, err := s.checkTTL(req.TTL)
 	if err != nil {
 		s.refuse(w, http.StatusBadRequest, peer, err.Error())
 		return
 	}
-	resp, status := s.lock(r.Context(), peer, req, target, ttl)
+	if req.Alerts != nil {
+		s.serveAlerts(w, r.Context(), peer, req, ttl)
+		return
+	}
+	target, err := s.check(req.Target)
+	if err != nil {
+		s.refuse(w, http.StatusBadRequest, peer, err.Error())
+		return
+	}
+	resp, status := s.lock(r.Context(), peer, req, req.Target, target, ttl)
 	writeJSON(w, status, resp)
 }
 
-// check validates a request: one target, not protected, a TTL in bounds.
-func (s *Server) check(req Request) (types.LockTarget, time.Duration, error) {
+// serveAlerts locks each alert's target: a refused alert does not stop
+// the others.
+func (s *Server) serveAlerts(w http.ResponseWriter, ctx context.Context, peer string, req Request, ttl time.Duration) {
+	if req.Target != (Target{}) || req.AlertID != "" {
+		s.refuse(w, http.StatusBadRequest, peer, "alerts names each alert's target and id: leave user, role, login, server_id and alert_id out")
+		return
+	}
+	out := Answers{Locks: []Response{}}
+	status := http.StatusOK
+	for i, a := range req.Alerts {
+		if a == (Alert{}) {
+			continue
+		}
+		one := req
+		one.AlertID = a.ID
+		target, err := s.check(a.Target)
+		if err != nil {
+			reason := fmt.Sprintf("alerts.%d (alert %s): %v", i, orUnknown(a.ID), err)
+			s.Refused.Add(1)
+			s.log.Warnw("Lock request refused", "reason", reason, "status", http.StatusBadRequest, "client", peer, "rule", req.RuleName)
+			out.Locks = append(out.Locks, Response{AlertID: a.ID, Error: reason})
+			status = worse(status, http.StatusBadRequest)
+			continue
+		}
+		resp, st := s.lock(ctx, peer, one, a.Target, target, ttl)
+		resp.AlertID = a.ID
+		out.Locks = append(out.Locks, resp)
+		status = worse(status, st)
+	}
+	if len(out.Locks) == 0 {
+		s.refuse(w, http.StatusBadRequest, peer, "alerts has no alert naming a target")
+		return
+	}
+	writeJSON(w, status, out)
+}
+
+// worse orders the statuses of one answer: 502 over 400 over 201 over 200.
+func worse(a, b int) int {
+	rank := map[int]int{http.StatusOK: 0, http.StatusCreated: 1, http.StatusBadRequest: 2, http.StatusBadGateway: 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+// checkTTL reads a request's TTL: required, within bounds.
+func (s *Server) checkTTL(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, fmt.Errorf("a ttl is required (between %s and %s): teleportbeat makes no lock that lasts until removed", s.cfg.TTLMin, s.cfg.TTLMax)
+	}
+	ttl, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("ttl %q is not a duration (30m, 4h)", v)
+	}
+	if ttl < s.cfg.TTLMin || ttl > s.cfg.TTLMax {
+		return 0, fmt.Errorf("ttl %s is outside %s to %s (teleportbeat.respond.ttl)", ttl, s.cfg.TTLMin, s.cfg.TTLMax)
+	}
+	return ttl, nil
+}
+
+// check validates a target: exactly one, not protected.
+func (s *Server) check(req Target) (types.LockTarget, error) {
 	var t types.LockTarget
 	n := 0
 	for _, v := range []string{req.User, req.Role, req.Login} {
@@ -180,30 +279,20 @@ func (s *Server) check(req Request) (types.LockTarget, time.Duration, error) {
 	}
 	switch {
 	case n != 1:
-		return t, 0, errors.New("name exactly one target: user, role, or login (with an optional server_id)")
+		return t, errors.New("name exactly one target: user, role, or login (with an optional server_id)")
 	case req.ServerID != "" && req.Login == "":
-		return t, 0, errors.New("server_id goes with login (a login on a node)")
+		return t, errors.New("server_id goes with login (a login on a node)")
 	case req.User != "" && slices.Contains(s.cfg.NeverLockUsers, req.User):
-		return t, 0, fmt.Errorf("user %q is never locked by teleportbeat (teleportbeat.respond.never_lock.users, or teleportbeat's own user)", req.User)
+		return t, fmt.Errorf("user %q is never locked by teleportbeat (teleportbeat.respond.never_lock.users, or teleportbeat's own user)", req.User)
 	case req.Role != "" && slices.Contains(s.cfg.NeverLockRoles, req.Role):
-		return t, 0, fmt.Errorf("role %q is never locked by teleportbeat (teleportbeat.respond.never_lock.roles)", req.Role)
-	case req.TTL == "":
-		return t, 0, fmt.Errorf("a ttl is required (between %s and %s): teleportbeat makes no lock that lasts until removed", s.cfg.TTLMin, s.cfg.TTLMax)
+		return t, fmt.Errorf("role %q is never locked by teleportbeat (teleportbeat.respond.never_lock.roles)", req.Role)
 	}
-	ttl, err := time.ParseDuration(req.TTL)
-	if err != nil {
-		return t, 0, fmt.Errorf("ttl %q is not a duration (30m, 4h)", req.TTL)
-	}
-	if ttl < s.cfg.TTLMin || ttl > s.cfg.TTLMax {
-		return t, 0, fmt.Errorf("ttl %s is outside %s to %s (teleportbeat.respond.ttl)", ttl, s.cfg.TTLMin, s.cfg.TTLMax)
-	}
-	t = types.LockTarget{User: req.User, Role: req.Role, Login: req.Login, ServerID: req.ServerID}
-	return t, ttl, nil
+	return types.LockTarget{User: req.User, Role: req.Role, Login: req.Login, ServerID: req.ServerID}, nil
 }
 
 // lockName is the lock's name for a target: one lock per target, so that
 // a repeated request finds it.
-func lockName(req Request) string {
+func lockName(req Target) string {
 	kind, value := "user", req.User
 	switch {
 	case req.Role != "":
@@ -216,8 +305,8 @@ func lockName(req Request) string {
 }
 
 // lock creates the target's lock, or answers with the one that holds.
-func (s *Server) lock(ctx context.Context, peer string, req Request, target types.LockTarget, ttl time.Duration) (Response, int) {
-	name := lockName(req)
+func (s *Server) lock(ctx context.Context, peer string, req Request, t Target, target types.LockTarget, ttl time.Duration) (Response, int) {
+	name := lockName(t)
 	now := s.cfg.Now()
 	s.mu.Lock()
 	if held, ok := s.locked[name]; ok && now.Before(*held.Expires) {

@@ -201,3 +201,50 @@ func TestALockTeleportRefusesIsSaidAndNotRemembered(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, status)
 }
+
+// TestARuleRunLocksEachAlertsUser: the alerts form (what the detection
+// rules' ready action sends for one rule run) locks each alert's user
+// once, passes over the closing {}, refuses a protected user or an alert
+// without a user without stopping the others, and says which alert each
+// answer is for.
+func TestARuleRunLocksEachAlertsUser(t *testing.T) {
+	e := newEndpoint(t)
+	body := `{"ttl": "1h", "reason": "Kibana alert", "rule_name": "Teleport: Login from a country new for the user", "alerts": [` +
+		`{"id": "a1", "user": "mallory"}, {"id": "a2", "user": "trudy"}, {"id": "a3", "user": "mallory"}, {"id": "a4", "user": "breakglass"}, {"id": "a5", "user": ""}, {}]}`
+	resp, err := e.kibana.Post(e.url, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var a Answers
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&a))
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "one alert was refused: the answer says so")
+	require.Len(t, a.Locks, 5, "the closing {} has no answer")
+	for i, id := range []string{"a1", "a2", "a3", "a4", "a5"} {
+		require.Equal(t, id, a.Locks[i].AlertID)
+	}
+	require.True(t, a.Locks[0].Created)
+	require.True(t, a.Locks[1].Created)
+	require.False(t, a.Locks[2].Created, "mallory is locked already: answered with her lock")
+	require.Equal(t, a.Locks[0].Lock, a.Locks[2].Lock)
+	require.Contains(t, a.Locks[3].Error, `alerts.3 (alert a4): user "breakglass" is never locked`)
+	require.Contains(t, a.Locks[4].Error, "alerts.4 (alert a5): name exactly one target")
+	locks := e.locker.all()
+	require.Len(t, locks, 2)
+	require.Equal(t, "mallory", locks[0].Target().User)
+	require.Equal(t, `Locked by teleportbeat in response to alert a1 of rule "Teleport: Login from a country new for the user": Kibana alert`, locks[0].Message())
+	require.Equal(t, "trudy", locks[1].Target().User)
+	require.EqualValues(t, 2, e.srv.Refused.Load())
+
+	// The form's own refusals.
+	for body, want := range map[string]string{
+		`{"ttl": "1h", "alerts": [{}]}`:                                "alerts has no alert naming a target",
+		`{"ttl": "1h", "user": "x", "alerts": [{"user": "y"}]}`:        "leave user, role, login, server_id and alert_id out",
+		`{"ttl": "1h", "alerts": [{"user": "y", "expires": "never"}]}`: `unknown field "expires"`,
+		`{"alerts": [{"user": "y"}]}`:                                  "a ttl is required",
+	} {
+		status, r, err := e.post(t, e.kibana, body)
+		require.NoError(t, err, body)
+		require.Equal(t, http.StatusBadRequest, status, body)
+		require.Contains(t, r.Error, want, body)
+	}
+	require.Len(t, e.locker.all(), 2)
+}
