@@ -203,6 +203,7 @@ func TestSetupUpgradesTheRulesKeepingTheAnalystsWork(t *testing.T) {
 			bots = r
 		}
 	}
+	kb.AddConnector("pagerduty", ".pagerduty", "On call")
 	actions := []any{map[string]any{"group": "default", "id": "pagerduty", "action_type_id": ".pagerduty", "params": map[string]any{"summary": "{{context.rule.name}}"}}}
 	require.NoError(t, kb.Analyst(roles.ID(), map[string]any{"enabled": true, "actions": actions}))
 	require.NoError(t, kb.Analyst(bots.ID(), map[string]any{"enabled": true, "query": `event.action: "bot.create" and not user.name: "terraform"`}))

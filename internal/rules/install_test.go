@@ -111,6 +111,7 @@ func TestInstallKeepsTheAnalystsWork(t *testing.T) {
 	bothChanged := byFile(t, rules, "role-changed.yml") // query tuned; this version changed it too
 	tagged := byFile(t, rules, "lock-created.yml")      // a tag added
 	exceptions := []any{map[string]any{"id": "teleport-admins", "list_id": "teleport-admins", "namespace_type": "single", "type": "detection"}}
+	kb.AddConnector("slack-soc", ".slack", "SOC channel")
 	actions := []any{map[string]any{"group": "default", "id": "slack-soc", "action_type_id": ".slack", "params": map[string]any{"message": "{{context.rule.name}}"}, "frequency": map[string]any{"summary": true, "notifyWhen": "onActiveAlert", "throttle": nil}}}
 	require.NoError(t, kb.Analyst(enabled.ID(), map[string]any{"enabled": true, "exceptions_list": exceptions, "actions": actions}))
 	require.NoError(t, kb.Analyst(tuned.ID(), map[string]any{"enabled": true, "query": `event.action: "bot.create" and not user.name: "terraform"`}))

@@ -59,6 +59,9 @@ type Rule struct {
 	File   string
 	Object map[string]any // as Kibana's import API takes it
 	Tests  Tests
+	// Respond is the rule's ready action, if it has one (not part of
+	// the rule object: it needs the connector setup makes).
+	Respond *Respond
 }
 
 // Tests are Teleport events (raw, as Teleport writes them) whose mapped
@@ -150,12 +153,19 @@ func Parse(file string, b []byte) (Rule, error) {
 		return Rule{}, fmt.Errorf("rule %s: %w", file, err)
 	}
 	var t struct {
-		Tests Tests `yaml:"tests"`
+		Tests   Tests    `yaml:"tests"`
+		Respond *Respond `yaml:"respond"`
 	}
 	if err := yaml.Unmarshal(b, &t); err != nil {
 		return Rule{}, fmt.Errorf("rule %s tests: %w", file, err)
 	}
+	if t.Respond != nil {
+		if err := t.Respond.check(); err != nil {
+			return Rule{}, fmt.Errorf("rule %s: %w", file, err)
+		}
+	}
 	delete(raw, "tests")
+	delete(raw, "respond")
 	if v, ok := raw["version"].(int); !ok || v < 1 {
 		return Rule{}, fmt.Errorf("rule %s: version: a positive integer is required", file)
 	}
@@ -211,7 +221,7 @@ func Parse(file string, b []byte) (Rule, error) {
 	if err := json.Unmarshal(j, &clean); err != nil {
 		return Rule{}, err
 	}
-	return Rule{File: file, Object: clean, Tests: t.Tests}, nil
+	return Rule{File: file, Object: clean, Tests: t.Tests, Respond: t.Respond}, nil
 }
 
 // NDJSON renders rule objects as the rule import API takes them, one per

@@ -30,6 +30,9 @@ type Kibana struct {
 	ruleImports []RuleImport
 	rulePatches []RulePatch
 	ruleErrors  map[string]ruleError // injected per-rule errors
+
+	connectors map[string]map[string]any // by id, with their secrets
+	muted      map[string]bool           // rules (by id) whose actions are snoozed
 }
 
 // NewKibana returns a stand-in reporting Kibana 9.3.0.
@@ -71,6 +74,12 @@ func (k *Kibana) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		k.importRules(w, r)
 	case r.URL.Path == "/api/detection_engine/rules":
 		k.serveRules(w, r)
+	case strings.HasPrefix(r.URL.Path, "/api/actions/connector/"):
+		k.serveConnector(w, r, strings.TrimPrefix(r.URL.Path, "/api/actions/connector/"))
+	case strings.HasPrefix(r.URL.Path, "/api/alerting/rule/") && strings.HasSuffix(r.URL.Path, "/_mute_all"):
+		k.serveMute(w, r, strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/alerting/rule/"), "/_mute_all"), true)
+	case strings.HasPrefix(r.URL.Path, "/api/alerting/rule/") && strings.HasSuffix(r.URL.Path, "/_unmute_all"):
+		k.serveMute(w, r, strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/alerting/rule/"), "/_unmute_all"), false)
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprintf(w, `{"statusCode":404,"error":"Not Found","message":"%s %s"}`, r.Method, r.URL.Path)

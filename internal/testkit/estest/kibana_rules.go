@@ -178,6 +178,11 @@ func (k *Kibana) patchLocked(id string, fields map[string]any) (map[string]any, 
 	if !ok {
 		return nil, errNoRule
 	}
+	if a, ok := fields["actions"]; ok {
+		if _, err := k.checkActionsLocked(jsonValue(a)); err != nil {
+			return nil, err
+		}
+	}
 	next := maps.Clone(rule)
 	content := false
 	for f, v := range fields {
@@ -245,6 +250,8 @@ func (k *Kibana) importRules(w http.ResponseWriter, r *http.Request) {
 			status, msg = e.status, e.message
 		} else if err := ruleschema.ValidateFor(k.Version, rule); err != nil {
 			status, msg = http.StatusBadRequest, err.Error()
+		} else if st, err := k.checkActionsLocked(rule["actions"]); err != nil {
+			status, msg = st, err.Error()
 		} else if _, exists := k.rules[id]; exists && !overwrite {
 			status, msg = http.StatusConflict, fmt.Sprintf("rule_id: %q already exists", id)
 		}
