@@ -14,6 +14,7 @@ import (
 	"github.com/elastic/elastic-agent-libs/config"
 	"github.com/elastic/elastic-agent-libs/kibana"
 
+	tbconfig "github.com/teleportbeat/teleportbeat/config"
 	"github.com/teleportbeat/teleportbeat/internal/rules"
 	"github.com/teleportbeat/teleportbeat/internal/version"
 )
@@ -102,7 +103,63 @@ func loadDetectionRules(settings instance.Settings, initialized, force bool) err
 	if err != nil {
 		return err
 	}
-	return nil
+	return armRules(cfg, &client.Connection, all, out.Installed)
+}
+
+// armRules makes the Kibana connector to the response endpoint, when
+// teleportbeat.respond.kibana_connector is set, and gives the rules that
+// have one their ready lock action, snoozed.
+func armRules(cfg *config.C, conn rules.Kibana, all []rules.Rule, installed []string) error {
+	var section *config.C
+	if cfg.HasField(tbconfig.Namespace) {
+		s, err := cfg.Child(tbconfig.Namespace, -1)
+		if err != nil {
+			return err
+		}
+		section = s
+	}
+	kc, err := tbconfig.LoadKibanaConnector(section)
+	if err != nil {
+		return err
+	}
+	if kc == nil {
+		fmt.Println("Ready lock actions: not added (set teleportbeat.respond.kibana_connector to have setup make the Kibana connector to the response endpoint)")
+		return nil
+	}
+	c := rules.Connector{URL: kc.URL}
+	if c.ClientCert, err = os.ReadFile(kc.SSL.Certificate); err != nil {
+		return fmt.Errorf("teleportbeat.%s.ssl.certificate: %w", tbconfig.KibanaConnectorKey, err)
+	}
+	if c.Key, err = os.ReadFile(kc.SSL.Key); err != nil {
+		return fmt.Errorf("teleportbeat.%s.ssl.key: %w", tbconfig.KibanaConnectorKey, err)
+	}
+	for _, ca := range kc.SSL.CertificateAuthorities {
+		b, err := tbconfig.ReadCA(ca)
+		if err != nil {
+			return fmt.Errorf("teleportbeat.%s.ssl.certificate_authorities: %w", tbconfig.KibanaConnectorKey, err)
+		}
+		c.CA = append(c.CA, b...)
+	}
+	created, err := rules.EnsureConnector(conn, c)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Printf("Kibana connector %q (%s) created: it posts to %s with the client certificate %s\n", rules.ConnectorName, rules.ConnectorID, kc.URL, kc.SSL.Certificate)
+	} else {
+		fmt.Printf("Kibana connector %q (%s) updated\n", rules.ConnectorName, rules.ConnectorID)
+	}
+	armed, err := rules.Arm(conn, all, installed, created)
+	if len(armed.Armed) > 0 {
+		fmt.Printf("Ready lock actions added, snoozed: %d (%s). In Security → Rules, unsnooze a rule's notifications to have its alerts lock their users\n", len(armed.Armed), strings.Join(armed.Armed, "; "))
+	}
+	if len(armed.Had) > 0 {
+		fmt.Printf("Ready lock actions already there: %d\n", len(armed.Had))
+	}
+	if len(armed.LeftOut) > 0 {
+		fmt.Printf("Ready lock actions not added (the rule has actions of its own, or was there before the connector and has none; add the connector's action by hand): %s\n", strings.Join(armed.LeftOut, "; "))
+	}
+	return err
 }
 
 // rulesSummary says what setup did with the detection rules.

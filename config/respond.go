@@ -1,9 +1,13 @@
 package config
 
 import (
+	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"time"
+
+	conf "github.com/elastic/elastic-agent-libs/config"
 )
 
 // Respond configures the response endpoint (internal/respond): HTTPS with
@@ -36,6 +40,80 @@ type Respond struct {
 	// Timeout bounds the wait for Teleport to create a lock; the request
 	// is then answered with the error.
 	Timeout time.Duration `config:"timeout"`
+	// KibanaConnector is how Kibana reaches the endpoint: `teleportbeat
+	// setup` makes the Webhook connector of the detection rules' ready
+	// actions from it. Read by setup only.
+	KibanaConnector KibanaConnector `config:"kibana_connector"`
+}
+
+// KibanaConnector is the endpoint as Kibana reaches it: its URL, Kibana's
+// client certificate and key (signed by one of ssl.certificate_authorities
+// above), and the CA of the endpoint's certificate (none: Kibana's own
+// trust).
+type KibanaConnector struct {
+	URL string `config:"url"`
+	SSL struct {
+		Certificate            string   `config:"certificate"`
+		Key                    string   `config:"key"`
+		CertificateAuthorities []string `config:"certificate_authorities"`
+	} `config:"ssl"`
+}
+
+// KibanaConnectorKey is its place in the configuration.
+const KibanaConnectorKey = "respond.kibana_connector"
+
+// LoadKibanaConnector reads teleportbeat.respond.kibana_connector from
+// the teleportbeat section, checked; nil when it has no url. Setup reads
+// it alone: loading rules needs nothing else of the section.
+func LoadKibanaConnector(section *conf.C) (*KibanaConnector, error) {
+	if section == nil || !section.HasField("respond") {
+		return nil, nil
+	}
+	var r struct {
+		K KibanaConnector `config:"kibana_connector"`
+	}
+	sub, err := section.Child("respond", -1)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key("respond"), err)
+	}
+	if err := sub.Unpack(&r); err != nil {
+		return nil, fmt.Errorf("%s: %w", key(KibanaConnectorKey), err)
+	}
+	var problems []error
+	r.K.check(func(k, f string, a ...any) {
+		problems = append(problems, fmt.Errorf("%s: %s", key(k), fmt.Sprintf(f, a...)))
+	})
+	if len(problems) > 0 {
+		return nil, problems[0]
+	}
+	if r.K.URL == "" {
+		return nil, nil
+	}
+	return &r.K, nil
+}
+
+func (k *KibanaConnector) check(add adder) {
+	if k.URL == "" {
+		if k.SSL.Certificate != "" || k.SSL.Key != "" {
+			add(KibanaConnectorKey+".url", "is required with its ssl settings: the endpoint's URL as Kibana reaches it (https://host:port/v1/lock)")
+		}
+		return
+	}
+	if u, err := url.Parse(k.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+		add(KibanaConnectorKey+".url", "%q is not an https URL (https://host:port/v1/lock): the endpoint is HTTPS only", k.URL)
+	}
+	for name, v := range map[string]string{".ssl.certificate": k.SSL.Certificate, ".ssl.key": k.SSL.Key} {
+		if v == "" {
+			add(KibanaConnectorKey+name, "is required with %s.url: Kibana's client certificate and key, signed by one of respond.ssl.certificate_authorities", KibanaConnectorKey)
+		} else if _, err := os.Stat(v); err != nil {
+			add(KibanaConnectorKey+name, "%v", err)
+		}
+	}
+	for _, ca := range k.SSL.CertificateAuthorities {
+		if _, err := ReadCA(ca); err != nil {
+			add(KibanaConnectorKey+".ssl.certificate_authorities", "%v", err)
+		}
+	}
 }
 
 // defaultRespond are the endpoint's defaults (off).
@@ -49,6 +127,7 @@ func defaultRespond() Respond {
 
 func (c *Config) checkRespond(add adder) {
 	r := &c.Respond
+	r.KibanaConnector.check(add)
 	if !r.Enabled {
 		return
 	}

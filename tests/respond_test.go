@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleportbeat/teleportbeat/internal/certs"
+	"github.com/teleportbeat/teleportbeat/internal/rules"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/estest"
 )
 
 // respondCerts writes what README's response endpoint example names into
@@ -54,11 +57,16 @@ func kibanaClient(t *testing.T, dir string) *http.Client {
 // readmeCurl is README's curl example of the response endpoint, as
 // written.
 func readmeCurl(t *testing.T) string {
+	return readmeBlock(t, "<!-- respond: curl -->\n```sh\n")
+}
+
+// readmeBlock is the README block after marker, as written.
+func readmeBlock(t *testing.T, marker string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
 	require.NoError(t, err)
-	_, after, ok := strings.Cut(string(b), "<!-- respond: curl -->\n```sh\n")
-	require.True(t, ok, "README has the curl example")
+	_, after, ok := strings.Cut(string(b), marker)
+	require.True(t, ok, "README has %q", marker)
 	block, _, ok := strings.Cut(after, "```")
 	require.True(t, ok)
 	return block
@@ -214,4 +222,81 @@ func TestTheEndpointNeverHoldsTheShipping(t *testing.T) {
 	require.Equal(t, http.StatusCreated, <-answered)
 	require.Len(t, e.tp.Locks(), 1)
 	p.stop()
+}
+
+// TestAReadyActionLocksTheAlertsUser: README's configuration and setup
+// command, run as written, make the Kibana connector and the rules' ready
+// actions, snoozed; with the rule enabled and unsnoozed, its action,
+// rendered as Kibana renders it for an alert made from an event the beat
+// shipped, and posted with the connector's certificate, locks that
+// event's user in Teleport by the time the endpoint answers.
+func TestAReadyActionLocksTheAlertsUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	respondCerts(t, e.dir)
+	e.addGenerated(100)
+	es, out := esSetup(t)
+	kb := estest.NewKibana()
+	kbSrv := kb.Server()
+	t.Cleanup(kbSrv.Close)
+	port := freePort(t)
+	respondCfg := strings.NewReplacer("/etc/teleportbeat/", e.dir+"/", "teleportbeat.example.com:8443", fmt.Sprintf("localhost:%d", port), "0.0.0.0:8443", fmt.Sprintf("127.0.0.1:%d", port)).
+		Replace(readmeBlock(t, "<!-- respond: kibana_connector -->\n<!-- doctest: check-config -->\n```yaml\n"))
+	cfg := e.config("teleportbeat.yml", out+respondCfg+fmt.Sprintf("setup.kibana.host: %q\n", kbSrv.URL))
+
+	setup := strings.Fields(readmeBlock(t, "<!-- respond: setup -->\n```sh\n"))
+	require.Equal(t, []string{"teleportbeat", "setup", "--detection-rules", "-c", "teleportbeat.yml"}, setup)
+	cmd := exec.Command(beatBin, append(setup[1:4], cfg, "--path.home", repoRoot, "--path.data", filepath.Join(e.dir, "setup-data"), "--path.logs", filepath.Join(e.dir, "logs"))...)
+	answer, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", answer)
+	require.Contains(t, string(answer), `Kibana connector "teleportbeat: lock in Teleport" (teleportbeat-respond-lock) created`)
+	require.Contains(t, string(answer), "Ready lock actions added, snoozed: 5")
+	conn, ok := kb.Connector(rules.ConnectorID)
+	require.True(t, ok)
+	require.Equal(t, fmt.Sprintf("https://localhost:%d/v1/lock", port), conn["config"].(map[string]any)["url"])
+
+	p := e.start(cfg)
+	p.waitLog(time.Minute, "Response endpoint listening")
+	// An alert of the rule, from a login the beat shipped: the event's
+	// fields as Elasticsearch has them, kibana.alert.* as the alerts
+	// index has them.
+	var alert map[string]any
+	waitFor(t, 2*time.Minute, "a shipped user.login with a user", func() bool {
+		for _, d := range es.Docs() {
+			ev, _ := d.Source["event"].(map[string]any)
+			user, _ := d.Source["user"].(map[string]any)
+			if name, _ := user["name"].(string); ev["action"] == "user.login" && name != "" && name != "teleportbeat" {
+				alert = maps.Clone(d.Source)
+				return true
+			}
+		}
+		return false
+	})
+	all, err := rules.All()
+	require.NoError(t, err)
+	var rule rules.Rule
+	for _, r := range all {
+		if r.File == "login-from-new-country.yml" {
+			rule = r
+		}
+	}
+	alert["kibana.alert.uuid"] = "5b0e4f52c8d1"
+	alert["kibana.alert.rule.name"] = rule.Name()
+	alert["kibana.alert.rule.rule_id"] = rule.ID()
+	user := alert["user"].(map[string]any)["name"].(string)
+
+	require.NoError(t, kb.Analyst(rule.ID(), map[string]any{"enabled": true}))
+	runs, err := kb.RunActions(rule.ID(), []map[string]any{alert})
+	require.NoError(t, err)
+	require.Empty(t, runs, "snoozed: enabling the rule locks no one")
+	kb.Unmute(rule.ID())
+	runs, err = kb.RunActions(rule.ID(), []map[string]any{alert})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, http.StatusCreated, runs[0].Status, "sent %s\nanswered %s", runs[0].Body, runs[0].Answer)
+	locks := e.tp.Locks()
+	require.Len(t, locks, 1, "locked when the endpoint answers")
+	require.Equal(t, user, locks[0].Spec.Target.User)
+	require.Contains(t, locks[0].Spec.Message, `in response to alert 5b0e4f52c8d1 of rule "`+rule.Name()+`": Kibana detection alert`)
+	require.WithinDuration(t, time.Now().Add(time.Hour), *locks[0].Spec.Expires, 5*time.Minute)
 }

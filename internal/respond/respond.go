@@ -40,6 +40,12 @@ type Locker interface {
 	UpsertLock(ctx context.Context, lock types.Lock) error
 }
 
+// LockerFunc is a function as a Locker.
+type LockerFunc func(ctx context.Context, lock types.Lock) error
+
+// UpsertLock calls f.
+func (f LockerFunc) UpsertLock(ctx context.Context, lock types.Lock) error { return f(ctx, lock) }
+
 // Config configures the endpoint.
 type Config struct {
 	// TLS is the server's certificate and the CA pool its clients'

@@ -19,16 +19,10 @@ import (
 	"github.com/teleportbeat/teleportbeat/internal/respond"
 )
 
+// locks are the locks the endpoint made.
 type locks struct {
 	mu  sync.Mutex
 	all []types.Lock
-}
-
-func (l *locks) UpsertLock(_ context.Context, lock types.Lock) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.all = append(l.all, lock)
-	return nil
 }
 
 // endpoint runs teleportbeat's response endpoint behind mutual TLS and
@@ -45,7 +39,14 @@ func endpoint(t *testing.T) (Connector, *locks) {
 	require.NoError(t, err)
 	l := &locks{}
 	srv := respond.New(respond.Config{TLS: tlsCfg, NeverLockUsers: []string{"teleportbeat"}, TTLMin: time.Minute, TTLMax: 24 * time.Hour, MaxBodyBytes: 64 << 10},
-		logptest.NewTestingLogger(t, ""), func(context.Context) (respond.Locker, error) { return l, nil })
+		logptest.NewTestingLogger(t, ""), func(context.Context) (respond.Locker, error) {
+			return respond.LockerFunc(func(_ context.Context, lock types.Lock) error {
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				l.all = append(l.all, lock)
+				return nil
+			}), nil
+		})
 	ts := httptest.NewUnstartedServer(srv)
 	ts.TLS = tlsCfg
 	ts.StartTLS()

@@ -34,9 +34,9 @@ func TestRendersAsKibanaDoes(t *testing.T) {
 		// A section over an array renders once per element, a name not in
 		// the element is looked up around it (the second alert has a user
 		// without a name: its view misses user.name, the top has one).
-		`{{#context.alerts}}{{kibana.alert.uuid}}={{user.name}};{{/context.alerts}}`: `u1=alice;u2=outer;`,
+		`{{#context.alerts}}{{kibana.alert.uuid}}={{user.name}};{{/context.alerts}}`:    `u1=alice;u2=outer;`,
 		`{{^list}}empty{{/list}}{{#list}}x{{/list}}{{^yes}}no{{/yes}}{{#yes}}y{{/yes}}`: `emptyy`,
-		`{{! a comment }}ok`: `ok`,
+		`{{! a comment }}ok`:        `ok`,
 		`{{context.alerts.length}}`: `2`,
 	} {
 		got, err := Render(tpl, vars, JSON)
