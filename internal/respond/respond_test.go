@@ -200,6 +200,19 @@ func TestALockTeleportRefusesIsSaidAndNotRemembered(t *testing.T) {
 	status, _, err = e.post(t, e.kibana, `{"user": "mallory", "ttl": "1h"}`)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, status)
+
+	// In the alerts form, one failure makes the answer 502 (Kibana
+	// retries the action); the target locked already is answered as held.
+	e.locker.err = errors.New("connection refused")
+	resp, err := e.kibana.Post(e.url, "application/json", strings.NewReader(`{"ttl": "1h", "alerts": [{"id": "a1", "user": "mallory"}, {"id": "a2", "user": "trudy"}, {}]}`))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var a Answers
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&a))
+	require.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	require.False(t, a.Locks[0].Created, "mallory's lock holds")
+	require.Empty(t, a.Locks[0].Error)
+	require.Contains(t, a.Locks[1].Error, "Teleport did not create the lock: connection refused")
 }
 
 // TestARuleRunLocksEachAlertsUser: the alerts form (what the detection
