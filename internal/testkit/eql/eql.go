@@ -30,6 +30,7 @@ import (
 	"unicode"
 
 	"github.com/teleportbeat/teleportbeat/internal/testkit/kql"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/querykit"
 )
 
 // Types maps field paths to their Elasticsearch type.
@@ -37,7 +38,7 @@ type Types map[string]string
 
 // Query is a parsed EQL query: one event query, or a sequence.
 type Query struct {
-	text    string
+	Text    string
 	by      []string // sequence-level join fields
 	maxspan time.Duration
 	stages  []stage
@@ -156,7 +157,7 @@ func (q *Query) key(st stage, doc map[string]any) (string, bool) {
 	return b.String(), true
 }
 
-func (q *Query) String() string { return q.text }
+func (q *Query) String() string { return q.Text }
 
 // --- conditions
 
@@ -172,12 +173,7 @@ type boolCond struct {
 }
 
 func (c *boolCond) eval(doc map[string]any) bool {
-	for _, k := range c.kids {
-		if k.eval(doc) != c.and {
-			return !c.and
-		}
-	}
-	return c.and
+	return querykit.Holds(c.and, c.kids, func(k cond) bool { return k.eval(doc) })
 }
 
 func (c *boolCond) fields(add func(string)) {
@@ -203,8 +199,8 @@ func (c *notCond) check(types Types) error      { return c.kid.check(types) }
 
 // literal is a value of the query.
 type literal struct {
-	kind string // "string", "number", "bool", "null"
-	text string
+	Kind string // "string", "number", "bool", "null"
+	Text string
 }
 
 // cmpCond is field <op> value(s).
@@ -218,19 +214,13 @@ type cmpCond struct {
 func (c *cmpCond) fields(add func(string)) { add(c.field) }
 
 func (c *cmpCond) check(types Types) error {
-	typ, ok := types[c.field]
-	if !ok {
-		return fmt.Errorf("field %s is not in the index template", c.field)
+	typ, err := querykit.FieldType(types, c.field, "EQL compares whole values")
+	if err != nil {
+		return err
 	}
 	c.typ = typ
-	switch typ {
-	case "text", "match_only_text":
-		return fmt.Errorf("field %s is %s: EQL compares whole values, query a keyword field", c.field, typ)
-	case "nested":
-		return fmt.Errorf("field %s is nested: not supported", c.field)
-	}
 	for _, v := range c.vals {
-		if v.kind == "null" {
+		if v.Kind == "null" {
 			if c.op != "==" && c.op != "!=" {
 				return fmt.Errorf("%s %s null: compare with null by == or !=", c.field, c.op)
 			}
@@ -238,25 +228,25 @@ func (c *cmpCond) check(types Types) error {
 		}
 		switch {
 		case typ == "boolean":
-			if v.kind != "bool" {
-				return fmt.Errorf("field %s is boolean: compare it with true or false, not %q", c.field, v.text)
+			if v.Kind != "bool" {
+				return fmt.Errorf("field %s is boolean: compare it with true or false, not %q", c.field, v.Text)
 			}
 		case kql.Numeric(typ):
-			if v.kind != "number" {
-				return fmt.Errorf("field %s is %s: %q is not a number", c.field, typ, v.text)
+			if v.Kind != "number" {
+				return fmt.Errorf("field %s is %s: %q is not a number", c.field, typ, v.Text)
 			}
 		case typ == "ip":
-			if v.kind != "string" {
+			if v.Kind != "string" {
 				return fmt.Errorf("field %s is an ip: compare it with a string", c.field)
 			}
-			if _, err := netip.ParseAddr(v.text); err != nil {
-				return fmt.Errorf("field %s is an ip: %q is not an address", c.field, v.text)
+			if _, err := netip.ParseAddr(v.Text); err != nil {
+				return fmt.Errorf("field %s is an ip: %q is not an address", c.field, v.Text)
 			}
 		default:
-			if v.kind != "string" {
-				return fmt.Errorf("field %s is %s: compare it with a \"string\", not %s", c.field, typ, v.text)
+			if v.Kind != "string" {
+				return fmt.Errorf("field %s is %s: compare it with a \"string\", not %s", c.field, typ, v.Text)
 			}
-			if c.op == ":" && strings.Contains(v.text, "?") {
+			if c.op == ":" && strings.Contains(v.Text, "?") {
 				return fmt.Errorf("field %s: ? in a : pattern is not modelled; use *", c.field)
 			}
 		}
@@ -266,7 +256,7 @@ func (c *cmpCond) check(types Types) error {
 
 func (c *cmpCond) eval(doc map[string]any) bool {
 	vals := kql.Lookup(doc, c.field)
-	if len(c.vals) == 1 && c.vals[0].kind == "null" {
+	if len(c.vals) == 1 && c.vals[0].Kind == "null" {
 		if c.op == "==" {
 			return len(vals) == 0
 		}
@@ -302,48 +292,26 @@ func equal(typ string, v any, l literal, insensitive bool) bool {
 	switch {
 	case typ == "boolean":
 		b, ok := v.(bool)
-		return ok && strconv.FormatBool(b) == l.text
+		return ok && strconv.FormatBool(b) == l.Text
 	case kql.Numeric(typ):
 		f, ok := kql.Number(v)
-		want, err := strconv.ParseFloat(l.text, 64)
+		want, err := strconv.ParseFloat(l.Text, 64)
 		return ok && err == nil && f == want
 	case typ == "ip":
 		s, _ := v.(string)
 		a, err1 := netip.ParseAddr(s)
-		b, err2 := netip.ParseAddr(l.text)
+		b, err2 := netip.ParseAddr(l.Text)
 		return err1 == nil && err2 == nil && a == b
 	}
 	s := fmt.Sprint(v)
 	if !insensitive {
-		return s == l.text
+		return s == l.Text
 	}
-	return wildcard(strings.ToLower(l.text), strings.ToLower(s))
+	return wildcard(strings.ToLower(l.Text), strings.ToLower(s))
 }
 
 // wildcard matches s against a pattern where * is any run of characters.
-func wildcard(pattern, s string) bool {
-	p, r := []rune(pattern), []rune(s)
-	pi, si, star, mark := 0, 0, -1, 0
-	for si < len(r) {
-		switch {
-		case pi < len(p) && p[pi] != '*' && p[pi] == r[si]:
-			pi++
-			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi, mark = star+1, mark+1
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
-}
+func wildcard(pattern, s string) bool { return querykit.Wildcard(pattern, s, '*') }
 
 // --- parser
 
@@ -353,15 +321,15 @@ func Parse(text string, types Types) (*Query, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{text: text, toks: toks}
+	p := &parser{querykit.Cursor{Lang: "eql", Text: text, Toks: toks}}
 	q, err := p.query()
 	if err != nil {
 		return nil, err
 	}
-	if !p.done() {
-		return nil, p.errorf("unexpected %q", p.peek().text)
+	if !p.Done() {
+		return nil, p.Errorf("unexpected %q", p.Peek().Text)
 	}
-	q.text = text
+	q.Text = text
 	for _, f := range q.by {
 		if _, ok := types[f]; !ok {
 			return nil, fmt.Errorf("eql %q: join field %s is not in the index template", text, f)
@@ -383,11 +351,7 @@ func Parse(text string, types Types) (*Query, error) {
 	return q, nil
 }
 
-type token struct {
-	kind string // "word", "string", "number", "op", "(", ")", "[", "]", ",", "="
-	text string
-	pos  int
-}
+type token = querykit.Token
 
 func lex(s string) ([]token, error) {
 	var out []token
@@ -397,20 +361,20 @@ func lex(s string) ([]token, error) {
 		case unicode.IsSpace(rune(c)):
 			i++
 		case strings.ContainsRune("()[],", rune(c)):
-			out = append(out, token{kind: string(c), text: string(c), pos: i})
+			out = append(out, querykit.Token{Kind: string(c), Text: string(c), Pos: i})
 			i++
 		case c == '=' || c == '!':
 			if i+1 < len(s) && s[i+1] == '=' {
-				out = append(out, token{kind: "op", text: s[i : i+2], pos: i})
+				out = append(out, querykit.Token{Kind: "op", Text: s[i : i+2], Pos: i})
 				i += 2
 			} else if c == '=' {
-				out = append(out, token{kind: "=", text: "=", pos: i})
+				out = append(out, querykit.Token{Kind: "=", Text: "=", Pos: i})
 				i++
 			} else {
 				return nil, fmt.Errorf("eql %q at %d: ! without =", s, i)
 			}
 		case c == ':':
-			out = append(out, token{kind: "op", text: ":", pos: i})
+			out = append(out, querykit.Token{Kind: "op", Text: ":", Pos: i})
 			i++
 		case c == '"':
 			var b strings.Builder
@@ -437,7 +401,7 @@ func lex(s string) ([]token, error) {
 			if j >= len(s) {
 				return nil, fmt.Errorf("eql %q at %d: unterminated string", s, i)
 			}
-			out = append(out, token{kind: "string", text: b.String(), pos: i})
+			out = append(out, querykit.Token{Kind: "string", Text: b.String(), Pos: i})
 			i = j + 1
 		case c == '\'':
 			return nil, fmt.Errorf("eql %q at %d: strings are \"double-quoted\" (single quotes are deprecated)", s, i)
@@ -446,14 +410,14 @@ func lex(s string) ([]token, error) {
 			for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == '.' || unicode.IsLetter(rune(s[j]))) {
 				j++
 			}
-			out = append(out, token{kind: "number", text: s[i:j], pos: i})
+			out = append(out, querykit.Token{Kind: "number", Text: s[i:j], Pos: i})
 			i = j
 		case c == '_' || c == '@' || unicode.IsLetter(rune(c)):
 			j := i + 1
 			for j < len(s) && (s[j] == '_' || s[j] == '.' || s[j] == '@' || unicode.IsLetter(rune(s[j])) || unicode.IsDigit(rune(s[j]))) {
 				j++
 			}
-			out = append(out, token{kind: "word", text: s[i:j], pos: i})
+			out = append(out, querykit.Token{Kind: "word", Text: s[i:j], Pos: i})
 			i = j
 		default:
 			return nil, fmt.Errorf("eql %q at %d: unexpected %q", s, i, c)
@@ -462,44 +426,23 @@ func lex(s string) ([]token, error) {
 	return out, nil
 }
 
-type parser struct {
-	text string
-	toks []token
-	i    int
-}
-
-func (p *parser) errorf(f string, args ...any) error {
-	pos := len(p.text)
-	if p.i < len(p.toks) {
-		pos = p.toks[p.i].pos
-	}
-	return fmt.Errorf("eql %q at %d: %s", p.text, pos, fmt.Sprintf(f, args...))
-}
-
-func (p *parser) done() bool { return p.i >= len(p.toks) }
-
-func (p *parser) peek() token {
-	if p.done() {
-		return token{kind: "eof"}
-	}
-	return p.toks[p.i]
-}
+type parser struct{ querykit.Cursor }
 
 func (p *parser) word(w string) bool {
-	t := p.peek()
-	return t.kind == "word" && t.text == w
+	t := p.Peek()
+	return t.Kind == "word" && t.Text == w
 }
 
 func (p *parser) expect(kind, text string) error {
-	t := p.peek()
-	if t.kind != kind || (text != "" && t.text != text) {
+	t := p.Peek()
+	if t.Kind != kind || (text != "" && t.Text != text) {
 		want := text
 		if want == "" {
 			want = kind
 		}
-		return p.errorf("expected %s, found %q", want, t.text)
+		return p.Errorf("expected %s, found %q", want, t.Text)
 	}
-	p.i++
+	p.I++
 	return nil
 }
 
@@ -511,57 +454,43 @@ func (p *parser) query() (*Query, error) {
 		}
 		return &Query{stages: []stage{{cond: c}}}, nil
 	}
-	p.i++
+	p.I++
 	q := &Query{by: []string{}}
-	if p.word("by") {
-		p.i++
-		fs, err := p.fieldList()
-		if err != nil {
-			return nil, err
-		}
-		q.by = fs
+	if err := p.byFields(&q.by); err != nil {
+		return nil, err
 	}
 	if p.word("with") {
-		p.i++
+		p.I++
 		if err := p.expect("word", "maxspan"); err != nil {
 			return nil, err
 		}
 		if err := p.expect("=", ""); err != nil {
 			return nil, err
 		}
-		t := p.peek()
-		if t.kind != "number" {
-			return nil, p.errorf("maxspan needs a duration such as 1h")
+		t := p.Peek()
+		if t.Kind != "number" {
+			return nil, p.Errorf("maxspan needs a duration such as 1h")
 		}
-		d, err := span(t.text)
+		d, err := span(t.Text)
 		if err != nil {
-			return nil, p.errorf("%v", err)
+			return nil, p.Errorf("%v", err)
 		}
 		q.maxspan = d
-		p.i++
+		p.I++
 	}
-	for p.peek().kind == "[" {
-		p.i++
-		c, err := p.eventQuery()
+	for p.Peek().Kind == "[" {
+		c, err := p.enclosed("]", p.eventQuery)
 		if err != nil {
-			return nil, err
-		}
-		if err := p.expect("]", ""); err != nil {
 			return nil, err
 		}
 		st := stage{cond: c}
-		if p.word("by") {
-			p.i++
-			fs, err := p.fieldList()
-			if err != nil {
-				return nil, err
-			}
-			st.by = fs
+		if err := p.byFields(&st.by); err != nil {
+			return nil, err
 		}
 		q.stages = append(q.stages, st)
 	}
 	if len(q.stages) < 2 {
-		return nil, p.errorf("a sequence needs at least two [ ] queries")
+		return nil, p.Errorf("a sequence needs at least two [ ] queries")
 	}
 	return q, nil
 }
@@ -580,31 +509,45 @@ func span(s string) (time.Duration, error) {
 	return time.Duration(n) * u, nil
 }
 
+// byFields reads "by" and its fields into by, if the next word is by.
+func (p *parser) byFields(by *[]string) error {
+	if !p.word("by") {
+		return nil
+	}
+	p.I++
+	fs, err := p.fieldList()
+	if err != nil {
+		return err
+	}
+	*by = fs
+	return nil
+}
+
 func (p *parser) fieldList() ([]string, error) {
 	var out []string
 	for {
-		t := p.peek()
-		if t.kind != "word" {
-			return nil, p.errorf("a field name is missing")
+		t := p.Peek()
+		if t.Kind != "word" {
+			return nil, p.Errorf("a field name is missing")
 		}
-		out = append(out, t.text)
-		p.i++
-		if p.peek().kind != "," {
+		out = append(out, t.Text)
+		p.I++
+		if p.Peek().Kind != "," {
 			return out, nil
 		}
-		p.i++
+		p.I++
 	}
 }
 
 func (p *parser) eventQuery() (cond, error) {
-	t := p.peek()
-	if t.kind != "word" {
-		return nil, p.errorf("an event category is missing")
+	t := p.Peek()
+	if t.Kind != "word" {
+		return nil, p.Errorf("an event category is missing")
 	}
-	if t.text != "any" {
-		return nil, p.errorf("event category %q: only any is modelled (teleportbeat's events carry no event.category EQL could rely on)", t.text)
+	if t.Text != "any" {
+		return nil, p.Errorf("event category %q: only any is modelled (teleportbeat's events carry no event.category EQL could rely on)", t.Text)
 	}
-	p.i++
+	p.I++
 	if err := p.expect("word", "where"); err != nil {
 		return nil, err
 	}
@@ -612,102 +555,68 @@ func (p *parser) eventQuery() (cond, error) {
 }
 
 func (p *parser) or() (cond, error) {
-	first, err := p.and()
-	if err != nil {
-		return nil, err
-	}
-	kids := []cond{first}
-	for p.word("or") {
-		p.i++
-		c, err := p.and()
-		if err != nil {
-			return nil, err
-		}
-		kids = append(kids, c)
-	}
-	if len(kids) == 1 {
-		return first, nil
-	}
-	return &boolCond{and: false, kids: kids}, nil
+	return querykit.Bool[cond]{
+		Keyword: p.word, Next: func() { p.I++ }, Operand: p.operand,
+		Join: func(and bool, kids []cond) cond { return &boolCond{and: and, kids: kids} },
+		Not:  func(c cond) cond { return &notCond{kid: c} },
+	}.Or()
 }
 
-func (p *parser) and() (cond, error) {
-	first, err := p.not()
-	if err != nil {
-		return nil, err
-	}
-	kids := []cond{first}
-	for p.word("and") {
-		p.i++
-		c, err := p.not()
-		if err != nil {
-			return nil, err
-		}
-		kids = append(kids, c)
-	}
-	if len(kids) == 1 {
-		return first, nil
-	}
-	return &boolCond{and: true, kids: kids}, nil
-}
-
-func (p *parser) not() (cond, error) {
-	if p.word("not") {
-		p.i++
-		c, err := p.not()
-		if err != nil {
-			return nil, err
-		}
-		return &notCond{kid: c}, nil
-	}
-	if p.peek().kind == "(" {
-		p.i++
-		c, err := p.or()
-		if err != nil {
-			return nil, err
-		}
-		if err := p.expect(")", ""); err != nil {
-			return nil, err
-		}
-		return c, nil
+// operand is a comparison, or an expression in parentheses.
+func (p *parser) operand() (cond, error) {
+	if p.Peek().Kind == "(" {
+		return p.enclosed(")", p.or)
 	}
 	return p.comparison()
 }
 
-func (p *parser) comparison() (cond, error) {
-	f := p.peek()
-	if f.kind != "word" {
-		return nil, p.errorf("a field is missing")
+// enclosed parses what follows the opening token at p, up to its close.
+func (p *parser) enclosed(close string, inner func() (cond, error)) (cond, error) {
+	p.I++
+	c, err := inner()
+	if err != nil {
+		return nil, err
 	}
-	p.i++
-	op := p.peek()
+	if err := p.expect(close, ""); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p *parser) comparison() (cond, error) {
+	f := p.Peek()
+	if f.Kind != "word" {
+		return nil, p.Errorf("a field is missing")
+	}
+	p.I++
+	op := p.Peek()
 	switch {
-	case op.kind == "op":
-		p.i++
-		if p.peek().kind == "(" {
-			if op.text != ":" {
-				return nil, p.errorf("a list of values goes with in or :")
+	case op.Kind == "op":
+		p.I++
+		if p.Peek().Kind == "(" {
+			if op.Text != ":" {
+				return nil, p.Errorf("a list of values goes with in or :")
 			}
 			vals, err := p.valueList()
 			if err != nil {
 				return nil, err
 			}
-			return &cmpCond{field: f.text, op: ":", vals: vals}, nil
+			return &cmpCond{field: f.Text, op: ":", vals: vals}, nil
 		}
 		v, err := p.value()
 		if err != nil {
 			return nil, err
 		}
-		return &cmpCond{field: f.text, op: op.text, vals: []literal{v}}, nil
-	case op.kind == "word" && op.text == "in":
-		p.i++
+		return &cmpCond{field: f.Text, op: op.Text, vals: []literal{v}}, nil
+	case op.Kind == "word" && op.Text == "in":
+		p.I++
 		vals, err := p.valueList()
 		if err != nil {
 			return nil, err
 		}
-		return &cmpCond{field: f.text, op: "in", vals: vals}, nil
+		return &cmpCond{field: f.Text, op: "in", vals: vals}, nil
 	}
-	return nil, p.errorf("%s needs an operator (==, !=, :, in)", f.text)
+	return nil, p.Errorf("%s needs an operator (==, !=, :, in)", f.Text)
 }
 
 func (p *parser) valueList() ([]literal, error) {
@@ -721,8 +630,8 @@ func (p *parser) valueList() ([]literal, error) {
 			return nil, err
 		}
 		out = append(out, v)
-		if p.peek().kind == ")" {
-			p.i++
+		if p.Peek().Kind == ")" {
+			p.I++
 			return out, nil
 		}
 		if err := p.expect(",", ""); err != nil {
@@ -732,21 +641,21 @@ func (p *parser) valueList() ([]literal, error) {
 }
 
 func (p *parser) value() (literal, error) {
-	t := p.peek()
-	p.i++
+	t := p.Peek()
+	p.I++
 	switch {
-	case t.kind == "string":
-		return literal{kind: "string", text: t.text}, nil
-	case t.kind == "number":
-		if _, err := strconv.ParseFloat(t.text, 64); err != nil {
-			return literal{}, fmt.Errorf("eql %q at %d: %q is not a number", p.text, t.pos, t.text)
+	case t.Kind == "string":
+		return literal{Kind: "string", Text: t.Text}, nil
+	case t.Kind == "number":
+		if _, err := strconv.ParseFloat(t.Text, 64); err != nil {
+			return literal{}, fmt.Errorf("eql %q at %d: %q is not a number", p.Text, t.Pos, t.Text)
 		}
-		return literal{kind: "number", text: t.text}, nil
-	case t.kind == "word" && (t.text == "true" || t.text == "false"):
-		return literal{kind: "bool", text: t.text}, nil
-	case t.kind == "word" && t.text == "null":
-		return literal{kind: "null", text: "null"}, nil
+		return literal{Kind: "number", Text: t.Text}, nil
+	case t.Kind == "word" && (t.Text == "true" || t.Text == "false"):
+		return literal{Kind: "bool", Text: t.Text}, nil
+	case t.Kind == "word" && t.Text == "null":
+		return literal{Kind: "null", Text: "null"}, nil
 	}
-	p.i--
-	return literal{}, p.errorf("a value is missing (a \"string\", a number, true, false or null)")
+	p.I--
+	return literal{}, p.Errorf("a value is missing (a \"string\", a number, true, false or null)")
 }

@@ -38,12 +38,13 @@ import (
 	"unicode"
 
 	"github.com/elastic/elastic-agent-libs/mapstr"
+	"github.com/teleportbeat/teleportbeat/internal/testkit/querykit"
 )
 
 // Query is a parsed query.
 type Query struct {
 	root node
-	text string
+	Text string
 }
 
 // Fields are the fields the query names.
@@ -70,14 +71,14 @@ func (q *Query) Fields() []string {
 	return out
 }
 
-func (q *Query) String() string { return q.text }
+func (q *Query) String() string { return q.Text }
 
 // Types maps field paths to their Elasticsearch type (fieldsyml.Types).
 type Types map[string]string
 
 // Parse parses a query and checks it against the field types.
 func Parse(text string, types Types) (*Query, error) {
-	p := &parser{toks: nil, text: text}
+	p := &parser{querykit.Cursor{Lang: "kql", Text: text}}
 	if err := p.lex(); err != nil {
 		return nil, err
 	}
@@ -85,10 +86,10 @@ func Parse(text string, types Types) (*Query, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !p.done() {
-		return nil, p.errorf("unexpected %q", p.peek().text)
+	if !p.Done() {
+		return nil, p.Errorf("unexpected %q", p.Peek().Text)
 	}
-	q := &Query{root: root, text: text}
+	q := &Query{root: root, Text: text}
 	if err := check(root, types); err != nil {
 		return nil, fmt.Errorf("kql %q: %w", text, err)
 	}
@@ -112,12 +113,7 @@ type boolNode struct {
 }
 
 func (n *boolNode) match(doc map[string]any) bool {
-	for _, k := range n.kids {
-		if k.match(doc) != n.and {
-			return !n.and
-		}
-	}
-	return n.and
+	return querykit.Holds(n.and, n.kids, func(k node) bool { return k.match(doc) })
 }
 
 type notNode struct{ kid node }
@@ -136,8 +132,8 @@ type fieldNode struct {
 type valueExpr interface{}
 
 type valueTerm struct {
-	text   string
-	quoted bool
+	Text   string
+	Quoted bool
 }
 
 type valueBool struct {
@@ -150,7 +146,7 @@ type valueNot struct{ kid valueExpr }
 func (n *fieldNode) match(doc map[string]any) bool {
 	vals := Lookup(doc, n.field)
 	if n.op != ":" {
-		want, _ := strconv.ParseFloat(n.vals.(valueTerm).text, 64)
+		want, _ := strconv.ParseFloat(n.vals.(valueTerm).Text, 64)
 		for _, v := range vals {
 			if f, ok := Number(v); ok && compare(f, n.op, want) {
 				return true
@@ -173,7 +169,7 @@ func (n *fieldNode) matchValue(e valueExpr, vals []any) bool {
 	case valueNot:
 		return !n.matchValue(e.kid, vals)
 	case valueTerm:
-		if e.text == anyValue {
+		if e.Text == anyValue {
 			return len(vals) > 0
 		}
 		for _, v := range vals {
@@ -191,10 +187,10 @@ func (n *fieldNode) term(t valueTerm, v any) bool {
 	switch n.typ {
 	case "boolean":
 		b, ok := v.(bool)
-		return ok && strconv.FormatBool(b) == t.text
+		return ok && strconv.FormatBool(b) == t.Text
 	case "long", "integer", "short", "byte", "float", "double", "scaled_float", "half_float", "unsigned_long":
 		f, ok := Number(v)
-		want, err := strconv.ParseFloat(t.text, 64)
+		want, err := strconv.ParseFloat(t.Text, 64)
 		return ok && err == nil && f == want
 	case "ip":
 		s, ok := v.(string)
@@ -205,17 +201,17 @@ func (n *fieldNode) term(t valueTerm, v any) bool {
 		if err != nil {
 			return false
 		}
-		if p, err := netip.ParsePrefix(t.text); err == nil {
+		if p, err := netip.ParsePrefix(t.Text); err == nil {
 			return p.Contains(a)
 		}
-		w, err := netip.ParseAddr(t.text)
+		w, err := netip.ParseAddr(t.Text)
 		return err == nil && w == a
 	default: // keyword, constant_keyword, wildcard, flattened leaves
 		s := fmt.Sprint(v)
-		if strings.ContainsRune(t.text, wildcardRune) {
-			return wildcard(t.text, s)
+		if strings.ContainsRune(t.Text, wildcardRune) {
+			return wildcard(t.Text, s)
 		}
-		return s == t.text
+		return s == t.Text
 	}
 }
 
@@ -230,29 +226,7 @@ const anyValue = string(wildcardRune)
 // wildcard matches s against a pattern where wildcardRune is any run of
 // characters (KQL's * on a keyword: Elasticsearch's wildcard query, whose
 // ? KQL escapes, so ? is literal).
-func wildcard(pattern, s string) bool {
-	p, r := []rune(pattern), []rune(s)
-	pi, si, star, mark := 0, 0, -1, 0
-	for si < len(r) {
-		switch {
-		case pi < len(p) && p[pi] != wildcardRune && p[pi] == r[si]:
-			pi++
-			si++
-		case pi < len(p) && p[pi] == wildcardRune:
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi, mark = star+1, mark+1
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == wildcardRune {
-		pi++
-	}
-	return pi == len(p)
-}
+func wildcard(pattern, s string) bool { return querykit.Wildcard(pattern, s, wildcardRune) }
 
 func compare(f float64, op string, want float64) bool {
 	switch op {
@@ -362,23 +336,17 @@ func check(n node, types Types) error {
 	case *notNode:
 		return check(n.kid, types)
 	case *fieldNode:
-		typ, ok := types[n.field]
-		if !ok {
-			return fmt.Errorf("field %s is not in the index template", n.field)
+		typ, err := querykit.FieldType(types, n.field, "KQL matches words of analyzed text, which is not modelled")
+		if err != nil {
+			return err
 		}
 		n.typ = typ
-		switch typ {
-		case "text", "match_only_text":
-			return fmt.Errorf("field %s is %s: KQL matches words of analyzed text, which is not modelled; query a keyword field", n.field, typ)
-		case "nested":
-			return fmt.Errorf("field %s is nested: nested queries are not supported", n.field)
-		}
 		if n.op != ":" {
 			if !Numeric(typ) {
 				return fmt.Errorf("range on %s, a %s field: only numeric ranges are supported", n.field, typ)
 			}
-			if _, err := strconv.ParseFloat(n.vals.(valueTerm).text, 64); err != nil {
-				return fmt.Errorf("range on %s: %q is not a number", n.field, n.vals.(valueTerm).text)
+			if _, err := strconv.ParseFloat(n.vals.(valueTerm).Text, 64); err != nil {
+				return fmt.Errorf("range on %s: %q is not a number", n.field, n.vals.(valueTerm).Text)
 			}
 			return nil
 		}
@@ -408,22 +376,22 @@ func checkValue(field, typ string, e valueExpr) error {
 	case valueNot:
 		return checkValue(field, typ, e.kid)
 	case valueTerm:
-		if e.text == anyValue {
+		if e.Text == anyValue {
 			return nil
 		}
 		switch {
 		case typ == "boolean":
-			if e.quoted || (e.text != "true" && e.text != "false") {
-				return fmt.Errorf("field %s is boolean: compare it with true or false, unquoted, not %q", field, e.text)
+			if e.Quoted || (e.Text != "true" && e.Text != "false") {
+				return fmt.Errorf("field %s is boolean: compare it with true or false, unquoted, not %q", field, e.Text)
 			}
 		case Numeric(typ):
-			if _, err := strconv.ParseFloat(e.text, 64); err != nil {
-				return fmt.Errorf("field %s is %s: %q is not a number", field, typ, e.text)
+			if _, err := strconv.ParseFloat(e.Text, 64); err != nil {
+				return fmt.Errorf("field %s is %s: %q is not a number", field, typ, e.Text)
 			}
 		case typ == "ip":
-			if _, err := netip.ParsePrefix(e.text); err != nil {
-				if _, err := netip.ParseAddr(e.text); err != nil {
-					return fmt.Errorf("field %s is an ip: %q is neither an address nor a CIDR range", field, e.text)
+			if _, err := netip.ParsePrefix(e.Text); err != nil {
+				if _, err := netip.ParseAddr(e.Text); err != nil {
+					return fmt.Errorf("field %s is an ip: %q is neither an address nor a CIDR range", field, e.Text)
 				}
 			}
 		}
@@ -433,43 +401,26 @@ func checkValue(field, typ string, e valueExpr) error {
 
 // --- lexer and parser
 
-type token struct {
-	kind   string // "(", ")", ":", "op", "word", "string", "{", "}"
-	text   string
-	quoted bool
-	pos    int
-}
+type token = querykit.Token
 
-type parser struct {
-	text string
-	toks []token
-	i    int
-}
-
-func (p *parser) errorf(f string, args ...any) error {
-	pos := len(p.text)
-	if p.i < len(p.toks) {
-		pos = p.toks[p.i].pos
-	}
-	return fmt.Errorf("kql %q at %d: %s", p.text, pos, fmt.Sprintf(f, args...))
-}
+type parser struct{ querykit.Cursor }
 
 func (p *parser) lex() error {
-	s := p.text
+	s := p.Text
 	for i := 0; i < len(s); {
 		c := rune(s[i])
 		switch {
 		case unicode.IsSpace(c):
 			i++
 		case c == '(' || c == ')' || c == ':' || c == '{' || c == '}':
-			p.toks = append(p.toks, token{kind: string(c), text: string(c), pos: i})
+			p.Toks = append(p.Toks, querykit.Token{Kind: string(c), Text: string(c), Pos: i})
 			i++
 		case c == '<' || c == '>':
 			op := string(c)
 			if i+1 < len(s) && s[i+1] == '=' {
 				op += "="
 			}
-			p.toks = append(p.toks, token{kind: "op", text: op, pos: i})
+			p.Toks = append(p.Toks, querykit.Token{Kind: "op", Text: op, Pos: i})
 			i += len(op)
 		case c == '"':
 			// Kibana's grammar (kbn-es-query kuery grammar.peggy,
@@ -494,7 +445,7 @@ func (p *parser) lex() error {
 			if j >= len(s) {
 				return fmt.Errorf("kql %q at %d: unterminated string", s, i)
 			}
-			p.toks = append(p.toks, token{kind: "word", text: b.String(), quoted: true, pos: i})
+			p.Toks = append(p.Toks, querykit.Token{Kind: "word", Text: b.String(), Quoted: true, Pos: i})
 			i = j + 1
 		default:
 			// UnquotedCharacter: \t \r \n, \uXXXX, \ before a special
@@ -532,7 +483,7 @@ func (p *parser) lex() error {
 				}
 				j++
 			}
-			p.toks = append(p.toks, token{kind: "word", text: b.String(), pos: i})
+			p.Toks = append(p.Toks, querykit.Token{Kind: "word", Text: b.String(), Pos: i})
 			i = j
 		}
 	}
@@ -576,183 +527,66 @@ func escapedKeyword(s string) string {
 	return ""
 }
 
-func (p *parser) done() bool { return p.i >= len(p.toks) }
-
-func (p *parser) peek() token {
-	if p.done() {
-		return token{kind: "eof"}
-	}
-	return p.toks[p.i]
-}
-
 func (p *parser) keyword(k string) bool {
-	t := p.peek()
-	return t.kind == "word" && !t.quoted && strings.EqualFold(t.text, k)
+	t := p.Peek()
+	return t.Kind == "word" && !t.Quoted && strings.EqualFold(t.Text, k)
 }
 
 func (p *parser) or() (node, error) {
-	first, err := p.and()
-	if err != nil {
-		return nil, err
-	}
-	kids := []node{first}
-	for p.keyword("or") {
-		p.i++
-		n, err := p.and()
-		if err != nil {
-			return nil, err
-		}
-		kids = append(kids, n)
-	}
-	if len(kids) == 1 {
-		return first, nil
-	}
-	return &boolNode{and: false, kids: kids}, nil
+	return boolOf(p, p.primary, func(and bool, kids []node) node { return &boolNode{and: and, kids: kids} }, func(n node) node { return &notNode{kid: n} })
 }
 
-func (p *parser) and() (node, error) {
-	first, err := p.not()
-	if err != nil {
-		return nil, err
-	}
-	kids := []node{first}
-	for p.keyword("and") {
-		p.i++
-		n, err := p.not()
-		if err != nil {
-			return nil, err
-		}
-		kids = append(kids, n)
-	}
-	if len(kids) == 1 {
-		return first, nil
-	}
-	return &boolNode{and: true, kids: kids}, nil
-}
-
-func (p *parser) not() (node, error) {
-	if p.keyword("not") {
-		p.i++
-		n, err := p.not()
-		if err != nil {
-			return nil, err
-		}
-		return &notNode{kid: n}, nil
-	}
-	return p.primary()
+// boolOf parses KQL's or, and and not over operands (conditions, or a
+// field's values).
+func boolOf[T any](p *parser, operand func() (T, error), join func(bool, []T) T, not func(T) T) (T, error) {
+	return querykit.Bool[T]{Keyword: p.keyword, Next: p.Next, Operand: operand, Join: join, Not: not}.Or()
 }
 
 func (p *parser) primary() (node, error) {
-	t := p.peek()
+	t := p.Peek()
 	switch {
-	case t.kind == "(":
-		p.i++
-		n, err := p.or()
-		if err != nil {
-			return nil, err
-		}
-		if p.peek().kind != ")" {
-			return nil, p.errorf("missing )")
-		}
-		p.i++
-		return n, nil
-	case t.kind == "word" && !t.quoted:
-		p.i++
-		next := p.peek()
-		switch next.kind {
+	case t.Kind == "(":
+		return querykit.Enclosed(&p.Cursor, ")", "", p.or)
+	case t.Kind == "word" && !t.Quoted:
+		p.I++
+		next := p.Peek()
+		switch next.Kind {
 		case ":":
-			p.i++
-			if p.peek().kind == "{" {
-				return nil, p.errorf("nested queries ({ }) are not supported")
+			p.I++
+			if p.Peek().Kind == "{" {
+				return nil, p.Errorf("nested queries ({ }) are not supported")
 			}
 			v, err := p.valueExpr()
 			if err != nil {
 				return nil, err
 			}
-			return &fieldNode{field: t.text, op: ":", vals: v}, nil
+			return &fieldNode{field: t.Text, op: ":", vals: v}, nil
 		case "op":
-			p.i++
-			v := p.peek()
-			if v.kind != "word" {
-				return nil, p.errorf("a range needs a value")
+			p.I++
+			v := p.Peek()
+			if v.Kind != "word" {
+				return nil, p.Errorf("a range needs a value")
 			}
-			p.i++
-			return &fieldNode{field: t.text, op: next.text, vals: valueTerm{text: v.text, quoted: v.quoted}}, nil
+			p.I++
+			return &fieldNode{field: t.Text, op: next.Text, vals: valueTerm{Text: v.Text, Quoted: v.Quoted}}, nil
 		}
-		return nil, p.errorf("%q has no field: free-text queries are not supported", t.text)
+		return nil, p.Errorf("%q has no field: free-text queries are not supported", t.Text)
 	}
-	return nil, p.errorf("unexpected %q", t.text)
+	return nil, p.Errorf("unexpected %q", t.Text)
 }
 
 func (p *parser) valueExpr() (valueExpr, error) {
-	t := p.peek()
-	switch t.kind {
+	t := p.Peek()
+	switch t.Kind {
 	case "(":
-		p.i++
-		v, err := p.valueOr()
-		if err != nil {
-			return nil, err
-		}
-		if p.peek().kind != ")" {
-			return nil, p.errorf("missing ) after values")
-		}
-		p.i++
-		return v, nil
+		return querykit.Enclosed(&p.Cursor, ")", " after values", p.valueOr)
 	case "word":
-		p.i++
-		return valueTerm{text: t.text, quoted: t.quoted}, nil
+		p.I++
+		return valueTerm{Text: t.Text, Quoted: t.Quoted}, nil
 	}
-	return nil, p.errorf("a value is missing")
+	return nil, p.Errorf("a value is missing")
 }
 
 func (p *parser) valueOr() (valueExpr, error) {
-	first, err := p.valueAnd()
-	if err != nil {
-		return nil, err
-	}
-	kids := []valueExpr{first}
-	for p.keyword("or") {
-		p.i++
-		v, err := p.valueAnd()
-		if err != nil {
-			return nil, err
-		}
-		kids = append(kids, v)
-	}
-	if len(kids) == 1 {
-		return first, nil
-	}
-	return valueBool{and: false, kids: kids}, nil
-}
-
-func (p *parser) valueAnd() (valueExpr, error) {
-	first, err := p.valueNot()
-	if err != nil {
-		return nil, err
-	}
-	kids := []valueExpr{first}
-	for p.keyword("and") {
-		p.i++
-		v, err := p.valueNot()
-		if err != nil {
-			return nil, err
-		}
-		kids = append(kids, v)
-	}
-	if len(kids) == 1 {
-		return first, nil
-	}
-	return valueBool{and: true, kids: kids}, nil
-}
-
-func (p *parser) valueNot() (valueExpr, error) {
-	if p.keyword("not") {
-		p.i++
-		v, err := p.valueNot()
-		if err != nil {
-			return nil, err
-		}
-		return valueNot{kid: v}, nil
-	}
-	return p.valueExpr()
+	return boolOf(p, p.valueExpr, func(and bool, kids []valueExpr) valueExpr { return valueBool{and: and, kids: kids} }, func(v valueExpr) valueExpr { return valueNot{kid: v} })
 }
