@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -314,13 +313,7 @@ func TestElasticAgentManagesTheBeat(t *testing.T) {
 	a.waitState("teleport-policy-1", proto.State_STOPPED, 3, "")
 	p.waitLog(30*time.Second, "Audit position saved")
 	require.False(t, p.exited())
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("teleportbeat did not stop within 30s of SIGTERM")
-	}
-	require.NoError(t, p.err, "clean exit")
+	p.stop()
 	require.Equal(t, 1, strings.Count(p.logs.String(), "Managed by Elastic Agent"), "one process throughout")
 
 	t.Logf("RESULT elastic-agent: %d audit + %d session documents in the data streams; states reported:\n%s",
@@ -415,11 +408,5 @@ func TestElasticAgentRunsATeleportIntegrationPerCluster(t *testing.T) {
 		require.True(t, ok, id)
 		require.Equal(t, cluster, d.Source["teleport"].(map[string]any)["cluster"], id)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("teleportbeat did not stop within 30s of SIGTERM")
-	}
-	require.NoError(t, p.err, "clean exit")
+	p.stop()
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+
+	"github.com/teleportbeat/teleportbeat/internal/jsonvalue"
 )
 
 // history.json records, for every version of every rule teleportbeat has
@@ -64,19 +66,9 @@ func Fingerprint(obj map[string]any) map[string]string {
 // sorted keys, without the empty values (null, [], {}) Kibana fills in for
 // what was not given.
 func FieldHash(v any) string {
-	b, _ := json.Marshal(canonical(jsonValue(v)))
+	b, _ := json.Marshal(canonical(jsonvalue.Of(v)))
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
-}
-
-func jsonValue(v any) any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return v
-	}
-	var out any
-	_ = json.Unmarshal(b, &out)
-	return out
 }
 
 func canonical(v any) any {

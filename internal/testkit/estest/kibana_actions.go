@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/teleportbeat/teleportbeat/internal/jsonvalue"
 	"github.com/teleportbeat/teleportbeat/internal/testkit/kibanamustache"
 )
 
@@ -261,7 +262,7 @@ func (k *Kibana) RunActions(ruleID string, alerts []map[string]any) ([]ActionRun
 	}
 	data := make([]any, len(alerts))
 	for i, a := range alerts {
-		data[i] = jsonValue(a)
+		data[i] = jsonvalue.Of(a)
 	}
 	vars := summaryVariables(rule, data)
 	var runs []ActionRun

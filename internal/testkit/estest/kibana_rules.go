@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/teleportbeat/teleportbeat/internal/jsonvalue"
 	"github.com/teleportbeat/teleportbeat/internal/testkit/ruleschema"
 )
 
@@ -179,14 +180,14 @@ func (k *Kibana) patchLocked(id string, fields map[string]any) (map[string]any, 
 		return nil, errNoRule
 	}
 	if a, ok := fields["actions"]; ok {
-		if _, err := k.checkActionsLocked(jsonValue(a)); err != nil {
+		if _, err := k.checkActionsLocked(jsonvalue.Of(a)); err != nil {
 			return nil, err
 		}
 	}
 	next := maps.Clone(rule)
 	content := false
 	for f, v := range fields {
-		next[f] = jsonValue(v)
+		next[f] = jsonvalue.Of(v)
 		if !kibanaState[f] {
 			content = true
 		}
@@ -322,17 +323,7 @@ func stored(rule map[string]any) map[string]any {
 			out["alert_suppression"] = s
 		}
 	}
-	return jsonValue(out).(map[string]any)
-}
-
-func jsonValue(v any) any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return v
-	}
-	var out any
-	_ = json.Unmarshal(b, &out)
-	return out
+	return jsonvalue.Of(out).(map[string]any)
 }
 
 func intOr(v any, d int) int {

@@ -848,22 +848,9 @@ var (
 // fractions are coerced (truncated) unless coerce is false, "" is null,
 // and the value must be in the type's range.
 func (p *docParse) integer(def *fieldDef, path string, v any) *docError {
-	var s string
-	switch x := v.(type) {
-	case json.Number:
-		s = string(x)
-	case string:
-		if x == "" {
-			return nil
-		}
-		if !def.coerce {
-			return fieldError(path, def.typ, p.id, v, "Cannot parse a string when coerce is disabled")
-		}
-		s = strings.TrimSpace(x)
-	case bool:
-		return fieldError(path, def.typ, p.id, v, "Current token (VALUE_TRUE) not numeric, can not use numeric value accessors")
-	default:
-		return fieldError(path, def.typ, p.id, v, "not a number")
+	s, null, bad := p.numberText(def, path, v)
+	if null || bad != nil {
+		return bad
 	}
 	if !numberRE.MatchString(s) {
 		return fieldError(path, def.typ, p.id, v, fmt.Sprintf("For input string: \"%s\"", s))
@@ -891,24 +878,31 @@ func article(typ string) string {
 	return "a " + typ
 }
 
-// float is NumberFieldMapper's parse of a floating-point type.
-func (p *docParse) float(def *fieldDef, path string, v any) *docError {
-	var s string
+// numberText is the text of a number field's value as NumberFieldMapper
+// reads it: a JSON number, or a string when coerce allows ("" is null).
+func (p *docParse) numberText(def *fieldDef, path string, v any) (s string, null bool, bad *docError) {
 	switch x := v.(type) {
 	case json.Number:
-		s = string(x)
+		return string(x), false, nil
 	case string:
 		if x == "" {
-			return nil
+			return "", true, nil
 		}
 		if !def.coerce {
-			return fieldError(path, def.typ, p.id, v, "Cannot parse a string when coerce is disabled")
+			return "", false, fieldError(path, def.typ, p.id, v, "Cannot parse a string when coerce is disabled")
 		}
-		s = strings.TrimSpace(x)
+		return strings.TrimSpace(x), false, nil
 	case bool:
-		return fieldError(path, def.typ, p.id, v, "Current token (VALUE_TRUE) not numeric, can not use numeric value accessors")
-	default:
-		return fieldError(path, def.typ, p.id, v, "not a number")
+		return "", false, fieldError(path, def.typ, p.id, v, "Current token (VALUE_TRUE) not numeric, can not use numeric value accessors")
+	}
+	return "", false, fieldError(path, def.typ, p.id, v, "not a number")
+}
+
+// float is NumberFieldMapper's parse of a floating-point type.
+func (p *docParse) float(def *fieldDef, path string, v any) *docError {
+	s, null, bad := p.numberText(def, path, v)
+	if null || bad != nil {
+		return bad
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil && !strings.Contains(err.Error(), "range") {

@@ -23,6 +23,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/teleportbeat/teleportbeat/internal/jsonvalue"
 )
 
 // Escape is how a {{value}} is escaped: "json" or "none".
@@ -38,14 +40,10 @@ const (
 // slices, strings, numbers, booleans, nil).
 func Render(template string, variables map[string]any, escape Escape) (string, error) {
 	// JSON.parse(JSON.stringify(variables)), then convertDotVariables.
-	b, err := json.Marshal(variables)
-	if err != nil {
+	if _, err := json.Marshal(variables); err != nil {
 		return "", fmt.Errorf("variables: %w", err)
 	}
-	var view any
-	if err := json.Unmarshal(b, &view); err != nil {
-		return "", err
-	}
+	view := jsonvalue.Of(variables)
 	convertDots(view)
 	tokens, err := parse(template)
 	if err != nil {
