@@ -136,3 +136,36 @@ func TestDocSubstitutionsAreExampleNames(t *testing.T) {
 		s.replace("addr: [teleport.example.com:443] id: /etc/teleportbeat/identity other: teleport.example.org:443"))
 	require.True(t, strings.HasPrefix(s.replace("/etc/teleportbeat/setup"), "/h/"))
 }
+
+// TestEveryPackageIsInTheLayout: README's layout table and
+// docs/architecture.md name every package of the module (a directory of
+// Go files), so that a newcomer finds each one's role.
+func TestEveryPackageIsInTheLayout(t *testing.T) {
+	var pkgs []string
+	err := filepath.WalkDir(repoRoot, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() && path != repoRoot && (strings.HasPrefix(name, ".") || name == "testdata" || name == "build" && filepath.Dir(path) == repoRoot) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(name, ".go") && filepath.Dir(path) != repoRoot {
+			rel, _ := filepath.Rel(repoRoot, filepath.Dir(path))
+			if len(pkgs) == 0 || pkgs[len(pkgs)-1] != rel {
+				pkgs = append(pkgs, rel)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Greater(t, len(pkgs), 40, "every package of the module")
+	for _, doc := range []string{"README.md", filepath.Join("docs", "architecture.md")} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, doc))
+		require.NoError(t, err)
+		for _, rel := range pkgs {
+			named := strings.Contains(string(b), "`"+rel+"`") || strings.Contains(string(b), "`"+rel+"/")
+			require.True(t, named, "%s does not name the package %s", doc, rel)
+		}
+	}
+}
