@@ -157,7 +157,7 @@ func armRules(cfg *config.C, conn rules.Kibana, all []rules.Rule, installed []st
 		fmt.Printf("Ready lock actions already there: %d\n", len(armed.Had))
 	}
 	if len(armed.LeftOut) > 0 {
-		fmt.Printf("Ready lock actions not added (the rule has actions of its own, or was there before the connector and has none; add the connector's action by hand): %s\n", strings.Join(armed.LeftOut, "; "))
+		fmt.Printf("Ready lock actions not added (the rule has actions of its own, or its ready action was removed; add an action on the connector by hand to have it lock): %s\n", strings.Join(armed.LeftOut, "; "))
 	}
 	return err
 }
