@@ -138,7 +138,7 @@ func armRules(cfg *config.C, conn rules.Kibana, all []rules.Rule, installed []st
 		if err != nil {
 			return fmt.Errorf("teleportbeat.%s.ssl.certificate_authorities: %w", tbconfig.KibanaConnectorKey, err)
 		}
-		c.CA = append(c.CA, b...)
+		c.CA = append(append(c.CA, b...), '\n') // PEM files need not end with a newline
 	}
 	created, err := rules.EnsureConnector(conn, c)
 	if err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -83,8 +84,8 @@ func LoadKibanaConnector(section *conf.C) (*KibanaConnector, error) {
 	r.K.check(func(k, f string, a ...any) {
 		problems = append(problems, fmt.Errorf("%s: %s", key(k), fmt.Sprintf(f, a...)))
 	})
-	if len(problems) > 0 {
-		return nil, problems[0]
+	if err := errors.Join(problems...); err != nil {
+		return nil, err
 	}
 	if r.K.URL == "" {
 		return nil, nil

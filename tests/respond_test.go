@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -246,7 +247,7 @@ func TestAReadyActionLocksTheAlertsUser(t *testing.T) {
 
 	setup := strings.Fields(readmeBlock(t, "<!-- respond: setup -->\n```sh\n"))
 	require.Equal(t, []string{"teleportbeat", "setup", "--detection-rules", "-c", "teleportbeat.yml"}, setup)
-	cmd := exec.Command(beatBin, append(setup[1:4], cfg, "--path.home", repoRoot, "--path.data", filepath.Join(e.dir, "setup-data"), "--path.logs", filepath.Join(e.dir, "logs"))...)
+	cmd := exec.Command(beatBin, slices.Concat(setup[1:4], []string{cfg, "--path.home", repoRoot, "--path.data", filepath.Join(e.dir, "setup-data"), "--path.logs", filepath.Join(e.dir, "logs")})...)
 	answer, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", answer)
 	require.Contains(t, string(answer), `Kibana connector "teleportbeat: lock in Teleport" (teleportbeat-respond-lock) created`)

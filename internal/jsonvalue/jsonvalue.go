@@ -8,13 +8,20 @@ import "encoding/json"
 
 // Of returns v through JSON; v itself when it does not encode.
 func Of(v any) any {
-	b, err := json.Marshal(v)
+	out, err := Through(v)
 	if err != nil {
 		return v
 	}
-	var out any
-	if err := json.Unmarshal(b, &out); err != nil {
-		return v
-	}
 	return out
+}
+
+// Through returns v through JSON, or why it does not encode.
+func Through(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = json.Unmarshal(b, &out)
+	return out, err
 }

@@ -16,4 +16,6 @@ func TestOfIsWhatJSONReadsBack(t *testing.T) {
 	require.Equal(t, map[string]any{"k": []any{float64(1), nil}}, Of(map[string][]any{"k": {1, nil}}))
 	ch := make(chan int)
 	require.Equal(t, ch, Of(ch), "what JSON cannot encode comes back as it was")
+	_, err := Through(ch)
+	require.ErrorContains(t, err, "unsupported type")
 }

@@ -202,7 +202,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Alerts != nil {
-		s.serveAlerts(w, r.Context(), peer, req, ttl)
+		s.serveAlerts(r.Context(), w, peer, req, ttl)
 		return
 	}
 	target, err := s.check(req.Target)
@@ -210,13 +210,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusBadRequest, peer, err.Error())
 		return
 	}
-	resp, status := s.lock(r.Context(), peer, req, req.Target, target, ttl)
+	resp, status := s.lock(r.Context(), peer, req, target, ttl)
 	writeJSON(w, status, resp)
 }
 
 // serveAlerts locks each alert's target: a refused alert does not stop
 // the others.
-func (s *Server) serveAlerts(w http.ResponseWriter, ctx context.Context, peer string, req Request, ttl time.Duration) {
+func (s *Server) serveAlerts(ctx context.Context, w http.ResponseWriter, peer string, req Request, ttl time.Duration) {
 	if req.Target != (Target{}) || req.AlertID != "" {
 		s.refuse(w, http.StatusBadRequest, peer, "alerts names each alert's target and id: leave user, role, login, server_id and alert_id out")
 		return
@@ -232,13 +232,12 @@ func (s *Server) serveAlerts(w http.ResponseWriter, ctx context.Context, peer st
 		target, err := s.check(a.Target)
 		if err != nil {
 			reason := fmt.Sprintf("alerts.%d (alert %s): %v", i, orUnknown(a.ID), err)
-			s.Refused.Add(1)
-			s.log.Warnw("Lock request refused", "reason", reason, "status", http.StatusBadRequest, "client", peer, "rule", req.RuleName)
+			s.refused(http.StatusBadRequest, peer, reason)
 			out.Locks = append(out.Locks, Response{AlertID: a.ID, Error: reason})
 			status = worse(status, http.StatusBadRequest)
 			continue
 		}
-		resp, st := s.lock(ctx, peer, one, a.Target, target, ttl)
+		resp, st := s.lock(ctx, peer, one, target, ttl)
 		resp.AlertID = a.ID
 		out.Locks = append(out.Locks, resp)
 		status = worse(status, st)
@@ -250,14 +249,9 @@ func (s *Server) serveAlerts(w http.ResponseWriter, ctx context.Context, peer st
 	writeJSON(w, status, out)
 }
 
-// worse orders the statuses of one answer: 502 over 400 over 201 over 200.
-func worse(a, b int) int {
-	rank := map[int]int{http.StatusOK: 0, http.StatusCreated: 1, http.StatusBadRequest: 2, http.StatusBadGateway: 3}
-	if rank[b] > rank[a] {
-		return b
-	}
-	return a
-}
+// worse orders the statuses of one answer: 502 over 400 over 201 over
+// 200, which is also their numeric order.
+func worse(a, b int) int { return max(a, b) }
 
 // checkTTL reads a request's TTL: required, within bounds.
 func (s *Server) checkTTL(v string) (time.Duration, error) {
@@ -298,7 +292,7 @@ func (s *Server) check(req Target) (types.LockTarget, error) {
 
 // lockName is the lock's name for a target: one lock per target, so that
 // a repeated request finds it.
-func lockName(req Target) string {
+func lockName(req types.LockTarget) string {
 	kind, value := "user", req.User
 	switch {
 	case req.Role != "":
@@ -311,8 +305,8 @@ func lockName(req Target) string {
 }
 
 // lock creates the target's lock, or answers with the one that holds.
-func (s *Server) lock(ctx context.Context, peer string, req Request, t Target, target types.LockTarget, ttl time.Duration) (Response, int) {
-	name := lockName(t)
+func (s *Server) lock(ctx context.Context, peer string, req Request, target types.LockTarget, ttl time.Duration) (Response, int) {
+	name := lockName(target)
 	now := s.cfg.Now()
 	s.mu.Lock()
 	if held, ok := s.locked[name]; ok && now.Before(*held.Expires) {
@@ -368,9 +362,14 @@ func orUnknown(s string) string {
 
 // refuse answers a refused request with its reason, and says it.
 func (s *Server) refuse(w http.ResponseWriter, status int, peer, reason string) {
+	s.refused(status, peer, reason)
+	writeJSON(w, status, Response{Error: reason})
+}
+
+// refused counts and says a refusal.
+func (s *Server) refused(status int, peer, reason string) {
 	s.Refused.Add(1)
 	s.log.Warnw("Lock request refused", "reason", reason, "status", status, "client", peer)
-	writeJSON(w, status, Response{Error: reason})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

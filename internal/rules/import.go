@@ -111,3 +111,14 @@ func statusHint(status int) string {
 	}
 	return ""
 }
+
+// answer is a refused Kibana answer: its message, or its body.
+func answer(status int, raw []byte) string {
+	var a struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(raw, &a) == nil && a.Message != "" {
+		return fmt.Sprintf("status %d: %s%s", status, a.Message, statusHint(status))
+	}
+	return fmt.Sprintf("status %d: %.300s%s", status, raw, statusHint(status))
+}

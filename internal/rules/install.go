@@ -188,7 +188,7 @@ func getRule(conn Kibana, id string) (map[string]any, bool, error) {
 		return nil, false, fmt.Errorf("read it from Kibana: status 404: %s%s", a.Message, statusHint(404))
 	}
 	if resp.StatusCode >= 300 {
-		return nil, false, fmt.Errorf("read it from Kibana: status %d: %.300s%s", resp.StatusCode, raw, statusHint(resp.StatusCode))
+		return nil, false, fmt.Errorf("read it from Kibana: %s", answer(resp.StatusCode, raw))
 	}
 	var r map[string]any
 	if err := json.Unmarshal(raw, &r); err != nil {
@@ -211,13 +211,7 @@ func patchRule(conn Kibana, patch map[string]any) error {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
-		var a struct {
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(raw, &a) == nil && a.Message != "" {
-			return fmt.Errorf("status %d: %s%s", resp.StatusCode, a.Message, statusHint(resp.StatusCode))
-		}
-		return fmt.Errorf("status %d: %.300s%s", resp.StatusCode, raw, statusHint(resp.StatusCode))
+		return errors.New(answer(resp.StatusCode, raw))
 	}
 	return nil
 }

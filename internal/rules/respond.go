@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -133,7 +134,7 @@ func LockAction(r Respond) map[string]any {
 type Armed struct {
 	Armed   []string // given the ready action, its actions snoozed
 	Had     []string // have it already
-	LeftOut []string // have actions of their own, or were there before the connector
+	LeftOut []string // have actions of their own, or their ready action was removed
 }
 
 // Arm gives the rules that have a ready action (Rule.Respond) that action
@@ -163,17 +164,19 @@ func Arm(conn Kibana, shipped []Rule, installed []string, connectorCreated bool)
 		case hasConnector(actions):
 			out.Had = append(out.Had, r.Name())
 			continue
-		case len(actions) > 0 || (!connectorCreated && !contains(installed, r.Name())):
+		case len(actions) > 0 || (!connectorCreated && !slices.Contains(installed, r.Name())):
 			out.LeftOut = append(out.LeftOut, r.Name())
+			continue
+		}
+		// Snoozed before the action is added: the action is never live
+		// until an analyst unsnoozes the rule.
+		id, _ := have["id"].(string)
+		if err := muteAll(conn, id); err != nil {
+			errs = append(errs, fmt.Sprintf("rule %q: snooze its actions (the lock action was not added): %v", r.Name(), err))
 			continue
 		}
 		if err := patchRule(conn, map[string]any{"rule_id": r.ID(), "actions": []any{LockAction(*r.Respond)}}); err != nil {
 			errs = append(errs, fmt.Sprintf("rule %q: add the lock action: %v", r.Name(), err))
-			continue
-		}
-		id, _ := have["id"].(string)
-		if err := muteAll(conn, id); err != nil {
-			errs = append(errs, fmt.Sprintf("rule %q: the lock action was added but its snooze failed, so enabling the rule would lock users: %v", r.Name(), err))
 			continue
 		}
 		out.Armed = append(out.Armed, r.Name())
@@ -193,15 +196,6 @@ func hasConnector(actions []any) bool {
 	return false
 }
 
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
 // muteAll snoozes a rule's actions indefinitely.
 func muteAll(conn Kibana, id string) error {
 	resp, err := conn.Send(http.MethodPost, fmt.Sprintf(MuteAllPath, url.PathEscape(id)), nil, nil, nil)
@@ -214,15 +208,4 @@ func muteAll(conn Kibana, id string) error {
 		return fmt.Errorf("snooze its actions: %s", answer(resp.StatusCode, raw))
 	}
 	return nil
-}
-
-// answer is a refused Kibana answer: its message, or its body.
-func answer(status int, raw []byte) string {
-	var a struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(raw, &a) == nil && a.Message != "" {
-		return fmt.Sprintf("status %d: %s%s", status, a.Message, statusHint(status))
-	}
-	return fmt.Sprintf("status %d: %.300s%s", status, raw, statusHint(status))
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -140,7 +141,7 @@ func TestTheReadyLockActionLocksEachAlertsUser(t *testing.T) {
 // Kibana's Webhook connector refuses, and EnsureConnector says Kibana's
 // reason.
 func TestTheConnectorIsTheWebhookConnectorsSchema(t *testing.T) {
-	_, _, c := withKibana(t)
+	_, kb, c := withKibana(t)
 	conn, _ := endpoint(t)
 	conn.URL = "not a url"
 	_, err := EnsureConnector(&c.Connection, conn)
@@ -149,6 +150,18 @@ func TestTheConnectorIsTheWebhookConnectorsSchema(t *testing.T) {
 	conn.Key = nil
 	_, err = EnsureConnector(&c.Connection, conn)
 	require.ErrorContains(t, err, "must specify one of the following schemas")
+
+	// Kibana refuses a write without kbn-xsrf (libbeat's client sends it).
+	good, _ := endpoint(t)
+	config, secrets := good.fields()
+	body, err := json.Marshal(map[string]any{"name": ConnectorName, "connector_type_id": ".webhook", "config": config, "secrets": secrets})
+	require.NoError(t, err)
+	resp, err := http.Post(c.Connection.URL+ConnectorPath+ConnectorID, "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	_, found := kb.Connector(ConnectorID)
+	require.False(t, found)
 }
 
 // TestReadyActionsAreWellFormed: every ready action names its TTL, and a

@@ -479,7 +479,7 @@ func (p *parser) query() (*Query, error) {
 		p.I++
 	}
 	for p.Peek().Kind == "[" {
-		c, err := p.enclosed("]", p.eventQuery)
+		c, err := querykit.Enclosed(&p.Cursor, "]", "", p.eventQuery)
 		if err != nil {
 			return nil, err
 		}
@@ -565,22 +565,9 @@ func (p *parser) or() (cond, error) {
 // operand is a comparison, or an expression in parentheses.
 func (p *parser) operand() (cond, error) {
 	if p.Peek().Kind == "(" {
-		return p.enclosed(")", p.or)
+		return querykit.Enclosed(&p.Cursor, ")", "", p.or)
 	}
 	return p.comparison()
-}
-
-// enclosed parses what follows the opening token at p, up to its close.
-func (p *parser) enclosed(close string, inner func() (cond, error)) (cond, error) {
-	p.I++
-	c, err := inner()
-	if err != nil {
-		return nil, err
-	}
-	if err := p.expect(close, ""); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 func (p *parser) comparison() (cond, error) {

@@ -63,6 +63,11 @@ func (k *Kibana) Imports() int {
 
 func (k *Kibana) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
+	// Kibana refuses every request but a GET without the header.
+	if r.Method != http.MethodGet && r.Header.Get("kbn-xsrf") == "" {
+		kibanaError(w, http.StatusBadRequest, "Request must contain a kbn-xsrf header.")
+		return
+	}
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == "/api/status":
 		fmt.Fprintf(w, `{"name":"kibana","version":{"number":%q,"build_flavor":"default","build_snapshot":false},"status":{"overall":{"level":"available"}}}`, k.Version)
@@ -81,17 +86,11 @@ func (k *Kibana) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/api/alerting/rule/") && strings.HasSuffix(r.URL.Path, "/_unmute_all"):
 		k.serveMute(w, r, strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/alerting/rule/"), "/_unmute_all"), false)
 	default:
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, `{"statusCode":404,"error":"Not Found","message":"%s %s"}`, r.Method, r.URL.Path)
+		kibanaError(w, http.StatusNotFound, r.Method+" "+r.URL.Path)
 	}
 }
 
 func (k *Kibana) importObjects(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("kbn-xsrf") == "" {
-		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, `{"statusCode":400,"error":"Bad Request","message":"Request must contain a kbn-xsrf header."}`)
-		return
-	}
 	objs, err := ndjsonUpload(r)
 	if err != nil {
 		writeUploadError(w, err, http.StatusBadRequest, "invalid saved object: ")
@@ -215,12 +214,17 @@ func ndjsonUpload(r *http.Request) ([]map[string]any, error) {
 func writeUploadError(w http.ResponseWriter, err error, mediaStatus int, linePrefix string) {
 	switch {
 	case errors.Is(err, errNotMultipart):
-		w.WriteHeader(mediaStatus)
-		fmt.Fprintf(w, `{"statusCode":%d,"error":%q,"message":%q}`, mediaStatus, http.StatusText(mediaStatus), err.Error())
+		kibanaError(w, mediaStatus, err.Error())
 	case errors.Is(err, errBadLine):
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"statusCode":400,"error":"Bad Request","message":%q}`, linePrefix+err.Error())
+		kibanaError(w, http.StatusBadRequest, linePrefix+err.Error())
 	default:
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	}
+}
+
+// kibanaError answers as Kibana's HTTP errors are written.
+func kibanaError(w http.ResponseWriter, status int, message string) {
+	w.WriteHeader(status)
+	msg, _ := json.Marshal(message)
+	fmt.Fprintf(w, `{"statusCode":%d,"error":%q,"message":%s}`, status, http.StatusText(status), msg)
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -116,11 +115,6 @@ type ruleError struct {
 }
 
 func (k *Kibana) serveRules(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Header.Get("kbn-xsrf") == "" {
-		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, `{"statusCode":400,"error":"Bad Request","message":"Request must contain a kbn-xsrf header."}`)
-		return
-	}
 	switch r.Method {
 	case http.MethodGet:
 		id := r.URL.Query().Get("rule_id")
@@ -138,8 +132,7 @@ func (k *Kibana) serveRules(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPatch:
 		var body map[string]any
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, `{"statusCode":400,"error":"Bad Request","message":%q}`, err.Error())
+			kibanaError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		id, _ := body["rule_id"].(string)
@@ -153,9 +146,7 @@ func (k *Kibana) serveRules(w http.ResponseWriter, r *http.Request) {
 		case err == errNoRule:
 			writeNotFound(w, id)
 		case err != nil:
-			w.WriteHeader(http.StatusBadRequest)
-			msg, _ := json.Marshal(err.Error())
-			fmt.Fprintf(w, `{"statusCode":400,"error":"Bad Request","message":%s}`, msg)
+			kibanaError(w, http.StatusBadRequest, err.Error())
 		default:
 			_ = json.NewEncoder(w).Encode(rule)
 		}
@@ -167,9 +158,7 @@ func (k *Kibana) serveRules(w http.ResponseWriter, r *http.Request) {
 var errNoRule = fmt.Errorf("no such rule")
 
 func writeNotFound(w http.ResponseWriter, id string) {
-	w.WriteHeader(http.StatusNotFound)
-	msg, _ := json.Marshal(fmt.Sprintf("rule_id: %q not found", id))
-	fmt.Fprintf(w, `{"statusCode":404,"error":"Not Found","message":%s}`, msg)
+	kibanaError(w, http.StatusNotFound, fmt.Sprintf("rule_id: %q not found", id))
 }
 
 // patchLocked applies fields to a stored rule, as Kibana's PATCH does:
@@ -219,11 +208,6 @@ func withoutKibanaFields(r map[string]any) map[string]any {
 }
 
 func (k *Kibana) importRules(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("kbn-xsrf") == "" {
-		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, `{"statusCode":400,"error":"Bad Request","message":"Request must contain a kbn-xsrf header."}`)
-		return
-	}
 	overwrite := r.URL.Query().Get("overwrite") == "true"
 	rules, err := ndjsonUpload(r)
 	if err != nil {

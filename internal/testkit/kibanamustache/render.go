@@ -40,10 +40,10 @@ const (
 // slices, strings, numbers, booleans, nil).
 func Render(template string, variables map[string]any, escape Escape) (string, error) {
 	// JSON.parse(JSON.stringify(variables)), then convertDotVariables.
-	if _, err := json.Marshal(variables); err != nil {
+	view, err := jsonvalue.Through(variables)
+	if err != nil {
 		return "", fmt.Errorf("variables: %w", err)
 	}
-	view := jsonvalue.Of(variables)
 	convertDots(view)
 	tokens, err := parse(template)
 	if err != nil {
